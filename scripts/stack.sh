@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# The local stack without Docker: PostgreSQL (Debian's package, own cluster),
+# Apache Kafka (jars from Maven Central, single-node KRaft) and ClickHouse
+# (Debian's package), each with its data, log and PID file under one directory.
+#
+#   scripts/stack.sh up|down|status|env
+#
+# STACK_DIR          where everything lives            (default: <repo>/.stack)
+# STACK_PORT_PREFIX  one digit put before each port     (default: 1)
+#                    1 → PostgreSQL 15432, Kafka 19092 (+19093 controller),
+#                        ClickHouse 18123 HTTP (+19000 native, 19009 interserver)
+# Tests use another directory and prefix, so they never touch a developer's stack.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_DIR=${STACK_DIR:-$ROOT/.stack}
+P=${STACK_PORT_PREFIX:-1}
+KAFKA_LIBS=${KAFKA_LIBS:-$ROOT/.stack-cache/kafka-libs}
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+
+PG_PORT=${P}5432
+KAFKA_PORT=${P}9092
+KAFKA_CONTROLLER_PORT=${P}9093
+CH_HTTP_PORT=${P}8123
+CH_TCP_PORT=${P}9000
+CH_INTERSERVER_PORT=${P}9009
+
+PG_DIR=$STACK_DIR/pg
+KAFKA_DIR=$STACK_DIR/kafka
+CH_DIR=$STACK_DIR/clickhouse
+READY_TIMEOUT=${STACK_READY_TIMEOUT:-90}
+
+DATABASE_URL="postgres://walbridge:walbridge@127.0.0.1:$PG_PORT/walbridge"
+KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+CLICKHOUSE_URL="http://default:@127.0.0.1:$CH_HTTP_PORT/default"
+
+say() { printf '[stack] %s\n' "$*"; }
+fail() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# PostgreSQL refuses to run as root: when we are root, its files belong to
+# the Debian package's `postgres` user and its commands run as that user.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# A PID file counts only when its process is alive: a stale one never blocks `up`.
+alive() {
+  local pidfile=$1 pid
+  [ -f "$pidfile" ] || return 1
+  pid=$(cat "$pidfile" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # name log-file command...
+  local name=$1 log=$2; shift 2
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until "$@"; do
+    if [ $SECONDS -ge $deadline ]; then
+      fail "$name did not become ready within ${READY_TIMEOUT}s; see its log: $log"
+    fi
+    sleep 0.3
+  done
+}
+
+require_installed() {
+  [ -x "$PG_BIN/postgres" ] || fail "PostgreSQL server binaries not found (looked in '$PG_BIN'); run scripts/install-stack.sh"
+  command -v clickhouse-server >/dev/null || fail "clickhouse-server not found; run scripts/install-stack.sh"
+  command -v java >/dev/null || fail "java not found; run scripts/install-stack.sh"
+  compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null || fail "Kafka jars not found in $KAFKA_LIBS; run scripts/install-stack.sh"
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_up() {
+  mkdir -p "$STACK_DIR"
+  if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+    say "postgres: initdb into $PG_DIR/data"
+    mkdir -p "$PG_DIR/data" "$PG_DIR/run"
+    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$PG_DIR"
+    chmod 700 "$PG_DIR/data"
+    as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 \
+      || fail "initdb failed; see $PG_DIR/initdb.log"
+    cat "$ROOT/infra/postgres/postgresql.conf" >> "$PG_DIR/data/postgresql.conf"
+    printf "port = %s\nunix_socket_directories = '%s'\n" "$PG_PORT" "$PG_DIR/run" >> "$PG_DIR/data/postgresql.conf"
+    cp "$ROOT/infra/postgres/pg_hba.conf" "$PG_DIR/data/pg_hba.conf"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DIR/data/pg_hba.conf"
+    local fresh=1
+  fi
+  if as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
+    say "postgres: already running on $PG_PORT"
+  else
+    rm -f "$PG_DIR/data/postmaster.pid"  # stale after a kill -9 or a reboot
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t "$READY_TIMEOUT" start >/dev/null \
+      || fail "postgres did not start; see its log: $PG_DIR/postgres.log"
+  fi
+  wait_for postgres "$PG_DIR/postgres.log" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
+  if [ "${fresh:-0}" = 1 ]; then
+    as_pg "$PG_BIN/psql" -q -v ON_ERROR_STOP=1 -h "$PG_DIR/run" -p "$PG_PORT" -U postgres -d postgres \
+      -f "$ROOT/infra/postgres/bootstrap.sql" >"$PG_DIR/bootstrap.log" 2>&1 \
+      || fail "postgres bootstrap failed; see $PG_DIR/bootstrap.log"
+  fi
+}
+
+pg_down() {
+  if [ -f "$PG_DIR/data/PG_VERSION" ] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null && say "postgres: stopped"
+  fi
+}
+
+pg_status() {
+  local out
+  if out=$(PGCONNECT_TIMEOUT=3 psql "$DATABASE_URL" -XAtc "select current_setting('server_version') || ' wal_level=' || current_setting('wal_level')" 2>&1); then
+    say "postgres   healthy  127.0.0.1:$PG_PORT  PostgreSQL $out"
+  else
+    say "postgres   DOWN     127.0.0.1:$PG_PORT  ($out) log: $PG_DIR/postgres.log"; return 1
+  fi
+}
+
+# --------------------------------------------------------------------- Kafka
+# The broker's JVM, heap bounded to 512 MB.
+KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true
+  "-Dlog4j2.configurationFile=$ROOT/infra/kafka/log4j2.properties" "-Dkafka.log.dir=$KAFKA_DIR/log"
+  -cp "$KAFKA_LIBS/*")
+
+kafka_up() {
+  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/log"
+  sed -e "s#@DIR@#$KAFKA_DIR#g" -e "s#@BROKER_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    "$ROOT/infra/kafka/server.properties" > "$KAFKA_DIR/server.properties"
+  if alive "$KAFKA_DIR/kafka.pid"; then
+    say "kafka: already running on $KAFKA_PORT"
+  else
+    if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then  # storage is formatted once
+      local cluster_id
+      cluster_id=$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid 2>>"$KAFKA_DIR/log/format.log")
+      "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" \
+        >>"$KAFKA_DIR/log/format.log" 2>&1 || fail "kafka storage format failed; see $KAFKA_DIR/log/format.log"
+    fi
+    : > "$KAFKA_DIR/log/server.log"
+    setsid nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_DIR/server.properties" \
+      >"$KAFKA_DIR/log/stdout.log" 2>&1 < /dev/null &
+    echo $! > "$KAFKA_DIR/kafka.pid"
+  fi
+  wait_for kafka "$KAFKA_DIR/log/server.log" kafka_ready
+}
+
+kafka_ready() {
+  alive "$KAFKA_DIR/kafka.pid" || fail "kafka exited during start-up; see $KAFKA_DIR/log/server.log and $KAFKA_DIR/log/stdout.log"
+  port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$KAFKA_DIR/log/server.log"
+}
+
+stop_pidfile() { # name pidfile
+  local name=$1 pidfile=$2 pid
+  alive "$pidfile" || { rm -f "$pidfile"; return 0; }
+  pid=$(cat "$pidfile")
+  kill -TERM "$pid"
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then say "$name: did not stop in 20s, killing"; kill -KILL "$pid"; fi
+  rm -f "$pidfile"
+  say "$name: stopped"
+}
+
+kafka_down() { stop_pidfile kafka "$KAFKA_DIR/kafka.pid"; }
+
+kafka_status() {
+  local version
+  version=$(basename "$(compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" | head -n 1)" .jar); version=${version#kafka_2.13-}
+  if alive "$KAFKA_DIR/kafka.pid" && port_open "$KAFKA_PORT"; then
+    say "kafka      healthy  127.0.0.1:$KAFKA_PORT  Apache Kafka $version (KRaft), pid $(cat "$KAFKA_DIR/kafka.pid")"
+  else
+    say "kafka      DOWN     127.0.0.1:$KAFKA_PORT  log: $KAFKA_DIR/log/server.log"; return 1
+  fi
+}
+
+# ---------------------------------------------------------------- ClickHouse
+clickhouse_up() {
+  mkdir -p "$CH_DIR"/{data,tmp,user_files,format_schemas,log}
+  sed -e "s#@DIR@#$CH_DIR#g" -e "s#@HTTP_PORT@#$CH_HTTP_PORT#g" -e "s#@TCP_PORT@#$CH_TCP_PORT#g" \
+    -e "s#@INTERSERVER_PORT@#$CH_INTERSERVER_PORT#g" "$ROOT/infra/clickhouse/config.xml" > "$CH_DIR/config.xml"
+  cp "$ROOT/infra/clickhouse/users.xml" "$CH_DIR/users.xml"
+  if alive "$CH_DIR/clickhouse.pid"; then
+    say "clickhouse: already running on $CH_HTTP_PORT"
+  else
+    (cd "$CH_DIR" && setsid nohup clickhouse-server --config-file="$CH_DIR/config.xml" \
+      >"$CH_DIR/log/stdout.log" 2>&1 < /dev/null & echo $! > "$CH_DIR/clickhouse.pid")
+  fi
+  wait_for clickhouse "$CH_DIR/log/clickhouse-server.err.log" clickhouse_ready
+}
+
+clickhouse_ready() {
+  alive "$CH_DIR/clickhouse.pid" || fail "clickhouse exited during start-up; see $CH_DIR/log/clickhouse-server.err.log and $CH_DIR/log/stdout.log"
+  [ "$(curl -fsS "http://127.0.0.1:$CH_HTTP_PORT/ping" 2>/dev/null)" = "Ok." ]
+}
+
+clickhouse_down() { stop_pidfile clickhouse "$CH_DIR/clickhouse.pid"; }
+
+clickhouse_status() {
+  local version
+  if version=$(curl -fsS --max-time 3 "http://127.0.0.1:$CH_HTTP_PORT/?query=SELECT%20version()" 2>&1); then
+    say "clickhouse healthy  127.0.0.1:$CH_HTTP_PORT  ClickHouse $version, pid $(cat "$CH_DIR/clickhouse.pid" 2>/dev/null)"
+  else
+    say "clickhouse DOWN     127.0.0.1:$CH_HTTP_PORT  log: $CH_DIR/log/clickhouse-server.err.log"; return 1
+  fi
+}
+
+# ------------------------------------------------------------------- commands
+write_env() {
+  cat > "$STACK_DIR/env" <<EOF
+# Written by scripts/stack.sh up: source it to reach this stack.
+export DATABASE_URL='$DATABASE_URL'
+export KAFKA_BROKERS='$KAFKA_BROKERS'
+export CLICKHOUSE_URL='$CLICKHOUSE_URL'
+EOF
+}
+
+timed() { # name function: runs it and reports how long it took
+  local t0; t0=$(date +%s.%N)
+  "$2"
+  say "$1: ready in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')s"
+}
+
+case "${1:-}" in
+  up)
+    require_installed
+    timed postgres pg_up
+    timed kafka kafka_up
+    timed clickhouse clickhouse_up
+    write_env
+    say "up; environment in $STACK_DIR/env"
+    ;;
+  down)
+    clickhouse_down; kafka_down; pg_down
+    ;;
+  status)
+    rc=0
+    pg_status || rc=1; kafka_status || rc=1; clickhouse_status || rc=1
+    exit $rc
+    ;;
+  env)
+    write_env; cat "$STACK_DIR/env"
+    ;;
+  *)
+    echo "usage: scripts/stack.sh up|down|status|env" >&2; exit 2
+    ;;
+esac

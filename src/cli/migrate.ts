@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/**
+ * `migrate`: creates user_logins in PostgreSQL (the seed's DDL) and in
+ * ClickHouse (ReplacingMergeTree for the server's version). Idempotent.
+ */
+import pg from 'pg';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { redactUrl, resolveConnections } from '../config/connections.js';
+import { ensureDatabase, openClickHouse } from '../sink/clickhouse/client.js';
+import { migrateClickHouse } from '../migrate/clickhouse-migrator.js';
+import { migratePostgres } from '../migrate/postgres-migrator.js';
+import { runCommand } from './run-command.js';
+
+const argv = yargs(hideBin(process.argv))
+  .scriptName('migrate')
+  .usage('$0 [--only postgres|clickhouse]\n\nApplies migrations/postgres and migrations/clickhouse, idempotently.')
+  .option('database-url', { type: 'string', describe: 'PostgreSQL URL (env DATABASE_URL)' })
+  .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
+  .option('only', { choices: ['postgres', 'clickhouse'] as const, describe: 'migrate one side only' })
+  .strict()
+  .help()
+  .parseSync();
+
+await runCommand(async () => {
+  const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl });
+  if (argv.only !== 'clickhouse') {
+    const client = new pg.Client({ connectionString: connections.databaseUrl });
+    await client.connect();
+    try {
+      const applied = await migratePostgres(client);
+      console.log(`postgres   ${redactUrl(connections.databaseUrl)}: ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);
+    } finally {
+      await client.end();
+    }
+  }
+  if (argv.only !== 'postgres') {
+    await ensureDatabase(connections.clickhouseUrl);
+    const { client } = openClickHouse(connections.clickhouseUrl);
+    try {
+      const { features, applied } = await migrateClickHouse(client);
+      console.log(`clickhouse ${redactUrl(connections.clickhouseUrl)} (server ${features.version}): ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);
+    } finally {
+      await client.close();
+    }
+  }
+});

@@ -1,0 +1,53 @@
+/**
+ * How every command ends: 0 on success, 2 for what the user must fix
+ * (ConfigError, or a connection refused for a reason the user controls: wrong
+ * password, unknown database, nothing listening), 1 for anything else. The
+ * message names the problem and the fix; it never carries a password.
+ */
+import { ConfigError, EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME } from '../core/exit-codes.js';
+
+export async function runCommand(body: () => Promise<number | void>): Promise<never> {
+  let code: number;
+  try {
+    code = (await body()) ?? EXIT_OK;
+  } catch (error) {
+    const userError = asUserError(error);
+    if (userError) {
+      process.stderr.write(`error: ${userError}\n`);
+      code = EXIT_CONFIG;
+    } else {
+      const err = error as Error;
+      process.stderr.write(`error: ${err.message}\n`);
+      if (process.env.LOG_LEVEL === 'debug' && err.stack) process.stderr.write(`${err.stack}\n`);
+      code = EXIT_RUNTIME;
+    }
+  }
+  process.exit(code);
+}
+
+interface ErrorWithCode {
+  code?: string;
+  address?: string;
+  port?: number;
+  message: string;
+}
+
+/** The user-facing text when the error is one the user must fix, else undefined. */
+export function asUserError(error: unknown): string | undefined {
+  if (error instanceof ConfigError) return error.message;
+  const err = error as ErrorWithCode;
+  switch (err?.code) {
+    case '28P01':
+      return `PostgreSQL refused the password (${err.message}); check the password in --database-url / DATABASE_URL`;
+    case '28000':
+      return `PostgreSQL refused the login (${err.message}); check pg_hba.conf and the user in --database-url / DATABASE_URL`;
+    case '3D000':
+      return `${err.message}; create it or fix the database name in --database-url / DATABASE_URL`;
+    case 'ECONNREFUSED':
+      return `nothing is listening at ${err.address ?? '?'}:${err.port ?? '?'}; is the service running? (local stack: npm run stack:up)`;
+    case 'ENOTFOUND':
+      return `host not found: ${err.message}`;
+    default:
+      return undefined;
+  }
+}

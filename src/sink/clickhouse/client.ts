@@ -1,0 +1,45 @@
+/**
+ * ClickHouse connections from one URL: `http://user:password@host:port/database`.
+ * The database in the path is where walbridge's tables live.
+ */
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+
+export interface ClickHouseTarget {
+  client: ClickHouseClient;
+  database: string;
+}
+
+export function databaseOf(url: string): string {
+  const name = decodeURIComponent(new URL(url).pathname.replace(/^\/+|\/+$/g, ''));
+  return name || 'default';
+}
+
+export function openClickHouse(url: string, options: { requestTimeoutMs?: number } = {}): ClickHouseTarget {
+  const client = createClient({
+    url,
+    request_timeout: options.requestTimeoutMs ?? 60_000,
+    // An insert is one finite HTTP request; keep-alive sockets are reused
+    // between batches, compression costs CPU we would rather spend decoding.
+    compression: { request: false, response: false },
+  });
+  return { client, database: databaseOf(url) };
+}
+
+/** Creates the URL's database when missing (through `default`, which always exists). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const database = databaseOf(url);
+  if (database === 'default') return;
+  const admin = new URL(url);
+  admin.pathname = '/default';
+  const { client } = openClickHouse(admin.toString());
+  try {
+    await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(database)}` });
+  } finally {
+    await client.close();
+  }
+}
+
+/** Backquoted identifier, as ClickHouse quotes them. */
+export function quoteIdentifier(name: string): string {
+  return '`' + name.replace(/\\/g, '\\\\').replace(/`/g, '\\`') + '`';
+}

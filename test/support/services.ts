@@ -1,0 +1,104 @@
+/**
+ * Real services for integration tests. scripts/test.sh starts an isolated
+ * stack (or takes WALBRIDGE_TEST_* URLs); each test then gets its own
+ * PostgreSQL database, ClickHouse database and Kafka topic prefix, so tests
+ * never see each other's tables, slots or topics, and table names stay the
+ * product's own (`user_logins`).
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import pg from 'pg';
+import kafkajs from 'kafkajs';
+import { ensureDatabase, openClickHouse, quoteIdentifier } from '../../src/sink/clickhouse/client.js';
+
+export interface ServiceUrls {
+  databaseUrl: string;
+  kafkaBrokers: string;
+  clickhouseUrl: string;
+}
+
+export function serviceUrls(): ServiceUrls {
+  const { WALBRIDGE_TEST_DATABASE_URL, WALBRIDGE_TEST_KAFKA_BROKERS, WALBRIDGE_TEST_CLICKHOUSE_URL } = process.env;
+  if (!WALBRIDGE_TEST_DATABASE_URL || !WALBRIDGE_TEST_KAFKA_BROKERS || !WALBRIDGE_TEST_CLICKHOUSE_URL) {
+    throw new Error('integration tests need WALBRIDGE_TEST_* service URLs: run them through `npm test` (scripts/test.sh)');
+  }
+  return {
+    databaseUrl: WALBRIDGE_TEST_DATABASE_URL,
+    kafkaBrokers: WALBRIDGE_TEST_KAFKA_BROKERS,
+    clickhouseUrl: WALBRIDGE_TEST_CLICKHOUSE_URL,
+  };
+}
+
+/**
+ * A superuser connection over the test stack's unix socket (trust), for tests
+ * that must create roles or read server settings. Only with the stack that
+ * scripts/test.sh started; undefined when WALBRIDGE_TEST_* URLs were given.
+ */
+export function superuserUrl(database = 'postgres'): string | undefined {
+  const stackDir = process.env.WALBRIDGE_TEST_STACK_DIR;
+  if (!stackDir) return undefined;
+  const port = new URL(serviceUrls().databaseUrl).port;
+  return `postgres://postgres@localhost/${database}?host=${encodeURIComponent(path.join(stackDir, 'pg', 'run'))}&port=${port}`;
+}
+
+export interface IsolatedServices extends ServiceUrls {
+  /** Name shared by the PostgreSQL and ClickHouse databases. */
+  name: string;
+  topicPrefix: string;
+  /** Drops the databases (and the slots in the PostgreSQL one) and deletes the topics. */
+  cleanup(): Promise<void>;
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+export async function isolatedServices(label: string): Promise<IsolatedServices> {
+  const base = serviceUrls();
+  const name = `wb_${label.replace(/\W/g, '_').toLowerCase()}_${randomBytes(3).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base.databaseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  const clickhouseUrl = withDatabase(base.clickhouseUrl, name);
+  await ensureDatabase(clickhouseUrl);
+  const topicPrefix = name;
+  return {
+    name,
+    databaseUrl: withDatabase(base.databaseUrl, name),
+    kafkaBrokers: base.kafkaBrokers,
+    clickhouseUrl,
+    topicPrefix,
+    cleanup: async () => {
+      const client = new pg.Client({ connectionString: base.databaseUrl });
+      await client.connect();
+      try {
+        await client.query(
+          `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, [name]);
+        await client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, [name]);
+        await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+      const { client: clickhouse } = openClickHouse(base.clickhouseUrl);
+      try {
+        await clickhouse.command({ query: `DROP DATABASE IF EXISTS ${quoteIdentifier(name)}` });
+      } finally {
+        await clickhouse.close();
+      }
+      const kafkaAdmin = new kafkajs.Kafka({ brokers: base.kafkaBrokers.split(','), logLevel: kafkajs.logLevel.NOTHING }).admin();
+      await kafkaAdmin.connect();
+      try {
+        const topics = (await kafkaAdmin.listTopics()).filter((topic) => topic.startsWith(`${topicPrefix}.`));
+        if (topics.length > 0) await kafkaAdmin.deleteTopics({ topics });
+      } finally {
+        await kafkaAdmin.disconnect();
+      }
+    },
+  };
+}
