@@ -2,8 +2,9 @@
 # The test command (README): builds, then runs unit and integration tests
 # against real services. Unless WALBRIDGE_TEST_DATABASE_URL,
 # WALBRIDGE_TEST_KAFKA_BROKERS and WALBRIDGE_TEST_CLICKHOUSE_URL are all set,
-# it starts a fresh stack of its own (.stack/test, ports 2xxxx), isolated from
-# a developer's stack, and stops it when done, pass or fail.
+# it starts a fresh stack of its own (.stack/test-2, ports 2xxxx; another
+# digit in WALBRIDGE_TEST_PORT_PREFIX gives another stack), isolated from a
+# developer's stack, and stops it when done, pass or fail.
 #
 #   scripts/test.sh                 all suites
 #   scripts/test.sh dist/test/unit/lsn.test.js ...   chosen compiled files
@@ -16,7 +17,8 @@ npx tsc -p tsconfig.json
 if [ -n "${WALBRIDGE_TEST_DATABASE_URL:-}" ] && [ -n "${WALBRIDGE_TEST_KAFKA_BROKERS:-}" ] && [ -n "${WALBRIDGE_TEST_CLICKHOUSE_URL:-}" ]; then
   echo "[test] using the services named in WALBRIDGE_TEST_*"
 else
-  export STACK_DIR="$ROOT/.stack/test" STACK_PORT_PREFIX=2
+  export STACK_PORT_PREFIX=${WALBRIDGE_TEST_PORT_PREFIX:-2}
+  export STACK_DIR="$ROOT/.stack/test-$STACK_PORT_PREFIX"
   bash scripts/stack.sh down >/dev/null 2>&1 || true
   rm -rf "$STACK_DIR"
   trap 'bash scripts/stack.sh down' EXIT

@@ -1,0 +1,31 @@
+/**
+ * The Kafka client behind walbridge. Only files in src/kafka/ import kafkajs,
+ * so the client can be swapped (design.md §4: kafkajs is unmaintained).
+ * kafkajs' own log lines go through walbridge's logger, warnings and up.
+ */
+import kafkajs from 'kafkajs';
+import type { Logger } from '../observability/logger.js';
+
+export type Kafka = kafkajs.Kafka;
+
+const LEVEL_NAMES: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [kafkajs.logLevel.ERROR]: 'error',
+  [kafkajs.logLevel.WARN]: 'warn',
+  [kafkajs.logLevel.INFO]: 'info',
+  [kafkajs.logLevel.DEBUG]: 'debug',
+};
+
+export function createKafka(brokers: string[], clientId: string, logger: Logger): Kafka {
+  return new kafkajs.Kafka({
+    clientId,
+    brokers,
+    connectionTimeout: 10_000,
+    requestTimeout: 30_000,
+    retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 10_000 },
+    logLevel: kafkajs.logLevel.WARN,
+    logCreator: () => ({ namespace, level, log }) => {
+      const { message, ...extra } = log;
+      logger[LEVEL_NAMES[level] ?? 'info']({ kafka: namespace, ...extra }, message);
+    },
+  });
+}

@@ -1,0 +1,41 @@
+/**
+ * Topic administration: create-if-missing with a chosen partition count, and
+ * the end offsets a `--once` run drains to or `status` reports.
+ */
+import type { Kafka } from './client.js';
+
+export interface PartitionOffsets {
+  partition: number;
+  /** The offset the next message will get (Kafka's "high watermark"). */
+  high: bigint;
+  low: bigint;
+}
+
+export async function ensureTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = await admin.listTopics();
+    if (!existing.includes(topic)) {
+      // false when another process created it first: fine either way.
+      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** End offsets per partition; an empty list when the topic does not exist. */
+export async function topicOffsets(kafka: Kafka, topic: string): Promise<PartitionOffsets[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    if (!(await admin.listTopics()).includes(topic)) return [];
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets
+      .map((o) => ({ partition: o.partition, high: BigInt(o.high), low: BigInt(o.low) }))
+      .sort((a, b) => a.partition - b.partition);
+  } finally {
+    await admin.disconnect();
+  }
+}
