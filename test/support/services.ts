@@ -55,8 +55,8 @@ function withDatabase(url: string, database: string): string {
   return parsed.toString();
 }
 
-export async function isolatedServices(label: string): Promise<IsolatedServices> {
-  const base = serviceUrls();
+/** A fresh database pair and topic prefix on the given services (default: the test stack's). */
+export async function isolatedServices(label: string, base: ServiceUrls = serviceUrls()): Promise<IsolatedServices> {
   const name = `wb_${label.replace(/\W/g, '_').toLowerCase()}_${randomBytes(3).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base.databaseUrl });
   await admin.connect();

@@ -1,0 +1,347 @@
+/**
+ * The benchmark's scenarios. Each runs in its own PostgreSQL/ClickHouse
+ * database and topic prefix (test/support/services.ts), against the real
+ * services, and measures a limit of the same machine in the same run next to
+ * walbridge's figure.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { cliEnv } from '../../test/support/cli.js';
+import { isolatedServices, type IsolatedServices, type ServiceUrls } from '../../test/support/services.js';
+import { openClickHouse } from '../../src/sink/clickhouse/client.js';
+import { createKafka } from '../../src/kafka/client.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { runToEnd, startCli, startProcess } from './processes.js';
+
+const exec = promisify(execFile);
+
+export interface Workspace extends IsolatedServices {
+  slot: string;
+  env: NodeJS.ProcessEnv;
+  sql<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params?: unknown[]): Promise<T[]>;
+  clickhouseScalar(query: string): Promise<number>;
+}
+
+export async function workspace(label: string, base: ServiceUrls): Promise<Workspace> {
+  const services = await isolatedServices(`bench_${label}`, base);
+  const env = cliEnv(services);
+  await runToEnd(startCli('migrate', [], env), 'migrate');
+  return {
+    ...services,
+    slot: services.name,
+    env,
+    sql: async (text, params = []) => {
+      const client = new pg.Client({ connectionString: services.databaseUrl });
+      await client.connect();
+      try {
+        return (await client.query(text, params)).rows;
+      } finally {
+        await client.end();
+      }
+    },
+    clickhouseScalar: async (query) => {
+      const { client } = openClickHouse(services.clickhouseUrl);
+      try {
+        const rows = await (await client.query({ query, format: 'JSONEachRow' })).json<{ v: string | number }>();
+        return Number(rows[0]?.v ?? 0);
+      } finally {
+        await client.close();
+      }
+    },
+  };
+}
+
+function cdcArgs(ws: Workspace, extra: string[]): string[] {
+  return ['start', '--slot', ws.slot, '--topic-prefix', ws.topicPrefix, ...extra];
+}
+
+function sinkArgs(ws: Workspace, extra: string[]): string[] {
+  return ['start', '--topic-prefix', ws.topicPrefix, '--group', `${ws.name}-sink`, ...extra];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until ClickHouse holds `rows` rows; returns when that was first seen. */
+async function waitForRows(ws: Workspace, rows: number, timeoutMs: number, intervalMs = 200): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if ((await ws.clickhouseScalar('SELECT count() AS v FROM user_logins')) >= rows) return performance.now();
+    if (performance.now() > deadline) throw new Error(`ClickHouse did not reach ${rows} rows within ${timeoutMs / 1000}s`);
+    await sleep(intervalMs);
+  }
+}
+
+/** N rows in transactions of `perTransaction` rows, written server-side. */
+async function writeBacklog(ws: Workspace, rows: number, perTransaction: number): Promise<void> {
+  const client = new pg.Client({ connectionString: ws.databaseUrl });
+  await client.connect();
+  try {
+    // Commit durability is not what is measured; the WAL written is the same.
+    await client.query('SET synchronous_commit = off');
+    await client.query(`DO $$
+      BEGIN
+        FOR i IN 1..${Math.ceil(rows / perTransaction)} LOOP
+          INSERT INTO user_logins (username, event_type, event_time)
+          SELECT 'user_' || (i * ${perTransaction} + g), 'login', clock_timestamp() FROM generate_series(1, ${perTransaction}) AS g;
+          COMMIT;
+        END LOOP;
+      END $$`);
+  } finally {
+    await client.end();
+  }
+}
+
+async function publicationOf(ws: Workspace): Promise<string> {
+  const rows = await ws.sql<{ pubname: string }>(`SELECT pubname FROM pg_publication_tables WHERE schemaname = 'public' AND tablename = 'user_logins'`);
+  const name = rows[0]?.pubname;
+  if (!name) throw new Error('cdc created no publication for user_logins');
+  return name;
+}
+
+export interface CatchUpResult {
+  rows: number;
+  seconds: number;
+  rowsPerSecond: number;
+  limitRowsPerSecond: number;
+  cdcPeakRssMb: number;
+  sinkPeakRssMb: number;
+}
+
+/**
+ * A backlog written while cdc and sink are stopped, then both started: rows/s
+ * until ClickHouse has them all. Limit: pg_recvlogical decoding the same
+ * backlog with pgoutput into /dev/null.
+ */
+export async function catchUp(base: ServiceUrls, rows: number, markSent: boolean): Promise<CatchUpResult> {
+  const ws = await workspace(markSent ? 'catchup' : 'catchup_nomark', base);
+  try {
+    const markFlag = markSent ? [] : ['--no-mark-sent'];
+    await runToEnd(startCli('cdc', cdcArgs(ws, ['--once', '--snapshot', 'none', ...markFlag]), ws.env), 'cdc (slot creation)');
+    const limitSlot = `${ws.slot}_limit`;
+    await ws.sql(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [limitSlot]);
+    await writeBacklog(ws, rows, 10);
+    const endLsn = (await ws.sql<{ lsn: string }>('SELECT pg_current_wal_lsn() AS lsn'))[0]?.lsn ?? '0/0';
+
+    const limit = await runToEnd(startProcess('pg_recvlogical', [
+      '-d', ws.databaseUrl, '--slot', limitSlot, '--start', '--endpos', endLsn, '--no-loop',
+      '-o', 'proto_version=1', '-o', `publication_names=${await publicationOf(ws)}`, '-f', '/dev/null',
+    ], {}), 'pg_recvlogical');
+    await ws.sql('SELECT pg_drop_replication_slot($1)', [limitSlot]);
+
+    const started = performance.now();
+    const sink = startCli('sink', sinkArgs(ws, []), ws.env);
+    const cdc = startCli('cdc', cdcArgs(ws, ['--once', ...markFlag]), ws.env);
+    const done = await waitForRows(ws, rows, 30 * 60_000);
+    const cdcResult = await runToEnd(cdc, 'cdc --once (catch-up)');
+    const sinkResult = await sink.stop();
+    const seconds = (done - started) / 1000;
+    return {
+      rows,
+      seconds,
+      rowsPerSecond: rows / seconds,
+      limitRowsPerSecond: rows / limit.seconds,
+      cdcPeakRssMb: cdcResult.peakRssMb,
+      sinkPeakRssMb: sinkResult.peakRssMb,
+    };
+  } finally {
+    await ws.cleanup();
+  }
+}
+
+export interface LatencyResult {
+  targetRowsPerSecond: number;
+  achievedRowsPerSecond: number;
+  seconds: number;
+  samples: number;
+  pollIntervalMs: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  /** Sorted commit-to-visible latencies in ms, one per write transaction. */
+  latenciesMs: number[];
+  cdcPeakRssMb: number;
+  sinkPeakRssMb: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+/**
+ * A fixed write rate (transactions of 20 rows every 10 ms = 2,000 rows/s) with
+ * cdc and sink running; latency per transaction from its COMMIT returning to
+ * its last id being visible in ClickHouse, polled every `pollIntervalMs`.
+ */
+export async function steadyLatency(base: ServiceUrls, rowsPerSecond: number, seconds: number): Promise<LatencyResult> {
+  const ws = await workspace('steady', base);
+  const pollIntervalMs = 20;
+  try {
+    await runToEnd(startCli('cdc', cdcArgs(ws, ['--once', '--snapshot', 'none']), ws.env), 'cdc (slot creation)');
+    const cdc = startCli('cdc', cdcArgs(ws, []), ws.env);
+    const sink = startCli('sink', sinkArgs(ws, []), ws.env);
+    await sleep(3000); // both connected and idle
+
+    const writer = new pg.Client({ connectionString: ws.databaseUrl });
+    await writer.connect();
+    const { client: clickhouse } = openClickHouse(ws.clickhouseUrl);
+    const commits: Array<{ lastId: number; committedAt: number }> = [];
+    let visibleUpTo = 0;
+    const visibleAt: number[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const rows = await (await clickhouse.query({ query: 'SELECT max(id) AS v FROM user_logins', format: 'JSONEachRow' })).json<{ v: number }>();
+        const now = performance.now();
+        const max = Number(rows[0]?.v ?? 0);
+        while (visibleAt.length < commits.length && (commits[visibleAt.length]?.lastId ?? Infinity) <= max) visibleAt.push(now);
+        visibleUpTo = max;
+        await sleep(pollIntervalMs);
+      }
+    })();
+
+    const perTransaction = Math.max(1, Math.round(rowsPerSecond / 100));
+    const started = performance.now();
+    for (let tick = 0; performance.now() - started < seconds * 1000; tick += 1) {
+      const result = await writer.query<{ id: number }>(
+        `INSERT INTO user_logins (username, event_type, event_time)
+         SELECT 'steady_' || g, 'login', clock_timestamp() FROM generate_series(1, $1) AS g RETURNING id`, [perTransaction]);
+      commits.push({ lastId: Math.max(...result.rows.map((r) => r.id)), committedAt: performance.now() });
+      const nextAt = started + (tick + 1) * 10;
+      const wait = nextAt - performance.now();
+      if (wait > 0) await sleep(wait);
+    }
+    const writeSeconds = (performance.now() - started) / 1000;
+    const lastId = commits.at(-1)?.lastId ?? 0;
+    const deadline = performance.now() + 60_000;
+    while (visibleUpTo < lastId && performance.now() < deadline) await sleep(50);
+    polling = false;
+    await poller;
+    await writer.end();
+    await clickhouse.close();
+    const cdcResult = await cdc.stop();
+    const sinkResult = await sink.stop();
+    if (visibleAt.length < commits.length) throw new Error(`only ${visibleAt.length} of ${commits.length} transactions became visible`);
+
+    const latenciesMs = commits.map((c, i) => (visibleAt[i] ?? Number.NaN) - c.committedAt).sort((a, b) => a - b);
+    return {
+      targetRowsPerSecond: rowsPerSecond,
+      achievedRowsPerSecond: (commits.length * perTransaction) / writeSeconds,
+      seconds: writeSeconds,
+      samples: latenciesMs.length,
+      pollIntervalMs,
+      p50: percentile(latenciesMs, 50),
+      p95: percentile(latenciesMs, 95),
+      p99: percentile(latenciesMs, 99),
+      max: latenciesMs.at(-1) ?? Number.NaN,
+      latenciesMs,
+      cdcPeakRssMb: cdcResult.peakRssMb,
+      sinkPeakRssMb: sinkResult.peakRssMb,
+    };
+  } finally {
+    await ws.cleanup();
+  }
+}
+
+export interface SnapshotResult {
+  rows: number;
+  kafkaRowsPerSecond: number;
+  clickhouseRowsPerSecond: number;
+  limitRowsPerSecond: number;
+  cdcPeakRssMb: number;
+  sinkPeakRssMb: number;
+}
+
+/**
+ * N unsent rows when the slot is created: rows/s of the snapshot into Kafka
+ * (cdc --once) and from Kafka into ClickHouse (sink --once). Limit: psql's
+ * COPY of the same rows to /dev/null.
+ */
+export async function snapshot(base: ServiceUrls, rows: number): Promise<SnapshotResult> {
+  const ws = await workspace('snapshot', base);
+  try {
+    await ws.sql(`INSERT INTO user_logins (username, event_type, event_time)
+                  SELECT 'snap_' || g, 'login', clock_timestamp() FROM generate_series(1, ${rows}) AS g`);
+    await ws.sql('VACUUM ANALYZE user_logins');
+    const copyStarted = performance.now();
+    await exec('psql', [ws.databaseUrl, '-Xqc', `\\copy (SELECT * FROM user_logins WHERE sent_to_kafka = false) TO '/dev/null'`]);
+    const limitSeconds = (performance.now() - copyStarted) / 1000;
+
+    const cdc = await runToEnd(startCli('cdc', cdcArgs(ws, ['--once', '--snapshot', 'unsent']), ws.env), 'cdc --once (snapshot)');
+    const sink = await runToEnd(startCli('sink', sinkArgs(ws, ['--once']), ws.env), 'sink --once (snapshot)');
+    const landed = await ws.clickhouseScalar('SELECT count() AS v FROM user_logins');
+    if (landed < rows) throw new Error(`snapshot: ClickHouse has ${landed} of ${rows} rows`);
+    return {
+      rows,
+      kafkaRowsPerSecond: rows / cdc.seconds,
+      clickhouseRowsPerSecond: rows / sink.seconds,
+      limitRowsPerSecond: rows / limitSeconds,
+      cdcPeakRssMb: cdc.peakRssMb,
+      sinkPeakRssMb: sink.peakRssMb,
+    };
+  } finally {
+    await ws.cleanup();
+  }
+}
+
+/** An envelope the size and shape cdc sends for one user_logins row. */
+function sampleEnvelope(id: number): string {
+  return JSON.stringify({
+    before: null,
+    after: { id, username: `user_${id}`, event_type: 'login', event_time: 1764211200000000 + id, sent_to_kafka: false },
+    source: {
+      version: '0.1.0', connector: 'postgresql', name: 'walbridge', ts_ms: 1764211200000, snapshot: 'false', db: 'walbridge',
+      sequence: null, schema: 'public', table: 'user_logins', txId: 1000 + id, lsn: 23_000_000 + id, xmin: null, commit_lsn: '0/15F9A40',
+    },
+    op: 'c',
+    ts_ms: 1764211200000,
+    transaction: null,
+  });
+}
+
+/** The Kafka client alone: idempotent, acks=all, batches of 1,000 — what cdc could reach at best. */
+export async function rawKafkaProducer(base: ServiceUrls, rows: number): Promise<number> {
+  const ws = await workspace('raw_kafka', base);
+  const kafka = createKafka(base.kafkaBrokers.split(','), 'bench-raw', createLogger('bench'));
+  const admin = kafka.admin();
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  try {
+    const topic = `${ws.topicPrefix}.raw`;
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await producer.connect();
+    const started = performance.now();
+    for (let first = 0; first < rows; first += 1000) {
+      const messages = [];
+      for (let id = first; id < Math.min(rows, first + 1000); id += 1) messages.push({ key: `{"id":${id}}`, value: sampleEnvelope(id) });
+      await producer.send({ topic, acks: -1, messages });
+    }
+    return rows / ((performance.now() - started) / 1000);
+  } finally {
+    await producer.disconnect();
+    await admin.disconnect();
+    await ws.cleanup();
+  }
+}
+
+/** ClickHouse alone: JSONEachRow inserts of 50,000 rows into the same table — what sink could reach at best. */
+export async function rawClickHouseInsert(base: ServiceUrls, rows: number): Promise<number> {
+  const ws = await workspace('raw_clickhouse', base);
+  const { client } = openClickHouse(ws.clickhouseUrl);
+  try {
+    const started = performance.now();
+    for (let first = 0; first < rows; first += 50_000) {
+      const values = [];
+      for (let id = first; id < Math.min(rows, first + 50_000); id += 1) {
+        values.push({ id, username: `user_${id}`, event_type: 'login', event_time: 1764211200 + (id % 86_400), _version: 23_000_000 + id, _is_deleted: 0 });
+      }
+      await client.insert({ table: 'user_logins', values, format: 'JSONEachRow' });
+    }
+    return rows / ((performance.now() - started) / 1000);
+  } finally {
+    await client.close();
+    await ws.cleanup();
+  }
+}
