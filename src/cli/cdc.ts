@@ -9,7 +9,7 @@ import pg from 'pg';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { topicName, type Operation } from '../core/change-event.js';
-import { ConfigError } from '../core/exit-codes.js';
+import { ConfigError, EXIT_CONFIG } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
 import { createKafka } from '../kafka/client.js';
@@ -54,7 +54,13 @@ const cli = yargs(hideBin(process.argv))
   )
   .demandCommand(1)
   .strict()
-  .help();
+  .help()
+  .fail((message, error) => {
+    // Usage errors exit 2 (design.md §4), not yargs' 1.
+    if (error) throw error;
+    process.stderr.write(`${message}\nerror: see cdc --help\n`);
+    process.exit(EXIT_CONFIG);
+  });
 
 const argv = await cli.parseAsync();
 const command = String(argv._[0]);

@@ -190,6 +190,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     });
     running.catch(fail);
     try {
+      await Promise.race([stream.started, aborted, failed]);
       await Promise.race([targetReached, aborted, failed]);
       // Orderly stop: no more reading; deliver what was read; confirm it.
       stream.pause();

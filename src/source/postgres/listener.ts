@@ -92,6 +92,9 @@ export class Listener {
   private statusSoon: NodeJS.Timeout | null = null;
   private stopping = false;
   private keepaliveWaiters: (() => void)[] = [];
+  private markStarted: () => void = () => {};
+  /** Resolves once the server has started streaming (standby status can be sent from then on). */
+  readonly started = new Promise<void>((resolve) => (this.markStarted = resolve));
   skippedOwnChanges = 0;
 
   constructor(private readonly options: ListenerOptions) {
@@ -102,6 +105,7 @@ export class Listener {
     this.service.on('data', (lsn: string, payload: Buffer) => this.guard(() => this.onData(lsn, payload)));
     this.service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => this.guard(() => this.onKeepalive(lsn, shouldRespond)));
     this.service.on('error', (error: Error) => this.fail(error));
+    this.service.on('start', () => this.markStarted());
   }
 
   /**

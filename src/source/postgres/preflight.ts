@@ -95,8 +95,13 @@ async function usableSlot(client: pg.Client, name: string, database: string): Pr
     }
     if (slot.activePid === null) return slot;
     if (Date.now() > deadline) {
+      const who = await client.query<{ app: string | null; addr: string | null }>(
+        'SELECT application_name AS app, client_addr::text AS addr FROM pg_stat_activity WHERE pid = $1',
+        [slot.activePid],
+      );
+      const holder = who.rows[0]?.app ? `, client '${who.rows[0].app}'${who.rows[0].addr ? ` from ${who.rows[0].addr}` : ''}` : '';
       throw new ConfigError(
-        `slot ${name} is in use by another process (PID ${slot.activePid}); stop that cdc first, ` +
+        `slot ${name} is in use by another process (PID ${slot.activePid}${holder}); stop that cdc first, ` +
           `or if it is stuck: SELECT pg_terminate_backend(${slot.activePid})`,
       );
     }
