@@ -32,6 +32,9 @@ export function originName(slot: string): string {
 
 /** SQLSTATE 55006: the origin is still held by a backend (e.g. of a process killed a moment ago). */
 const OBJECT_IN_USE = '55006';
+/** A user's transaction may lock the same rows in another order: the UPDATE is idempotent, so retry it. */
+const RETRYABLE = new Set(['40P01', '40001']);
+const MARK_ATTEMPTS = 5;
 const SETUP_PATIENCE_MS = 15_000;
 
 export async function openMarker(databaseUrl: string, table: CapturedTable, slot: string, logger: Logger): Promise<Marker> {
@@ -56,7 +59,17 @@ export async function openMarker(databaseUrl: string, table: CapturedTable, slot
     `WHERE ${client.escapeIdentifier(table.primaryKey[0]!)} = ANY($1::${table.primaryKeyType}[]) AND ${flag} = false`;
   return {
     mark: async (ids) => {
-      if (ids.length > 0) await client.query({ name: 'walbridge_mark_sent', text, values: [ids] });
+      if (ids.length === 0) return;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client.query({ name: 'walbridge_mark_sent', text, values: [ids] });
+          return;
+        } catch (error) {
+          const err = error as { code?: string; message: string };
+          if (!RETRYABLE.has(err.code ?? '') || attempt >= MARK_ATTEMPTS) throw error;
+          logger.warn({ attempt, reason: err.message }, 'marking sent_to_kafka: retrying');
+        }
+      }
     },
     close: () => client.end(),
   };
