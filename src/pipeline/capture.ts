@@ -50,7 +50,7 @@ export interface CaptureSummary {
   confirmed: Lsn;
 }
 
-const BATCH = { maxBatchBytes: 512 * 1024, maxBatchMessages: 5_000, highWaterBytes: 32 * 1024 * 1024, lowWaterBytes: 8 * 1024 * 1024 };
+const BATCH = { maxBatchBytes: 512 * 1024, maxBatchMessages: 5_000, highWaterBytes: 8 * 1024 * 1024, lowWaterBytes: 2 * 1024 * 1024 };
 const STOP_FLUSH_MS = 10_000;
 
 export async function runCapture(options: CaptureOptions): Promise<CaptureSummary> {
