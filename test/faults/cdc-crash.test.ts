@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { parseLsn } from '../../src/core/lsn.js';
 import { cliEnv, runCli, startCli } from '../support/cli.js';
+import kafkajs from 'kafkajs';
 import { createUserLogins, readTopic, slotRow, sql, waitFor } from '../support/cdc.js';
 import { isolatedServices, type IsolatedServices } from '../support/services.js';
 
@@ -84,5 +85,39 @@ describe('cdc crash and resume', () => {
     assert.equal((await sql(services.databaseUrl, 'SELECT count(*)::int AS n FROM user_logins WHERE NOT sent_to_kafka')).rows[0].n, 0);
     const again = await runCli('cdc', [...args, '--once'], env);
     assert.match(again.stdout, /^sent 0 events/);
+  });
+
+  it('kill -9 during the initial snapshot: the restart reads the rows not yet sent, none is lost', async () => {
+    const rows = 150_000;
+    await sql(services.databaseUrl, `CREATE TABLE bulk (id int PRIMARY KEY, payload text, sent_to_kafka boolean DEFAULT false)`);
+    await sql(services.databaseUrl, `INSERT INTO bulk SELECT g, md5(g::text) FROM generate_series(1, ${rows}) g`);
+    const args = ['start', '--slot', 'bulk', '--table', 'bulk', '--topic-prefix', services.topicPrefix, '--once'];
+    const topic = `${services.topicPrefix}.public.bulk`;
+    const first = startCli('cdc', args, cliEnv(services));
+    const admin = new kafkajs.Kafka({ brokers: services.kafkaBrokers.split(','), logLevel: kafkajs.logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await waitFor('the snapshot to be under way', async () => {
+        const topics = await admin.listTopics();
+        if (!topics.includes(topic)) return undefined;
+        return (await admin.fetchTopicOffsets(topic)).some((o) => Number(o.high) > 0) ? true : undefined;
+      });
+    } finally {
+      await admin.disconnect();
+    }
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const unsent = (await sql(services.databaseUrl, 'SELECT count(*)::int AS n FROM bulk WHERE NOT sent_to_kafka')).rows[0].n as number;
+    assert.ok(unsent > 0 && unsent < rows, `killed mid-snapshot (${unsent} of ${rows} rows unsent)`);
+    const status = await runCli('cdc', ['status', '--slot', 'bulk', '--publication', 'walbridge_bulk', '--topic-prefix', services.topicPrefix], cliEnv(services));
+    assert.match(status.stdout, /initial snapshot unfinished/);
+
+    const resumed = await runCli('cdc', args, cliEnv(services));
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stdout, new RegExp(`^sent ${unsent} events \\(${unsent} snapshot rows\\)`));
+    assert.equal((await sql(services.databaseUrl, 'SELECT count(*)::int AS n FROM bulk WHERE NOT sent_to_kafka')).rows[0].n, 0);
+    const ids = new Set((await readTopic(services.kafkaBrokers, topic)).map((m) => m.key));
+    assert.equal(ids.size, rows, 'every row is in Kafka');
+    assert.match((await runCli('cdc', args, cliEnv(services))).stdout, /^sent 0 events/);
   });
 });
