@@ -88,13 +88,14 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     let rejectFailed: (error: Error) => void = () => {};
     const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
     failed.catch(() => {});
+    const gate = new Gate();
     const fail = (error: Error): void => {
       if (failure) return;
       failure = error;
       rejectFailed(error);
+      gate.open(); // a snapshot waiting on backpressure sees the failure and ends
     };
-
-    const gate = new Gate();
+    signal.addEventListener('abort', () => gate.open(), { once: true });
     let listener: Listener | null = null;
     let checkpointer: Checkpointer | null = null;
     const counts: Record<Operation, number> = { c: 0, u: 0, d: 0, r: 0, t: 0 };
