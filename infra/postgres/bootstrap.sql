@@ -2,9 +2,21 @@
 -- The `walbridge` role is what the CLIs use: it owns the database (so it can
 -- create the table, publication and slot) and may replicate, but is not a
 -- superuser. CREATEDB lets the tests give each test its own database.
--- Replication origins are superuser-only unless granted.
 CREATE ROLE walbridge LOGIN REPLICATION CREATEDB PASSWORD 'walbridge';
 CREATE DATABASE walbridge OWNER walbridge;
+
+-- Replication origins (cdc's sent_to_kafka marking) are superuser-only unless
+-- granted. Function privileges live in each database's catalog, so the grants
+-- go into template1 (every later CREATE DATABASE, e.g. the tests', copies
+-- them) and into the walbridge database, which already exists.
+\connect template1
+GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text) TO walbridge;
+GRANT EXECUTE ON FUNCTION pg_replication_origin_drop(text) TO walbridge;
+GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text) TO walbridge;
+GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO walbridge;
+GRANT EXECUTE ON FUNCTION pg_replication_origin_session_reset() TO walbridge;
+GRANT EXECUTE ON FUNCTION pg_replication_origin_session_is_setup() TO walbridge;
+\connect walbridge
 GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text) TO walbridge;
 GRANT EXECUTE ON FUNCTION pg_replication_origin_drop(text) TO walbridge;
 GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text) TO walbridge;

@@ -1,6 +1,157 @@
 #!/usr/bin/env node
-// Placeholder until its issue lands: prints --help.
+/**
+ * `cdc`: the PostgreSQL → Kafka half of walbridge.
+ *   cdc start --slot user_logins [--once]   stream changes (pgoutput) to Kafka
+ *   cdc status [--slot X] [--json]          slots, lag, publication, topic offsets
+ *   cdc drop --slot X --yes                 remove the slot, publication, origins
+ */
+import pg from 'pg';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { topicName, type Operation } from '../core/change-event.js';
+import { ConfigError, EXIT_CONFIG } from '../core/exit-codes.js';
+import { formatLsn, parseLsn } from '../core/lsn.js';
+import { resolveConnections } from '../config/connections.js';
+import { createKafka } from '../kafka/client.js';
+import { topicOffsets } from '../kafka/topics.js';
+import { createLogger } from '../observability/logger.js';
+import { runCapture, type CaptureSummary } from '../pipeline/capture.js';
+import { onShutdownSignal } from '../pipeline/shutdown.js';
+import { checkSlotName } from '../source/postgres/slot.js';
+import { dropCapture, slotStatuses } from '../source/postgres/status.js';
+import { parseTableName } from '../source/postgres/table.js';
+import { runCommand } from './run-command.js';
 
-await yargs(hideBin(process.argv)).scriptName('cdc').demandCommand(1).strict().help().parseAsync();
+const defaultPublication = (slot: string): string => `walbridge_${slot}`;
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName('cdc')
+  .option('database-url', { type: 'string', describe: 'PostgreSQL URL (env DATABASE_URL)' })
+  .option('kafka-brokers', { type: 'string', describe: 'host:port[,host:port] (env KAFKA_BROKERS)' })
+  .option('topic-prefix', { type: 'string', default: 'walbridge', describe: 'topics are <prefix>.<schema>.<table>' })
+  .command('start', 'stream the table\'s changes to Kafka; marks sent_to_kafka; resumes from the slot', (y) =>
+    y
+      .option('slot', { type: 'string', demandOption: true, describe: 'replication slot (created when missing, with an initial snapshot)' })
+      .option('publication', { type: 'string', describe: 'publication (default walbridge_<slot>; created when missing)' })
+      .option('table', { type: 'string', default: 'public.user_logins', describe: 'captured table, schema.table' })
+      .option('partitions', { type: 'number', default: 1, describe: 'partitions of a topic created by cdc' })
+      .option('snapshot', { choices: ['unsent', 'all', 'none'] as const, default: 'unsent' as const, describe: 'initial load when the slot is created' })
+      .option('once', { type: 'boolean', default: false, describe: 'drain what was committed before the start, then exit' })
+      .option('from-lsn', { type: 'string', describe: 'skip ahead: start at this LSN (not before the slot\'s confirmed LSN)' })
+      .option('mark-sent', { type: 'boolean', default: true, describe: 'set sent_to_kafka = true after Kafka acknowledged (--no-mark-sent to skip)' }),
+  )
+  .command('status', 'slot state, lag, publication tables, topic end offsets', (y) =>
+    y
+      .option('slot', { type: 'string', describe: 'one slot (default: every pgoutput slot of the database)' })
+      .option('publication', { type: 'string', describe: 'publication (default walbridge_<slot>)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+  )
+  .command('drop', 'drop the slot, its publication and replication origins (not the topics)', (y) =>
+    y
+      .option('slot', { type: 'string', demandOption: true })
+      .option('publication', { type: 'string', describe: 'publication (default walbridge_<slot>)' })
+      .option('yes', { type: 'boolean', default: false, describe: 'really drop' }),
+  )
+  .demandCommand(1)
+  .strict()
+  .help()
+  .fail((message, error) => {
+    // Usage errors exit 2 (design.md §4), not yargs' 1.
+    if (error) throw error;
+    process.stderr.write(`${message}\nerror: see cdc --help\n`);
+    process.exit(EXIT_CONFIG);
+  });
+
+const argv = await cli.parseAsync();
+const command = String(argv._[0]);
+
+await runCommand(async () => {
+  const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
+  const logger = createLogger('cdc');
+  if (command === 'start') {
+    const a = argv as typeof argv & { slot: string; publication?: string; table: string; partitions: number; snapshot: 'unsent' | 'all' | 'none'; once: boolean; fromLsn?: string; markSent: boolean };
+    checkSlotName(a.slot);
+    if (!Number.isInteger(a.partitions) || a.partitions < 1) throw new ConfigError(`--partitions must be a positive integer, got ${a.partitions}`);
+    let fromLsn = null;
+    if (a.fromLsn !== undefined) {
+      try {
+        fromLsn = parseLsn(a.fromLsn);
+      } catch (error) {
+        throw new ConfigError(`--from-lsn: ${(error as Error).message}`);
+      }
+    }
+    const summary = await runCapture({
+      databaseUrl: connections.databaseUrl,
+      kafkaBrokers: connections.kafkaBrokers,
+      slot: a.slot,
+      publication: a.publication ?? defaultPublication(a.slot),
+      table: parseTableName(a.table),
+      topicPrefix: a.topicPrefix,
+      partitions: a.partitions,
+      snapshot: a.snapshot,
+      once: a.once,
+      fromLsn,
+      markSent: a.markSent,
+      signal: onShutdownSignal(logger),
+      logger,
+    });
+    console.log(summaryLine(summary));
+  } else if (command === 'status') {
+    const a = argv as typeof argv & { slot?: string; publication?: string; json: boolean };
+    const client = new pg.Client({ connectionString: connections.databaseUrl });
+    await client.connect();
+    try {
+      const statuses = await slotStatuses(client, a.slot, (slot) => a.publication ?? defaultPublication(slot));
+      const kafka = createKafka(connections.kafkaBrokers, 'walbridge-cdc-status', logger);
+      const report = [];
+      for (const status of statuses) {
+        const topics = [];
+        for (const table of status.publicationTables ?? []) {
+          const [schema = '', name = ''] = table.split('.');
+          const topic = topicName(a.topicPrefix, schema, name);
+          const offsets = await topicOffsets(kafka, topic);
+          topics.push({ topic, endOffsets: offsets.map((o) => ({ partition: o.partition, high: o.high.toString() })) });
+        }
+        report.push({ ...status, topics });
+      }
+      if (a.json) {
+        console.log(JSON.stringify(report, null, 2));
+      } else if (report.length === 0) {
+        console.log('no pgoutput slots in this database');
+      } else {
+        for (const s of report) {
+          console.log(`slot ${s.slot}: ${s.active ? `active (PID ${s.activePid})` : 'inactive'}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.snapshotPending ? '; initial snapshot unfinished' : ''}`);
+          console.log(`  publication ${s.publication}: ${s.publicationTables === null ? 'missing' : s.publicationTables.join(', ') || 'no tables'}`);
+          for (const t of s.topics) console.log(`  topic ${t.topic}: ${t.endOffsets.length ? t.endOffsets.map((o) => `p${o.partition}=${o.high}`).join(' ') : 'missing'}`);
+        }
+      }
+    } finally {
+      await client.end();
+    }
+  } else if (command === 'drop') {
+    const a = argv as typeof argv & { slot: string; publication?: string; yes: boolean };
+    checkSlotName(a.slot);
+    const publication = a.publication ?? defaultPublication(a.slot);
+    if (!a.yes) {
+      throw new ConfigError(`this drops slot ${a.slot} (its position: a later start re-snapshots), publication ${publication} and walbridge's replication origins; add --yes to do it`);
+    }
+    const client = new pg.Client({ connectionString: connections.databaseUrl });
+    await client.connect();
+    try {
+      const dropped = await dropCapture(client, a.slot, publication);
+      console.log(
+        `dropped: slot ${a.slot} ${dropped.slot ? 'dropped' : 'did not exist'}; publication ${publication} ${dropped.publication ? 'dropped' : 'did not exist'}; ` +
+          `origins ${dropped.origins.join(', ') || 'none'}`,
+      );
+    } finally {
+      await client.end();
+    }
+  }
+});
+
+function summaryLine(summary: CaptureSummary): string {
+  const names: [Operation, string][] = [['r', 'snapshot row'], ['c', 'insert'], ['u', 'update'], ['d', 'delete'], ['t', 'truncate']];
+  const total = names.reduce((sum, [op]) => sum + summary.counts[op], 0);
+  const parts = names.filter(([op]) => summary.counts[op] > 0).map(([op, name]) => `${summary.counts[op]} ${name}${summary.counts[op] === 1 ? '' : 's'}`);
+  return `sent ${total} event${total === 1 ? '' : 's'}${parts.length ? ` (${parts.join(', ')})` : ''} from slot ${summary.slot} to ${summary.topic}; confirmed ${formatLsn(summary.confirmed)}`;
+}

@@ -1,0 +1,207 @@
+/**
+ * `cdc start`: preflight → publication, topic, marker → slot (created with its
+ * initial snapshot, or resumed) → replication stream, until `--once` has
+ * drained what was committed before the start, or a signal, or a failure.
+ *
+ * Contract: the slot's confirmed LSN only ever covers events acknowledged by
+ * Kafka and marked `sent_to_kafka` (design.md §2); on stop, what was read is
+ * flushed and confirmed first; on failure nothing more is confirmed.
+ */
+import pg from 'pg';
+import type { Operation } from '../core/change-event.js';
+import { topicName } from '../core/change-event.js';
+import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
+import { createKafka } from '../kafka/client.js';
+import { connectProducer, partitionCount } from '../kafka/producer.js';
+import { ensureTopic } from '../kafka/topics.js';
+import type { Logger } from '../observability/logger.js';
+import { Checkpointer } from '../source/postgres/checkpointer.js';
+import { ChangeDecoder, type DecodedChange } from '../source/postgres/decode.js';
+import { Listener } from '../source/postgres/listener.js';
+import { openMarker, originName, type Marker } from '../source/postgres/marker.js';
+import { preflight } from '../source/postgres/preflight.js';
+import { createSlot, ensurePublication } from '../source/postgres/slot.js';
+import { canFlag, clearSnapshotFlag, raiseSnapshotFlag, snapshotPending } from '../source/postgres/snapshot-flag.js';
+import { readSnapshot, type SnapshotMode } from '../source/postgres/snapshot.js';
+import { qualifiedName } from '../source/postgres/table.js';
+import { Batcher } from './batcher.js';
+import { Gate } from './gate.js';
+
+export interface CaptureOptions {
+  databaseUrl: string;
+  kafkaBrokers: string[];
+  slot: string;
+  publication: string;
+  table: { schema: string; table: string };
+  topicPrefix: string;
+  partitions: number;
+  snapshot: SnapshotMode;
+  once: boolean;
+  fromLsn: Lsn | null;
+  markSent: boolean;
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+export interface CaptureSummary {
+  slot: string;
+  topic: string;
+  counts: Record<Operation, number>;
+  confirmed: Lsn;
+}
+
+const BATCH = { maxBatchBytes: 512 * 1024, maxBatchMessages: 5_000, highWaterBytes: 8 * 1024 * 1024, lowWaterBytes: 2 * 1024 * 1024 };
+const STOP_FLUSH_MS = 10_000;
+
+export async function runCapture(options: CaptureOptions): Promise<CaptureSummary> {
+  const { logger, signal } = options;
+  const closers: (() => Promise<unknown>)[] = [];
+  const admin = new pg.Client({ connectionString: options.databaseUrl, application_name: 'walbridge-cdc-admin' });
+  await admin.connect();
+  closers.push(() => admin.end());
+  try {
+    const checked = await preflight(admin, { table: options.table, slot: options.slot, markSent: options.markSent, fromLsn: options.fromLsn });
+    const { table } = checked;
+    if (table.replicaIdentity !== 'f') {
+      await admin.query(`ALTER TABLE ${qualifiedName(admin, table)} REPLICA IDENTITY FULL`);
+      logger.info({ table: `${table.schema}.${table.table}` }, 'set REPLICA IDENTITY FULL, so updates carry unchanged TOAST values (in the old row)');
+    }
+    if (await ensurePublication(admin, options.publication, table)) logger.info({ publication: options.publication }, 'created publication');
+    const target = options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
+
+    const kafka = createKafka(options.kafkaBrokers, 'walbridge-cdc', logger);
+    const topic = topicName(options.topicPrefix, table.schema, table.table);
+    await ensureTopic(kafka, topic, options.partitions);
+    const partitions = await partitionCount(kafka, topic);
+    const producer = await connectProducer(kafka);
+    closers.push(() => producer.disconnect());
+
+    const marking = options.markSent && table.sentFlag !== null && table.primaryKey.length === 1;
+    if (options.markSent && !marking) logger.info('not marking sent_to_kafka: the table has no such boolean column or a composite primary key');
+    let marker: Marker | null = null;
+    if (marking) {
+      marker = await openMarker(options.databaseUrl, table, options.slot, logger);
+      closers.push(() => marker!.close());
+    }
+
+    let failure: Error | null = null;
+    let rejectFailed: (error: Error) => void = () => {};
+    const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
+    failed.catch(() => {});
+    const gate = new Gate();
+    const fail = (error: Error): void => {
+      if (failure) return;
+      failure = error;
+      rejectFailed(error);
+      gate.open(); // a snapshot waiting on backpressure sees the failure and ends
+    };
+    signal.addEventListener('abort', () => gate.open(), { once: true });
+    let listener: Listener | null = null;
+    let checkpointer: Checkpointer | null = null;
+    const counts: Record<Operation, number> = { c: 0, u: 0, d: 0, r: 0, t: 0 };
+    const batcher = new Batcher({
+      producer,
+      topic,
+      marker,
+      ...BATCH,
+      onDelivered: (count) => {
+        if (checkpointer?.deliveredThrough(count)) listener?.confirmedMoved();
+      },
+      onPressure: (paused) => {
+        if (paused) {
+          gate.close();
+          listener?.pause();
+        } else {
+          gate.open();
+          listener?.resume();
+        }
+      },
+      onFailure: fail,
+    });
+    const push = (change: DecodedChange, partition?: number): void => {
+      if (partition === undefined) batcher.push({ key: change.key, value: change.value }, change.markId);
+      else batcher.push({ key: null, value: change.value, partition }, null);
+      checkpointer?.submit(1);
+      if (!partition) counts[change.op]++;
+    };
+    const decoder = new ChangeDecoder(table, options.topicPrefix, checked.database, marking);
+    const stopped = (): boolean => signal.aborted || failure !== null;
+
+    // The slot: created with its snapshot, or resumed (finishing an interrupted snapshot first).
+    const flagging = await canFlag(admin);
+    let startLsn: Lsn;
+    let snapshotDone = true;
+    const snapshotBase = { databaseUrl: options.databaseUrl, table, decoder, gate, push, stopped, logger };
+    if (checked.slot === null) {
+      if (options.snapshot !== 'none') {
+        if (flagging) await raiseSnapshotFlag(admin, options.slot);
+        else logger.warn('the role may not create replication origins: an interrupted initial snapshot will not be resumed');
+      }
+      const created = await createSlot(options.databaseUrl, options.slot);
+      logger.info({ slot: options.slot, consistentPoint: formatLsn(created.consistentPoint) }, 'created replication slot');
+      try {
+        if (options.snapshot !== 'none') {
+          await readSnapshot({ ...snapshotBase, snapshotName: created.snapshotName, mode: options.snapshot, consistentPoint: created.consistentPoint });
+          snapshotDone = !stopped();
+        }
+      } finally {
+        await created.release();
+      }
+      startLsn = created.consistentPoint;
+    } else {
+      const confirmed = checked.slot.confirmedFlush ?? 0n;
+      startLsn = options.fromLsn === null ? confirmed : maxLsn(confirmed, options.fromLsn);
+      if (flagging && (await snapshotPending(admin, options.slot))) {
+        logger.warn({ slot: options.slot }, 'the initial snapshot of this slot was interrupted: reading the remaining rows again');
+        await readSnapshot({ ...snapshotBase, snapshotName: null, mode: options.snapshot === 'all' ? 'all' : 'unsent', consistentPoint: confirmed });
+        snapshotDone = !stopped();
+      }
+    }
+    await Promise.race([batcher.drain(), failed]);
+    if (snapshotDone && flagging) await clearSnapshotFlag(admin, options.slot);
+    if (stopped()) return { slot: options.slot, topic, counts, confirmed: startLsn };
+
+    // The stream.
+    checkpointer = new Checkpointer(startLsn, batcher.pushedCount);
+    let reachedTarget: () => void = () => {};
+    const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
+    if (target !== null && startLsn >= target) reachedTarget();
+    const stream = new Listener({
+      databaseUrl: options.databaseUrl,
+      slot: options.slot,
+      publication: options.publication,
+      ownOrigin: originName(options.slot),
+      decoder,
+      checkpointer,
+      partitions,
+      push,
+      onConfirmed: (lsn) => {
+        if (target !== null && lsn >= target) reachedTarget();
+      },
+      onFailure: fail,
+      logger,
+      statusIntervalMs: options.once ? 1_000 : 10_000,
+      pingOnInterval: options.once,
+    });
+    listener = stream;
+    logger.info({ slot: options.slot, publication: options.publication, topic, from: formatLsn(startLsn), marking }, 'streaming');
+    const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    const running = stream.run(startLsn).then(() => {
+      if (!stopped()) throw new Error('the replication stream ended unexpectedly');
+    });
+    running.catch(fail);
+    try {
+      await Promise.race([stream.started, aborted, failed]);
+      await Promise.race([targetReached, aborted, failed]);
+      // Orderly stop: no more reading; deliver what was read; confirm it.
+      stream.pause();
+      await Promise.race([batcher.drain(), failed, new Promise((resolve) => setTimeout(resolve, STOP_FLUSH_MS).unref())]);
+    } finally {
+      await stream.stop();
+    }
+    logger.info({ confirmed: formatLsn(checkpointer.confirmed), skippedOwnChanges: stream.skippedOwnChanges }, 'stopped');
+    return { slot: options.slot, topic, counts, confirmed: checkpointer.confirmed };
+  } finally {
+    for (const close of closers.reverse()) await close().catch((error: Error) => logger.warn({ err: error.message }, 'while closing'));
+  }
+}

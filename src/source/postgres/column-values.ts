@@ -1,0 +1,173 @@
+/**
+ * PostgreSQL text output → JSON text, following Debezium's default type
+ * mapping, losslessly and independent of the process time zone. The result is
+ * a JSON fragment written into the event as is, so an int8 above 2^53 keeps
+ * every digit (it never becomes a JS number).
+ *
+ *   bool                      true / false
+ *   int2, int4, int8, oid     JSON number, PostgreSQL's own digits
+ *   float4, float8            JSON number; NaN and ±Infinity as strings
+ *   numeric                   decimal string (decimal.handling.mode=string)
+ *   timestamp                 epoch microseconds (MicroTimestamp)
+ *   timestamptz               ISO-8601 UTC string, `2024-05-01T10:00:00.123456Z`
+ *   date                      epoch days (Date)
+ *   time                      microseconds since midnight (MicroTime)
+ *   bytea                     base64 string
+ *   anything else             PostgreSQL's text as a string (json, uuid, arrays, …)
+ *
+ * ±infinity: timestamp → int64 max/min, date → int32 max/min, timestamptz →
+ * "infinity"/"-infinity". The text must be in DateStyle ISO (connections set it).
+ */
+
+export const OID = {
+  bool: 16,
+  bytea: 17,
+  int8: 20,
+  int2: 21,
+  int4: 23,
+  oid: 26,
+  float4: 700,
+  float8: 701,
+  numeric: 1700,
+  date: 1082,
+  time: 1083,
+  timestamp: 1114,
+  timestamptz: 1184,
+} as const;
+
+/** Converts one column's text to a JSON fragment. */
+export type ValueWriter = (text: string) => string;
+
+const MICROS_PER_DAY = 86_400_000_000n;
+const INT64_MAX = '9223372036854775807';
+const INT64_MIN = '-9223372036854775808';
+
+const TIMESTAMP =
+  /^(\d{4,})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?([+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?( BC)?$/;
+const DATE = /^(\d{4,})-(\d{2})-(\d{2})( BC)?$/;
+const TIME = /^(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$/;
+
+const writeString: ValueWriter = (text) => JSON.stringify(text);
+const writeNumber: ValueWriter = (text) => text;
+
+export function valueWriter(typeOid: number): ValueWriter {
+  switch (typeOid) {
+    case OID.bool:
+      return (text) => (text === 't' ? 'true' : 'false');
+    case OID.int2:
+    case OID.int4:
+    case OID.int8:
+    case OID.oid:
+      return writeNumber;
+    case OID.float4:
+    case OID.float8:
+      return (text) => (text === 'NaN' || text === 'Infinity' || text === '-Infinity' ? `"${text}"` : text);
+    case OID.timestamp:
+      return timestampMicros;
+    case OID.timestamptz:
+      return timestamptzIso;
+    case OID.date:
+      return dateDays;
+    case OID.time:
+      return timeMicros;
+    case OID.bytea:
+      return (text) => `"${Buffer.from(text.startsWith('\\x') ? text.slice(2) : text, 'hex').toString('base64')}"`;
+    default:
+      return writeString; // numeric and every other type: the text itself
+  }
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (astronomical year). */
+export function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
+function civilFromDays(days: number): [number, number, number] {
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  return [era * 400 + yoe + (month <= 2 ? 1 : 0), month, day];
+}
+
+function astronomicalYear(digits: string, bc: string | undefined): number {
+  const year = Number(digits);
+  return bc ? 1 - year : year;
+}
+
+function fractionMicros(fraction: string | undefined): number {
+  return fraction ? Number(fraction.padEnd(6, '0')) : 0;
+}
+
+/** Epoch microseconds of a timestamp's text, as bigint; the offset (if any) is subtracted. */
+function epochMicros(text: string): bigint {
+  const m = TIMESTAMP.exec(text);
+  if (!m) throw new Error(`unexpected timestamp text '${text}' (is DateStyle ISO?)`);
+  const days = daysFromCivil(astronomicalYear(m[1]!, m[9]), Number(m[2]), Number(m[3]));
+  const seconds = Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]) - offsetSeconds(m[8]);
+  return BigInt(days) * MICROS_PER_DAY + BigInt(seconds) * 1_000_000n + BigInt(fractionMicros(m[7]));
+}
+
+function offsetSeconds(offset: string | undefined): number {
+  if (!offset) return 0;
+  const sign = offset.startsWith('-') ? -1 : 1;
+  const parts = offset.slice(1).split(':');
+  const digits = parts.length > 1 ? parts : (offset.slice(1).match(/\d{2}/g) ?? []);
+  const [h = '0', mi = '0', s = '0'] = digits;
+  return sign * (Number(h) * 3600 + Number(mi) * 60 + Number(s));
+}
+
+export function timestampMicros(text: string): string {
+  if (text === 'infinity') return INT64_MAX;
+  if (text === '-infinity') return INT64_MIN;
+  return epochMicros(text).toString();
+}
+
+export function timestamptzIso(text: string): string {
+  if (text === 'infinity' || text === '-infinity') return `"${text}"`;
+  const micros = epochMicros(text);
+  let days = micros / MICROS_PER_DAY;
+  let rest = micros % MICROS_PER_DAY;
+  if (rest < 0n) {
+    rest += MICROS_PER_DAY;
+    days -= 1n;
+  }
+  const [year, month, day] = civilFromDays(Number(days));
+  const restNumber = Number(rest);
+  const secondsOfDay = Math.floor(restNumber / 1_000_000);
+  const fraction = restNumber % 1_000_000;
+  const yearText = year < 0 ? `-${String(-year).padStart(4, '0')}` : String(year).padStart(4, '0');
+  const time = [Math.floor(secondsOfDay / 3600), Math.floor(secondsOfDay / 60) % 60, secondsOfDay % 60]
+    .map((n) => String(n).padStart(2, '0'))
+    .join(':');
+  const fractionText = fraction === 0 ? '' : `.${String(fraction).padStart(6, '0')}`;
+  return `"${yearText}-${pad2(month)}-${pad2(day)}T${time}${fractionText}Z"`;
+}
+
+export function dateDays(text: string): string {
+  if (text === 'infinity') return '2147483647';
+  if (text === '-infinity') return '-2147483648';
+  const m = DATE.exec(text);
+  if (!m) throw new Error(`unexpected date text '${text}' (is DateStyle ISO?)`);
+  return String(daysFromCivil(astronomicalYear(m[1]!, m[4]), Number(m[2]), Number(m[3])));
+}
+
+export function timeMicros(text: string): string {
+  const m = TIME.exec(text);
+  if (!m) throw new Error(`unexpected time text '${text}'`);
+  const seconds = Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]);
+  return String(seconds * 1_000_000 + fractionMicros(m[4]));
+}
+
+function pad2(n: number): string {
+  return String(n).padStart(2, '0');
+}

@@ -1,0 +1,192 @@
+/**
+ * Row changes → Debezium envelopes (core/change-event.ts), written as JSON
+ * text directly so lossless values (column-values.ts) are never re-parsed.
+ *
+ * Key: `{"<pk column>": value, …}` in primary-key order. Updates and deletes
+ * carry `before` when PostgreSQL sent an old row (REPLICA IDENTITY FULL) or
+ * the old key; an unchanged TOAST column in `after` takes its value from the
+ * old row, and without one the decoder refuses (it never writes a wrong value).
+ */
+import { formatLsn, type Lsn } from '../../core/lsn.js';
+import type { Operation } from '../../core/change-event.js';
+import { valueWriter, type ValueWriter } from './column-values.js';
+import { UNCHANGED_TOAST, type Relation, type Tuple } from './pgoutput-reader.js';
+import type { CapturedTable } from './table.js';
+
+export const CONNECTOR_VERSION = 'walbridge-0.1.0';
+
+/** One change ready for Kafka. `markId` is the primary key text of a row to flag `sent_to_kafka`. */
+export interface DecodedChange {
+  op: Operation;
+  /** null for a truncate (it is sent to every partition). */
+  key: string | null;
+  value: string;
+  markId: string | null;
+}
+
+/** What a streamed transaction contributes to each of its events' `source`. */
+export interface TransactionContext {
+  xid: number;
+  finalLsn: Lsn;
+  commitTimeMs: number;
+  /** Position of the next event in the transaction, from 1. */
+  order: number;
+}
+
+interface ColumnLayout {
+  names: string[];
+  prefixes: string[];
+  writers: ValueWriter[];
+  keyIndexes: number[];
+  sentFlagIndex: number;
+}
+
+export class ChangeDecoder {
+  private readonly layouts = new Map<number, ColumnLayout>();
+  private readonly sourceHead: string;
+  private readonly sourceTail: string;
+  private readonly tableFields: string;
+  private readonly wantsMarks: boolean;
+
+  constructor(
+    private readonly table: CapturedTable,
+    topicPrefix: string,
+    database: string,
+    markSent: boolean,
+  ) {
+    this.sourceHead = `{"version":"${CONNECTOR_VERSION}","connector":"postgresql","name":${JSON.stringify(topicPrefix)}`;
+    this.sourceTail = `,"db":${JSON.stringify(database)},`;
+    this.tableFields = `"schema":${JSON.stringify(table.schema)},"table":${JSON.stringify(table.table)}`;
+    this.wantsMarks = markSent && table.sentFlag !== null && table.primaryKey.length === 1;
+  }
+
+  /** Registers a relation's columns; true when it is the captured table. */
+  relation(relation: Relation): boolean {
+    if (relation.schema !== this.table.schema || relation.table !== this.table.table) return false;
+    this.layouts.set(relation.oid, this.layout(relation.columns.map((c) => ({ name: c.name, typeOid: c.typeOid }))));
+    return true;
+  }
+
+  captures(relationOid: number): boolean {
+    return this.layouts.has(relationOid);
+  }
+
+  insert(relationOid: number, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange {
+    const layout = this.layoutOf(relationOid);
+    return this.change(layout, 'c', null, this.image(layout, row, null), row, lsn, txn);
+  }
+
+  update(relationOid: number, oldRow: Tuple | null, oldKey: Tuple | null, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange {
+    const layout = this.layoutOf(relationOid);
+    const before = oldRow ? this.image(layout, oldRow, null) : oldKey ? this.keyImage(layout, oldKey) : null;
+    return this.change(layout, 'u', before, this.image(layout, row, oldRow), row, lsn, txn);
+  }
+
+  delete(relationOid: number, oldRow: Tuple | null, oldKey: Tuple | null, lsn: Lsn, txn: TransactionContext): DecodedChange {
+    const layout = this.layoutOf(relationOid);
+    const row = oldRow ?? oldKey;
+    if (!row) throw new Error('pgoutput delete without an old row or key');
+    const before = oldRow ? this.image(layout, oldRow, null) : this.keyImage(layout, row);
+    return { op: 'd', key: this.key(layout, row), value: this.envelope(before, 'null', 'd', this.streamSource(lsn, txn), txn), markId: null };
+  }
+
+  truncate(lsn: Lsn, txn: TransactionContext): DecodedChange {
+    return { op: 't', key: null, value: this.envelope('null', 'null', 't', this.streamSource(lsn, txn), txn), markId: null };
+  }
+
+  /**
+   * A snapshot row (op 'r'), from a query's text values and column type OIDs.
+   * Its version is the slot's consistent point.
+   */
+  snapshotRow(columns: { name: string; typeOid: number }[], row: (string | null)[], consistentPoint: Lsn, last: boolean, tsMs: number): DecodedChange {
+    let layout = this.layouts.get(-1);
+    if (!layout) {
+      layout = this.layout(columns);
+      this.layouts.set(-1, layout);
+    }
+    const source =
+      `${this.sourceHead},"ts_ms":${tsMs},"snapshot":"${last ? 'last' : 'true'}"${this.sourceTail}"sequence":null,${this.tableFields}` +
+      `,"txId":null,"lsn":${consistentPoint},"xmin":null,"commit_lsn":"${formatLsn(consistentPoint)}"}`;
+    const value = `{"before":null,"after":${this.image(layout, row, null)},"source":${source},"op":"r","ts_ms":${Date.now()},"transaction":null}`;
+    return { op: 'r', key: this.key(layout, row), value, markId: this.markId(layout, row) };
+  }
+
+  private change(layout: ColumnLayout, op: Operation, before: string | null, after: string, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange {
+    const value = this.envelope(before ?? 'null', after, op, this.streamSource(lsn, txn), txn);
+    return { op, key: this.key(layout, row), value, markId: this.markId(layout, row) };
+  }
+
+  private envelope(before: string, after: string, op: Operation, source: string, txn: TransactionContext): string {
+    const order = txn.order++;
+    const transaction = `{"id":"${txn.xid}:${txn.finalLsn}","total_order":${order},"data_collection_order":${order}}`;
+    return `{"before":${before},"after":${after},"source":${source},"op":"${op}","ts_ms":${Date.now()},"transaction":${transaction}}`;
+  }
+
+  private streamSource(lsn: Lsn, txn: TransactionContext): string {
+    return (
+      `${this.sourceHead},"ts_ms":${txn.commitTimeMs},"snapshot":"false"${this.sourceTail}"sequence":"[null,\\"${lsn}\\"]",${this.tableFields}` +
+      `,"txId":${txn.xid},"lsn":${lsn},"xmin":null,"commit_lsn":"${formatLsn(txn.finalLsn)}"}`
+    );
+  }
+
+  private layout(columns: { name: string; typeOid: number }[]): ColumnLayout {
+    const names = columns.map((c) => c.name);
+    const keyIndexes = this.table.primaryKey.map((pk) => {
+      const index = names.indexOf(pk);
+      if (index < 0) throw new Error(`primary key column '${pk}' is not in the replicated columns of ${this.table.schema}.${this.table.table}`);
+      return index;
+    });
+    return {
+      names,
+      prefixes: names.map((name, i) => `${i === 0 ? '' : ','}${JSON.stringify(name)}:`),
+      writers: columns.map((c) => valueWriter(c.typeOid)),
+      keyIndexes,
+      sentFlagIndex: this.table.sentFlag === null ? -1 : names.indexOf(this.table.sentFlag),
+    };
+  }
+
+  private layoutOf(relationOid: number): ColumnLayout {
+    const layout = this.layouts.get(relationOid);
+    if (!layout) throw new Error(`pgoutput change for relation ${relationOid} before its Relation message`);
+    return layout;
+  }
+
+  private image(layout: ColumnLayout, row: Tuple, fallback: Tuple | null): string {
+    let json = '{';
+    for (let i = 0; i < row.length; i++) {
+      const raw = row[i];
+      const value = raw === UNCHANGED_TOAST ? fallback?.[i] : raw;
+      if (value === UNCHANGED_TOAST || value === undefined) {
+        throw new Error(
+          `column '${layout.names[i]}' arrived as an unchanged TOAST value without an old row to take it from; ` +
+            `set ALTER TABLE ${this.table.schema}.${this.table.table} REPLICA IDENTITY FULL (cdc start does this when it may)`,
+        );
+      }
+      json += layout.prefixes[i]! + (value === null ? 'null' : layout.writers[i]!(value));
+    }
+    return `${json}}`;
+  }
+
+  private keyImage(layout: ColumnLayout, row: Tuple): string {
+    const keyOnly: Tuple = row.map((value, i) => (layout.keyIndexes.includes(i) ? value : null));
+    return this.image(layout, keyOnly, null);
+  }
+
+  private key(layout: ColumnLayout, row: Tuple): string {
+    let json = '{';
+    for (let k = 0; k < layout.keyIndexes.length; k++) {
+      const i = layout.keyIndexes[k]!;
+      const value = row[i];
+      if (typeof value !== 'string') throw new Error(`primary key column '${layout.names[i]}' has no value`);
+      json += `${k === 0 ? '' : ','}${layout.prefixes[i]!.replace(/^,/, '')}${layout.writers[i]!(value)}`;
+    }
+    return `${json}}`;
+  }
+
+  /** The row's key text when its `sent_to_kafka` is false, so the marker flags it. */
+  private markId(layout: ColumnLayout, row: Tuple): string | null {
+    if (!this.wantsMarks || layout.sentFlagIndex < 0 || row[layout.sentFlagIndex] !== 'f') return null;
+    const id = row[layout.keyIndexes[0]!];
+    return typeof id === 'string' ? id : null;
+  }
+}

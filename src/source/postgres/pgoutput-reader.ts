@@ -1,0 +1,179 @@
+/**
+ * pgoutput protocol version 1 messages, read from the bytes of an XLogData
+ * payload. Column values stay PostgreSQL's own text (never through pg-types'
+ * global parsers, which turn timestamps into millisecond Dates in the process
+ * time zone and int8 into strings or floats); decode.ts maps them losslessly.
+ *
+ * https://www.postgresql.org/docs/15/protocol-logicalrep-message-formats.html
+ */
+import type { Lsn } from '../../core/lsn.js';
+
+/** A column that pgoutput sent as "unchanged TOAST value" ('u'): its value is not in the message. */
+export const UNCHANGED_TOAST: unique symbol = Symbol('unchanged-toast');
+
+/** One tuple's values in column order: text, SQL NULL, or unchanged TOAST. */
+export type TupleValue = string | null | typeof UNCHANGED_TOAST;
+export type Tuple = TupleValue[];
+
+export interface RelationColumn {
+  name: string;
+  typeOid: number;
+}
+
+export interface Relation {
+  oid: number;
+  schema: string;
+  table: string;
+  /** 'd' default, 'n' nothing, 'f' full, 'i' index. */
+  replicaIdentity: string;
+  columns: RelationColumn[];
+}
+
+/** Microseconds since 2000-01-01 (PostgreSQL epoch) → milliseconds since 1970-01-01. */
+const PG_EPOCH_MS = 946_684_800_000;
+
+export type PgoutputMessage =
+  | { tag: 'begin'; finalLsn: Lsn; commitTimeMs: number; xid: number }
+  | { tag: 'commit'; commitLsn: Lsn; endLsn: Lsn; commitTimeMs: number }
+  | { tag: 'origin'; name: string }
+  | { tag: 'relation'; relation: Relation }
+  | { tag: 'insert'; relationOid: number; newTuple: Tuple }
+  | { tag: 'update'; relationOid: number; oldTuple: Tuple | null; keyTuple: Tuple | null; newTuple: Tuple }
+  | { tag: 'delete'; relationOid: number; oldTuple: Tuple | null; keyTuple: Tuple | null }
+  | { tag: 'truncate'; relationOids: number[]; cascade: boolean; restartIdentity: boolean }
+  | { tag: 'other'; byte: number };
+
+/** Tag bytes of the row-level messages: a skipped transaction's rows need no parsing. */
+export function isRowMessage(buffer: Buffer): boolean {
+  const tag = buffer[0];
+  return tag === 0x49 || tag === 0x55 || tag === 0x44 || tag === 0x54;
+}
+
+export function readPgoutput(buffer: Buffer): PgoutputMessage {
+  const reader = new Reader(buffer);
+  const tag = reader.u8();
+  switch (tag) {
+    case 0x42: // B
+      return { tag: 'begin', finalLsn: reader.lsn(), commitTimeMs: reader.timeMs(), xid: reader.u32() };
+    case 0x43: // C
+      reader.u8(); // flags, unused
+      return { tag: 'commit', commitLsn: reader.lsn(), endLsn: reader.lsn(), commitTimeMs: reader.timeMs() };
+    case 0x4f: // O
+      reader.lsn();
+      return { tag: 'origin', name: reader.cstring() };
+    case 0x52: // R
+      return { tag: 'relation', relation: readRelation(reader) };
+    case 0x49: { // I
+      const relationOid = reader.u32();
+      reader.u8(); // 'N'
+      return { tag: 'insert', relationOid, newTuple: reader.tuple() };
+    }
+    case 0x55: { // U
+      const relationOid = reader.u32();
+      let kind = reader.u8();
+      let oldTuple: Tuple | null = null;
+      let keyTuple: Tuple | null = null;
+      if (kind === 0x4f) oldTuple = reader.tuple();
+      else if (kind === 0x4b) keyTuple = reader.tuple();
+      if (kind !== 0x4e) kind = reader.u8();
+      if (kind !== 0x4e) throw new Error(`pgoutput update: expected 'N', got 0x${kind.toString(16)}`);
+      return { tag: 'update', relationOid, oldTuple, keyTuple, newTuple: reader.tuple() };
+    }
+    case 0x44: { // D
+      const relationOid = reader.u32();
+      const kind = reader.u8();
+      const tuple = reader.tuple();
+      return kind === 0x4f
+        ? { tag: 'delete', relationOid, oldTuple: tuple, keyTuple: null }
+        : { tag: 'delete', relationOid, oldTuple: null, keyTuple: tuple };
+    }
+    case 0x54: { // T
+      const count = reader.u32();
+      const flags = reader.u8();
+      const relationOids: number[] = [];
+      for (let i = 0; i < count; i++) relationOids.push(reader.u32());
+      return { tag: 'truncate', relationOids, cascade: (flags & 1) !== 0, restartIdentity: (flags & 2) !== 0 };
+    }
+    default:
+      // 'Y' type, 'M' logical message: nothing walbridge needs.
+      return { tag: 'other', byte: tag };
+  }
+}
+
+function readRelation(reader: Reader): Relation {
+  const oid = reader.u32();
+  const schema = reader.cstring();
+  const table = reader.cstring();
+  const replicaIdentity = String.fromCharCode(reader.u8());
+  const count = reader.u16();
+  const columns: RelationColumn[] = [];
+  for (let i = 0; i < count; i++) {
+    reader.u8(); // flags: part of the replica identity (all columns under FULL), so not the primary key
+    const name = reader.cstring();
+    const typeOid = reader.u32();
+    reader.u32(); // type modifier
+    columns.push({ name, typeOid });
+  }
+  return { oid, schema, table, replicaIdentity, columns };
+}
+
+class Reader {
+  private offset = 0;
+  constructor(private readonly buffer: Buffer) {}
+
+  u8(): number {
+    return this.buffer.readUInt8(this.offset++);
+  }
+
+  u16(): number {
+    const value = this.buffer.readUInt16BE(this.offset);
+    this.offset += 2;
+    return value;
+  }
+
+  u32(): number {
+    const value = this.buffer.readUInt32BE(this.offset);
+    this.offset += 4;
+    return value;
+  }
+
+  lsn(): Lsn {
+    const value = this.buffer.readBigUInt64BE(this.offset);
+    this.offset += 8;
+    return value;
+  }
+
+  timeMs(): number {
+    const micros = this.buffer.readBigInt64BE(this.offset);
+    this.offset += 8;
+    return Number(micros / 1000n) + PG_EPOCH_MS;
+  }
+
+  cstring(): string {
+    const end = this.buffer.indexOf(0, this.offset);
+    if (end < 0) throw new Error('pgoutput: unterminated string');
+    const text = this.buffer.toString('utf8', this.offset, end);
+    this.offset = end + 1;
+    return text;
+  }
+
+  tuple(): Tuple {
+    const count = this.u16();
+    const values: Tuple = new Array<TupleValue>(count);
+    for (let i = 0; i < count; i++) {
+      const kind = this.u8();
+      if (kind === 0x74 /* t */) {
+        const length = this.u32();
+        values[i] = this.buffer.toString('utf8', this.offset, this.offset + length);
+        this.offset += length;
+      } else if (kind === 0x6e /* n */) {
+        values[i] = null;
+      } else if (kind === 0x75 /* u */) {
+        values[i] = UNCHANGED_TOAST;
+      } else {
+        throw new Error(`pgoutput: unexpected column kind 0x${kind.toString(16)} (binary mode is not requested)`);
+      }
+    }
+    return values;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Checks before `cdc start` touches anything. Each failure is a ConfigError
+ * (exit 2) saying what is wrong and the command that fixes it.
+ */
+import type pg from 'pg';
+import { ConfigError } from '../../core/exit-codes.js';
+import { formatLsn, type Lsn } from '../../core/lsn.js';
+import { describeTable, type CapturedTable } from './table.js';
+import { readSlot, type SlotState } from './slot.js';
+
+export interface PreflightRequest {
+  table: { schema: string; table: string };
+  slot: string;
+  markSent: boolean;
+  fromLsn: Lsn | null;
+}
+
+export interface PreflightResult {
+  role: string;
+  database: string;
+  table: CapturedTable;
+  /** null when the slot does not exist yet. */
+  slot: SlotState | null;
+}
+
+/** How long an active slot may take to be released (its last user was killed a moment ago). */
+const ACTIVE_SLOT_PATIENCE_MS = 5_000;
+
+const ORIGIN_FUNCTIONS = ['pg_replication_origin_create(text)', 'pg_replication_origin_oid(text)', 'pg_replication_origin_session_setup(text)'];
+
+export async function preflight(client: pg.Client, request: PreflightRequest): Promise<PreflightResult> {
+  const walLevel = (await client.query<{ wal_level: string }>('SHOW wal_level')).rows[0]?.wal_level;
+  if (walLevel !== 'logical') {
+    throw new ConfigError(`wal_level is '${walLevel}'; set wal_level=logical and restart PostgreSQL (ALTER SYSTEM SET wal_level = logical, then a restart)`);
+  }
+  const who = await client.query<{ role: string; database: string; replication: boolean; superuser: boolean }>(
+    `SELECT current_user AS role, current_database() AS database, rolreplication AS replication, rolsuper AS superuser
+       FROM pg_roles WHERE rolname = current_user`,
+  );
+  const { role, database, replication, superuser } = who.rows[0]!;
+  if (!replication && !superuser) {
+    throw new ConfigError(`role ${role} may not replicate; as a superuser run: ALTER ROLE ${client.escapeIdentifier(role)} REPLICATION`);
+  }
+  const table = await describeTable(client, request.table);
+  const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`;
+  if (!table.owned && table.replicaIdentity !== 'f') {
+    throw new ConfigError(
+      `table ${table.schema}.${table.table} needs REPLICA IDENTITY FULL (so updates that leave a TOASTed value unchanged still carry it) ` +
+        `and role ${role} does not own it to set it; as its owner run: ALTER TABLE ${qualified} REPLICA IDENTITY FULL`,
+    );
+  }
+  await checkTablePrivilege(client, role, qualified, 'SELECT');
+  if (request.markSent && table.sentFlag !== null) {
+    await checkTablePrivilege(client, role, qualified, 'UPDATE');
+    for (const fn of ORIGIN_FUNCTIONS) {
+      const allowed = await client.query<{ ok: boolean }>(`SELECT has_function_privilege($1, 'EXECUTE') AS ok`, [fn]);
+      if (!allowed.rows[0]?.ok) {
+        throw new ConfigError(
+          `role ${role} may not call ${fn}, which marks sent_to_kafka in a session of its own replication origin; ` +
+            `as a superuser run: GRANT EXECUTE ON FUNCTION ${fn} TO ${client.escapeIdentifier(role)} (or pass --no-mark-sent)`,
+        );
+      }
+    }
+  }
+  const slot = await usableSlot(client, request.slot, database);
+  if (request.fromLsn !== null) {
+    if (!slot?.confirmedFlush) throw new ConfigError(`--from-lsn needs an existing slot; slot ${request.slot} does not exist yet`);
+    if (request.fromLsn < slot.confirmedFlush) {
+      throw new ConfigError(
+        `--from-lsn ${formatLsn(request.fromLsn)} is before the slot's confirmed_flush_lsn ${formatLsn(slot.confirmedFlush)}: ` +
+          `the slot has released the WAL before it, so those changes are gone; use an LSN at or after ${formatLsn(slot.confirmedFlush)}`,
+      );
+    }
+  }
+  return { role, database, table, slot };
+}
+
+async function checkTablePrivilege(client: pg.Client, role: string, qualified: string, privilege: 'SELECT' | 'UPDATE'): Promise<void> {
+  const result = await client.query<{ ok: boolean }>('SELECT has_table_privilege($1, $2) AS ok', [qualified, privilege]);
+  if (!result.rows[0]?.ok) {
+    throw new ConfigError(`role ${role} lacks ${privilege} on ${qualified}; as its owner run: GRANT ${privilege} ON ${qualified} TO ${client.escapeIdentifier(role)}`);
+  }
+}
+
+async function usableSlot(client: pg.Client, name: string, database: string): Promise<SlotState | null> {
+  const deadline = Date.now() + ACTIVE_SLOT_PATIENCE_MS;
+  for (;;) {
+    const slot = await readSlot(client, name);
+    if (!slot) return null;
+    if (slot.plugin !== 'pgoutput' || slot.database !== database) {
+      throw new ConfigError(
+        `slot ${name} exists but is ${slot.plugin === null ? 'a physical slot' : `a '${slot.plugin}' slot`} of database ${slot.database ?? '-'}; ` +
+          `pick another --slot, or drop it: SELECT pg_drop_replication_slot('${name}')`,
+      );
+    }
+    if (slot.activePid === null) return slot;
+    if (Date.now() > deadline) {
+      const who = await client.query<{ app: string | null; addr: string | null }>(
+        'SELECT application_name AS app, client_addr::text AS addr FROM pg_stat_activity WHERE pid = $1',
+        [slot.activePid],
+      );
+      const holder = who.rows[0]?.app ? `, client '${who.rows[0].app}'${who.rows[0].addr ? ` from ${who.rows[0].addr}` : ''}` : '';
+      throw new ConfigError(
+        `slot ${name} is in use by another process (PID ${slot.activePid}${holder}); stop that cdc first, ` +
+          `or if it is stuck: SELECT pg_terminate_backend(${slot.activePid})`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}

@@ -1,0 +1,154 @@
+/** Every preflight error: the message says what is wrong and how to fix it; exit code 2. */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { formatLsn, parseLsn } from '../../src/core/lsn.js';
+import { cliEnv, runCli, startCli } from '../support/cli.js';
+import { createUserLogins, slotRow, sql, waitFor } from '../support/cdc.js';
+import { isolatedServices, superuserUrl, type IsolatedServices } from '../support/services.js';
+
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+function withUser(url: string, user: string, password: string): string {
+  const parsed = new URL(url);
+  parsed.username = user;
+  parsed.password = password;
+  return parsed.toString();
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('cdc preflight', () => {
+  let services: IsolatedServices;
+  const roles: string[] = [];
+  const start = (args: string[], env = cliEnv(services)) =>
+    runCli('cdc', ['start', '--topic-prefix', services.topicPrefix, '--once', ...args], env);
+  const assertConfigError = (result: { code: number | null; stderr: string }, pattern: RegExp) => {
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, pattern);
+    assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+  };
+  const superuser = () => {
+    const url = superuserUrl(services.name);
+    assert.ok(url, 'these tests need the stack started by scripts/test.sh (superuser socket)');
+    return url;
+  };
+
+  before(async () => {
+    services = await isolatedServices('cdc_pre');
+    await createUserLogins(services.databaseUrl);
+  });
+  after(async () => {
+    await services.cleanup();
+    for (const role of roles) await sql(superuserUrl()!, `DROP ROLE IF EXISTS "${role}"`);
+  });
+
+  it('wal_level replica: says to set wal_level=logical and restart', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'walbridge-replica-'));
+    const port = await freePort();
+    // PostgreSQL refuses to run as root: as root, its commands run as the `postgres` user.
+    const root = process.getuid?.() === 0;
+    const asPostgres = (cmd: string, args: string[]) =>
+      execFileSync(root ? 'runuser' : cmd, root ? ['-u', 'postgres', '--', cmd, ...args] : args, { stdio: 'pipe' });
+    if (root) {
+      const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString().trim());
+      chownSync(dir, id('-u'), id('-g'));
+    }
+    try {
+      asPostgres(`${PG_BIN}/initdb`, ['-D', `${dir}/data`, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
+      appendFileSync(`${dir}/data/postgresql.conf`, `\nwal_level = replica\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '${dir}'\n`);
+      asPostgres(`${PG_BIN}/pg_ctl`, ['-D', `${dir}/data`, '-l', `${dir}/log`, '-w', 'start']);
+      try {
+        const result = await start(['--slot', 'replica'], { ...cliEnv(services), DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/postgres` });
+        assertConfigError(result, /wal_level is 'replica'; set wal_level=logical and restart PostgreSQL/);
+      } finally {
+        asPostgres(`${PG_BIN}/pg_ctl`, ['-D', `${dir}/data`, '-m', 'immediate', '-w', 'stop']);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a role without REPLICATION: says ALTER ROLE … REPLICATION', async () => {
+    const role = `${services.name}_norepl`;
+    roles.push(role);
+    await sql(superuser(), `CREATE ROLE "${role}" LOGIN PASSWORD 'pw-norepl'`);
+    const result = await start(['--slot', 'norepl'], { ...cliEnv(services), DATABASE_URL: withUser(services.databaseUrl, role, 'pw-norepl') });
+    assertConfigError(result, new RegExp(`role ${role} may not replicate; as a superuser run: ALTER ROLE "${role}" REPLICATION`));
+  });
+
+  it('missing EXECUTE on the replication-origin functions: names the GRANT (or --no-mark-sent)', async () => {
+    const role = `${services.name}_noorigin`;
+    roles.push(role);
+    await sql(superuser(), `CREATE ROLE "${role}" LOGIN REPLICATION PASSWORD 'pw-noorigin'`);
+    await sql(superuser(), `GRANT SELECT, UPDATE ON user_logins TO "${role}"; ALTER TABLE user_logins REPLICA IDENTITY FULL`);
+    const result = await start(['--slot', 'noorigin'], { ...cliEnv(services), DATABASE_URL: withUser(services.databaseUrl, role, 'pw-noorigin') });
+    assertConfigError(result, new RegExp(`GRANT EXECUTE ON FUNCTION pg_replication_origin_create\\(text\\) TO "${role}" \\(or pass --no-mark-sent\\)`));
+  });
+
+  it('a missing table, and a table without a primary key', async () => {
+    assertConfigError(await start(['--slot', 'nope', '--table', 'public.nope']), /table public\.nope does not exist in this database/);
+    await sql(services.databaseUrl, 'CREATE TABLE nopk (a int, sent_to_kafka boolean DEFAULT false)');
+    assertConfigError(await start(['--slot', 'nopk', '--table', 'nopk']), /table public\.nopk has no primary key.*ALTER TABLE public\.nopk ADD PRIMARY KEY/);
+    assert.equal((await sql(services.databaseUrl, 'SELECT 1 FROM pg_replication_slots WHERE database = current_database()')).rowCount, 0, 'nothing created');
+  });
+
+  it('a publication that lacks the table: says ALTER PUBLICATION … ADD TABLE', async () => {
+    await sql(services.databaseUrl, 'CREATE TABLE other (id int PRIMARY KEY); CREATE PUBLICATION walbridge_pubtest FOR TABLE other');
+    assertConfigError(await start(['--slot', 'pubtest']), /publication walbridge_pubtest does not include public\.user_logins \(it has: public\.other\); add it: ALTER PUBLICATION "walbridge_pubtest" ADD TABLE "public"\."user_logins"/);
+  });
+
+  it('a wrong password: exit 2, the password is not printed', async () => {
+    const result = await start(['--slot', 'pw'], { ...cliEnv(services), DATABASE_URL: withUser(services.databaseUrl, 'walbridge', 'not-the-secret') });
+    assertConfigError(result, /PostgreSQL refused the password/);
+    assert.doesNotMatch(result.stderr + result.stdout, /not-the-secret/);
+  });
+
+  it('a slot in use by another process: gives its PID; the running one stops cleanly on SIGTERM', async () => {
+    const running = startCli('cdc', ['start', '--slot', 'busy', '--topic-prefix', services.topicPrefix], cliEnv(services));
+    try {
+      await waitFor('the slot to be active', async () => ((await slotRow(services.databaseUrl, 'busy'))?.active_pid ? true : undefined));
+      const result = await start(['--slot', 'busy']);
+      assertConfigError(result, new RegExp(`slot busy is in use by another process \\(PID \\d+, client 'walbridge-cdc pid=${running.child.pid}' from 127\\.0\\.0\\.1`));
+    } finally {
+      running.child.kill('SIGTERM');
+    }
+    const startedStop = Date.now();
+    const stopped = await running.exited;
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.ok(Date.now() - startedStop < 5_000, 'stopped within seconds');
+    assert.match(stopped.stdout, /^sent \d+ events? .*from slot busy/);
+  });
+
+  it('--from-lsn before the confirmed LSN is refused (that WAL is gone); after it, skips ahead', async () => {
+    const slot = await slotRow(services.databaseUrl, 'busy');
+    const confirmed = parseLsn(slot!.confirmed_flush_lsn);
+    assertConfigError(await start(['--slot', 'busy', '--from-lsn', formatLsn(confirmed - 1n)]), /is before the slot's confirmed_flush_lsn .* those changes are gone/);
+    assertConfigError(await start(['--slot', 'busy', '--from-lsn', 'yesterday']), /--from-lsn: not an LSN/);
+    await sql(services.databaseUrl, `INSERT INTO user_logins (username) VALUES ('skipped')`);
+    const after = (await sql(services.databaseUrl, 'SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string;
+    const skipped = await start(['--slot', 'busy', '--from-lsn', after]);
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.match(skipped.stdout, /^sent 0 events/);
+    assert.ok(parseLsn((await slotRow(services.databaseUrl, 'busy'))!.confirmed_flush_lsn) >= parseLsn(after));
+  });
+
+  it('usage errors exit 2: a bad slot name, --slot missing', async () => {
+    assertConfigError(await start(['--slot', 'Bad-Name']), /not a valid slot name/);
+    const missing = await runCli('cdc', ['start'], cliEnv(services));
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /Missing required argument: slot/);
+  });
+});

@@ -1,0 +1,104 @@
+/** pgoutput bytes → envelopes, with hand-built protocol messages. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChangeDecoder } from '../../src/source/postgres/decode.js';
+import { readPgoutput, UNCHANGED_TOAST, type PgoutputMessage } from '../../src/source/postgres/pgoutput-reader.js';
+import type { CapturedTable } from '../../src/source/postgres/table.js';
+import { topicName } from '../../src/core/change-event.js';
+
+const table: CapturedTable = {
+  schema: 'public', table: 'user_logins', primaryKey: ['id'], primaryKeyType: 'integer',
+  sentFlag: 'sent_to_kafka', replicaIdentity: 'f', owned: true,
+};
+
+function cstring(text: string): Buffer {
+  return Buffer.concat([Buffer.from(text, 'utf8'), Buffer.from([0])]);
+}
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+function u16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
+function tuple(values: (string | null | 'u')[]): Buffer {
+  return Buffer.concat([u16(values.length), ...values.map((v) =>
+    v === null ? Buffer.from('n') : v === 'u' ? Buffer.from('u') : Buffer.concat([Buffer.from('t'), u32(Buffer.byteLength(v)), Buffer.from(v)]))]);
+}
+const columns: [string, number][] = [['id', 20], ['username', 25], ['event_time', 1114], ['sent_to_kafka', 16]];
+const relationMessage = Buffer.concat([
+  Buffer.from('R'), u32(16400), cstring('public'), cstring('user_logins'), Buffer.from('f'), u16(columns.length),
+  ...columns.map(([name, oid]) => Buffer.concat([Buffer.from([1]), cstring(name), u32(oid), u32(0xffffffff)])),
+]);
+
+function expectTag<T extends PgoutputMessage['tag']>(message: PgoutputMessage, tag: T): Extract<PgoutputMessage, { tag: T }> {
+  assert.equal(message.tag, tag);
+  return message as Extract<PgoutputMessage, { tag: T }>;
+}
+
+describe('pgoutput reader and decoder', () => {
+  it('reads Begin with its final (commit) LSN, and Commit with its end LSN', () => {
+    const begin = Buffer.alloc(21);
+    begin.write('B');
+    begin.writeBigUInt64BE(0x1_0000_0010n, 1);
+    begin.writeBigInt64BE(1_000_000n, 9); // 1 s after 2000-01-01
+    begin.writeUInt32BE(777, 17);
+    assert.deepEqual(readPgoutput(begin), { tag: 'begin', finalLsn: 0x1_0000_0010n, commitTimeMs: 946_684_801_000, xid: 777 });
+    const commit = Buffer.alloc(26);
+    commit.write('C');
+    commit.writeBigUInt64BE(0x10n, 2);
+    commit.writeBigUInt64BE(0x40n, 10);
+    assert.deepEqual(readPgoutput(commit), { tag: 'commit', commitLsn: 0x10n, endLsn: 0x40n, commitTimeMs: 946_684_800_000 });
+  });
+
+  it('builds insert and update envelopes; key from the primary key, not the FULL identity flags', () => {
+    const decoder = new ChangeDecoder(table, 'walbridge', 'db1', true);
+    assert.equal(decoder.relation(expectTag(readPgoutput(relationMessage), 'relation').relation), true);
+    const txn = { xid: 9, finalLsn: 0x500n, commitTimeMs: 1_700_000_000_000, order: 1 };
+
+    const insert = expectTag(readPgoutput(Buffer.concat([Buffer.from('I'), u32(16400), Buffer.from('N'), tuple(['9007199254740993', 'alice', '2024-05-01 10:00:00.000001', 'f'])])), 'insert');
+    const c = decoder.insert(16400, insert.newTuple, 0x4f0n, txn);
+    assert.equal(c.key, '{"id":9007199254740993}');
+    assert.equal(c.markId, '9007199254740993');
+    assert.match(c.value, /"after":\{"id":9007199254740993,"username":"alice","event_time":1714557600000001,"sent_to_kafka":false\}/);
+    const envelope = JSON.parse(c.value);
+    assert.equal(envelope.op, 'c');
+    assert.equal(envelope.before, null);
+    assert.equal(envelope.source.commit_lsn, '0/500');
+    assert.equal(envelope.source.lsn, 0x4f0);
+    assert.equal(envelope.source.txId, 9);
+    assert.equal(envelope.source.snapshot, 'false');
+    assert.equal(envelope.source.db, 'db1');
+    assert.equal(envelope.transaction.total_order, 1);
+
+    const u = expectTag(readPgoutput(Buffer.concat([Buffer.from('U'), u32(16400), Buffer.from('O'), tuple(['1', 'x'.repeat(3000), null, 'f']), Buffer.from('N'), tuple(['1', 'u', null, 't'])])), 'update');
+    assert.equal(u.newTuple[1], UNCHANGED_TOAST);
+    const changed = JSON.parse(decoder.update(16400, u.oldTuple, null, u.newTuple, 0x4f8n, txn).value);
+    assert.equal(changed.after.username, 'x'.repeat(3000), 'unchanged TOAST value taken from the old row');
+    assert.equal(changed.before.sent_to_kafka, false);
+    assert.equal(changed.transaction.total_order, 2);
+    assert.throws(() => decoder.update(16400, null, null, u.newTuple, 0x4f8n, txn), /REPLICA IDENTITY FULL/);
+  });
+
+  it('delete carries the old row and no mark; truncate has no key', () => {
+    const decoder = new ChangeDecoder(table, 'walbridge', 'db1', true);
+    decoder.relation(expectTag(readPgoutput(relationMessage), 'relation').relation);
+    const txn = { xid: 1, finalLsn: 0x900n, commitTimeMs: 0, order: 1 };
+    const del = expectTag(readPgoutput(Buffer.concat([Buffer.from('D'), u32(16400), Buffer.from('O'), tuple(['5', 'bob', null, 't'])])), 'delete');
+    const d = decoder.delete(16400, del.oldTuple, null, 0x800n, txn);
+    assert.equal(d.key, '{"id":5}');
+    assert.equal(d.markId, null);
+    assert.deepEqual(JSON.parse(d.value).before, { id: 5, username: 'bob', event_time: null, sent_to_kafka: true });
+    const t = decoder.truncate(0x880n, txn);
+    assert.equal(t.key, null);
+    assert.equal(JSON.parse(t.value).op, 't');
+    assert.equal(JSON.parse(t.value).source.commit_lsn, '0/900');
+  });
+
+  it('names topics <prefix>.<schema>.<table>', () => {
+    assert.equal(topicName('walbridge', 'public', 'user_logins'), 'walbridge.public.user_logins');
+  });
+});
