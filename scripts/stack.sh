@@ -181,8 +181,10 @@ clickhouse_up() {
   if alive "$CH_DIR/clickhouse.pid"; then
     say "clickhouse: already running on $CH_HTTP_PORT"
   else
-    (cd "$CH_DIR" && setsid nohup clickhouse-server --config-file="$CH_DIR/config.xml" \
-      >"$CH_DIR/log/stdout.log" 2>&1 < /dev/null & echo $! > "$CH_DIR/clickhouse.pid")
+    # Started directly (no subshell, no `a && b &`), so $! is the server itself.
+    setsid nohup clickhouse-server --config-file="$CH_DIR/config.xml" \
+      >"$CH_DIR/log/stdout.log" 2>&1 < /dev/null &
+    echo $! > "$CH_DIR/clickhouse.pid"
   fi
   wait_for clickhouse "$CH_DIR/log/clickhouse-server.err.log" clickhouse_ready
 }
