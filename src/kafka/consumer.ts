@@ -28,6 +28,8 @@ export interface ConsumedMessage {
 }
 
 export interface BatchControl {
+  /** Offset of the batch's last record, control records included (they never reach the handler). */
+  lastOffset: bigint;
   taken(offset: bigint): void;
   keepAlive(): Promise<void>;
 }
@@ -84,6 +86,7 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
             headers: m.headers ?? {},
           }));
           await handler(batch.partition, messages, {
+            lastOffset: BigInt(batch.lastOffset()),
             taken: (offset) => resolveOffset(offset.toString()),
             keepAlive: heartbeat,
           });

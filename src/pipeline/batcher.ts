@@ -1,9 +1,11 @@
 /**
  * The rows of one ClickHouse insert, collected from Kafka messages.
  *
- * - Collapse: rows with the same key replace each other, last wins (several
- *   changes to one key in one transaction share a version, and
- *   ReplacingMergeTree cannot order rows of equal version inside one insert).
+ * - Collapse: rows with the same key replace each other, last wins unless
+ *   its version is lower (several changes to one key in one transaction
+ *   share a version, and ReplacingMergeTree cannot order rows of equal
+ *   version inside one insert; a lower version can only be a message read
+ *   again after a rebalance, already superseded).
  * - Limits: full at `maxRows` distinct rows or `maxBytes` of row text; the
  *   caller flushes when full or when the first row is `lingerMs` old. A
  *   truncate seals the batch: it is applied after the batch's rows, before
@@ -22,6 +24,7 @@ export const DEFAULT_LIMITS: BatchLimits = { maxRows: 20_000, maxBytes: 16 * 102
 
 export interface PendingRow<M> {
   line: string;
+  version: bigint;
   deleted: boolean;
   /** The message the row came from, for the dead-letter topic if ClickHouse rejects it. */
   source: M;
@@ -40,6 +43,8 @@ export class RowBatch<M> {
   truncate: bigint | undefined;
   bytes = 0;
   messages = 0;
+  /** Rows replaced by (or dropped for) another row of the same key. */
+  collapsed = 0;
   /** Date.now() when the first message was taken, undefined while empty. */
   startedAt: number | undefined;
   private unkeyed = 0;
@@ -67,6 +72,8 @@ export class RowBatch<M> {
     const slot = key ?? `\u0000unkeyed:${this.unkeyed++}`;
     const previous = this.rows.get(slot);
     if (previous) {
+      this.collapsed += 1;
+      if (previous.version > row.version) return;
       this.bytes -= previous.line.length;
       this.rows.delete(slot); // re-inserted below: Map order then follows the last change
     }
