@@ -24,8 +24,19 @@ const TRANSIENT_CODES = new Set(['3', '159', '164', '202', '203', '209', '210', 
 const ROW_DATA_CODES = new Set(['6', '25', '26', '27', '32', '38', '41', '53', '69', '70', '72', '117', '131', '349', '407']);
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
 
+/**
+ * The server's error code. @clickhouse/client parses only the current error
+ * format into ClickHouseError; 18.16 answers `Code: 131, e.displayText() = …`,
+ * which arrives as a plain Error.
+ */
+export function serverErrorCode(error: unknown): string | undefined {
+  if (error instanceof ClickHouseError) return error.code;
+  return /^Code: (\d+)[.,]/.exec((error as Error | undefined)?.message ?? '')?.[1];
+}
+
 export function isTransientClickHouseError(error: unknown): boolean {
-  if (error instanceof ClickHouseError) return TRANSIENT_CODES.has(error.code);
+  const code = serverErrorCode(error);
+  if (code !== undefined) return TRANSIENT_CODES.has(code);
   const err = error as { code?: string; message?: string } | undefined;
   if (err?.code && NETWORK_CODES.has(err.code)) return true;
   const message = err?.message ?? '';
@@ -33,7 +44,8 @@ export function isTransientClickHouseError(error: unknown): boolean {
 }
 
 export function isRowDataError(error: unknown): boolean {
-  return error instanceof ClickHouseError && ROW_DATA_CODES.has(error.code);
+  const code = serverErrorCode(error);
+  return code !== undefined && ROW_DATA_CODES.has(code);
 }
 
 export class ClickHouseWriter {
