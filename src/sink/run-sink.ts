@@ -46,6 +46,23 @@ export interface SinkRunResult {
 }
 
 const TOPIC_POLL_MS = 5_000;
+const DISCONNECT_TIMEOUT_MS = 5_000;
+
+/** Waits for `promise` at most `ms`; past that, calls onTimeout and resolves. */
+async function withTimeout(promise: Promise<void>, ms: number, onTimeout: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      resolve();
+    }, ms);
+  });
+  try {
+    await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
   const { logger, topic } = options;
@@ -95,11 +112,12 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
     void shutdown.requested.then(() => worker.stop());
     const progress = setInterval(() => logProgress(logger, worker.totals), 10_000).unref();
     try {
-      await worker.start();
+      worker.start();
       await worker.done;
     } finally {
       clearInterval(progress);
-      await reader.disconnect();
+      await withTimeout(reader.disconnect(), DISCONNECT_TIMEOUT_MS, () =>
+        logger.warn(`leaving consumer group ${groupId} took over ${DISCONNECT_TIMEOUT_MS / 1000}s; exiting anyway (offsets are already committed)`));
       if (replay) await deleteGroup(kafka, groupId).catch((error: unknown) => logger.warn(`could not delete replay group ${groupId}: ${(error as Error).message}`));
     }
     if (worker.error) throw worker.error;

@@ -82,8 +82,10 @@ export class SinkWorker {
     return this.fatal;
   }
 
-  start(): Promise<void> {
-    return this.reader.run((partition, messages, control) => this.onMessages(partition, messages, control));
+  /** Starts reading (joining the group happens in the background); failures end the worker. */
+  start(): void {
+    this.reader.run((partition, messages, control) => this.onMessages(partition, messages, control))
+      .catch((error: unknown) => this.fail(error as Error));
   }
 
   /** Stop reading; write and commit what was taken; then `done` resolves. */
