@@ -56,6 +56,9 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
     heartbeatInterval: 3_000,
     maxBytesPerPartition: 4 * 1024 * 1024,
     maxBytes: 16 * 1024 * 1024,
+    // Leaving the group waits for the fetch in flight: a long poll would
+    // add its whole wait to every --once run and every SIGTERM.
+    maxWaitTimeInMs: 1_000,
   });
   const assigned = new Set<number>();
   const committed = new Map<number, bigint>();

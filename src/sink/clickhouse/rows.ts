@@ -18,7 +18,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { RowImage } from '../../core/change-event.js';
 import { ConfigError } from '../../core/exit-codes.js';
 import type { Lsn } from '../../core/lsn.js';
-import { converterFor, utcTimestampText, ValueError, type ValueConverter } from './column-types.js';
+import { converterFor, unwrapType, utcTimestampText, ValueError, type ValueConverter } from './column-types.js';
 import { quoteIdentifier } from './client.js';
 
 export const VERSION_COLUMN = '_version';
@@ -92,7 +92,7 @@ export function targetTableOf(database: string, table: string, columns: Describe
     dataColumns.push({
       name: column.name,
       type: column.type,
-      nullable: column.type.startsWith('Nullable('),
+      nullable: unwrapType(column.type).nullable,
       key: sortingKey.has(column.name),
       prefix: `${JSON.stringify(column.name)}:`,
       convert,
