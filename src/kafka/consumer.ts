@@ -104,7 +104,9 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
       try {
         await consumer.commitOffsets(partitions);
       } catch (error) {
-        const type = (error as { type?: string }).type ?? '';
+        // kafkajs retries the commit first; when it gives up, the broker's error is the originalError.
+        const err = error as { type?: string; originalError?: { type?: string } };
+        const type = err.type ?? err.originalError?.type ?? '';
         if (!REBALANCE_ERRORS.has(type)) throw error;
         logger.warn({ type }, `offset commit skipped, group ${groupId} is rebalancing; those messages will be read again (applying them is idempotent)`);
         return;
