@@ -51,7 +51,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-export function parseJsonMessage(bytes: Buffer, what: string): unknown {
+function parseJsonMessage(bytes: Buffer, what: string): unknown {
   try {
     return parseJsonLossless(bytes.toString('utf8'));
   } catch (error) {

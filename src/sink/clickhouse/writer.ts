@@ -29,7 +29,7 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT
  * format into ClickHouseError; 18.16 answers `Code: 131, e.displayText() = …`,
  * which arrives as a plain Error.
  */
-export function serverErrorCode(error: unknown): string | undefined {
+function serverErrorCode(error: unknown): string | undefined {
   if (error instanceof ClickHouseError) return error.code;
   return /^Code: (\d+)[.,]/.exec((error as Error | undefined)?.message ?? '')?.[1];
 }
