@@ -9,14 +9,14 @@ import pg from 'pg';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { topicName, type Operation } from '../core/change-event.js';
-import { ConfigError, EXIT_CONFIG } from '../core/exit-codes.js';
+import { ConfigError, EXIT_CONFIG, EXIT_RUNTIME } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
 import { createKafka } from '../kafka/client.js';
 import { topicOffsets } from '../kafka/topics.js';
 import { createLogger } from '../observability/logger.js';
 import { runCapture, type CaptureSummary } from '../pipeline/capture.js';
-import { onShutdownSignal } from '../pipeline/shutdown.js';
+import { installShutdown } from '../pipeline/shutdown.js';
 import { checkSlotName } from '../source/postgres/slot.js';
 import { dropCapture, slotStatuses } from '../source/postgres/status.js';
 import { parseTableName } from '../source/postgres/table.js';
@@ -80,6 +80,9 @@ await runCommand(async () => {
         throw new ConfigError(`--from-lsn: ${(error as Error).message}`);
       }
     }
+    const shutdown = installShutdown(logger);
+    // A second signal exits at once: nothing undelivered was confirmed.
+    shutdown.abortSignal.addEventListener('abort', () => process.exit(EXIT_RUNTIME));
     const summary = await runCapture({
       databaseUrl: connections.databaseUrl,
       kafkaBrokers: connections.kafkaBrokers,
@@ -92,7 +95,7 @@ await runCommand(async () => {
       once: a.once,
       fromLsn,
       markSent: a.markSent,
-      signal: onShutdownSignal(logger),
+      signal: shutdown.stopSignal,
       logger,
     });
     console.log(summaryLine(summary));

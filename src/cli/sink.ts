@@ -1,6 +1,126 @@
 #!/usr/bin/env node
-// Placeholder until its issue lands: prints --help.
-import yargs from 'yargs';
+/**
+ * `sink`: applies the change topic to ClickHouse, effectively once.
+ *   sink start [--once]          consume with the group, commit after each insert
+ *   sink replay --from-lsn LSN   re-apply events with commit LSN >= LSN (live offsets untouched)
+ *   sink verify                  compare PostgreSQL with ClickHouse FINAL; exit 0 equal, 1 not
+ */
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { resolveConnections } from '../config/connections.js';
+import { topicName } from '../core/change-event.js';
+import { EXIT_OK, EXIT_RUNTIME, ConfigError } from '../core/exit-codes.js';
+import { formatLsn, parseLsn } from '../core/lsn.js';
+import { createLogger } from '../observability/logger.js';
+import { DEFAULT_LIMITS } from '../pipeline/row-batch.js';
+import { runSink, splitTable, type SinkRunResult } from '../sink/run-sink.js';
+import { verifyTables, formatVerifyReport } from '../sink/clickhouse/verify.js';
+import { runCommand } from './run-command.js';
 
-await yargs(hideBin(process.argv)).scriptName('sink').demandCommand(1).strict().help().parseAsync();
+interface TopicArgs {
+  topicPrefix: string;
+  table: string;
+  topic?: string | undefined;
+  targetTable?: string | undefined;
+}
+
+function topicOptions<T>(y: Argv<T>) {
+  return y
+    .option('table', { type: 'string', default: 'public.user_logins', describe: 'source table <schema>.<table>' })
+    .option('topic-prefix', { type: 'string', default: 'walbridge', describe: 'topic prefix: the topic is <prefix>.<schema>.<table>' })
+    .option('topic', { type: 'string', describe: 'the topic, overriding --topic-prefix/--table' })
+    .option('target-table', { type: 'string', describe: 'ClickHouse table (default: the source table\'s name)' });
+}
+
+function sinkOptions<T>(y: Argv<T>) {
+  return topicOptions(y)
+    .option('group', { type: 'string', default: 'walbridge-sink', describe: 'Kafka consumer group' })
+    .option('batch-rows', { type: 'number', default: DEFAULT_LIMITS.maxRows, describe: 'flush a batch at this many rows' })
+    .option('batch-bytes', { type: 'number', default: DEFAULT_LIMITS.maxBytes, describe: 'flush a batch at this many bytes of row text' })
+    .option('linger-ms', { type: 'number', default: DEFAULT_LIMITS.lingerMs, describe: 'flush a batch when its first row is this old' })
+    .option('kafka-brokers', { type: 'string', describe: 'host:port[,host:port] (env KAFKA_BROKERS)' })
+    .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' });
+}
+
+function resolveTopic(args: TopicArgs): { topic: string; targetTable: string } {
+  const { schema, table } = splitTable(args.table);
+  return { topic: args.topic ?? topicName(args.topicPrefix, schema, table), targetTable: args.targetTable ?? table };
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0) throw new ConfigError(`--${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function summary(verb: string, result: SinkRunResult, targetTable: string, topic: string, suffix = ''): string {
+  const t = result.totals;
+  if (!result.topicExists) return `${verb} 0 rows to ${targetTable}: topic ${topic} does not exist (yet)${suffix}`;
+  const lines = [`${verb} ${t.upserts + t.deletes} rows to ${targetTable} (${t.upserts} upserts, ${t.deletes} deletes) from ${topic}${suffix}`];
+  const extra: string[] = [];
+  if (t.truncates) extra.push(`${t.truncates} truncate${t.truncates === 1 ? '' : 's'} applied`);
+  if (t.deadLetters) extra.push(`${t.deadLetters} message${t.deadLetters === 1 ? '' : 's'} dead-lettered to ${result.deadLetterTopic}`);
+  if (t.tombstones) extra.push(`${t.tombstones} tombstones skipped`);
+  if (t.beforeTruncate) extra.push(`${t.beforeTruncate} events already covered by a truncate skipped`);
+  if (t.belowFromLsn) extra.push(`${t.belowFromLsn} events below --from-lsn skipped`);
+  if (t.collapsed) extra.push(`${t.collapsed} events collapsed into later ones of the same key`);
+  if (extra.length) lines.push(`  ${t.messages} messages: ${extra.join(', ')}`);
+  return lines.join('\n');
+}
+
+await yargs(hideBin(process.argv))
+  .scriptName('sink')
+  .usage('$0 <command>\n\nApplies the walbridge (or Debezium) change topic of a table to ClickHouse.')
+  .command('start', 'consume the topic and apply it to ClickHouse, committing offsets after each insert', (y) =>
+    sinkOptions(y).option('once', { type: 'boolean', default: false, describe: 'drain to the end offsets taken at start, then exit' }),
+  (argv) => runCommand(async () => {
+    const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
+    const { topic, targetTable } = resolveTopic(argv);
+    const result = await runSink({
+      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, topic, targetTable, groupId: argv.group,
+      limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: Math.max(0, argv.lingerMs) },
+      mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, logger: createLogger('sink'),
+    });
+    console.log(summary('wrote', result, targetTable, topic));
+    return EXIT_OK;
+  }))
+  .command('replay', 're-apply every event with commit LSN >= --from-lsn, without moving the live group\'s offsets', (y) =>
+    sinkOptions(y).option('from-lsn', { type: 'string', demandOption: true, describe: 'LSN like 0/16B3748 (0/0: everything)' }),
+  (argv) => runCommand(async () => {
+    let fromVersion: bigint;
+    try {
+      fromVersion = parseLsn(argv.fromLsn);
+    } catch (error) {
+      throw new ConfigError(`--from-lsn: ${(error as Error).message}`);
+    }
+    const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
+    const { topic, targetTable } = resolveTopic(argv);
+    const result = await runSink({
+      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, topic, targetTable, groupId: argv.group,
+      limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: Math.max(0, argv.lingerMs) },
+      mode: 'replay', fromVersion, logger: createLogger('sink'),
+    });
+    console.log(summary('replayed', result, targetTable, topic, ` (events with commit LSN >= ${formatLsn(fromVersion)})`));
+    return EXIT_OK;
+  }))
+  .command('verify', 'compare the PostgreSQL table with ClickHouse FINAL WHERE _is_deleted = 0; exit 0 when equal, 1 when not', (y) =>
+    topicOptions(y)
+      .option('database-url', { type: 'string', describe: 'PostgreSQL URL (env DATABASE_URL)' })
+      .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
+      .option('range-size', { type: 'number', default: 10_000, describe: 'ids per compared range' })
+      .option('show', { type: 'number', default: 20, describe: 'name at most this many differing ids' })
+      .option('wait-mutations', { type: 'number', default: 60, describe: 'seconds to wait for pending ClickHouse mutations (truncates) first' }),
+  (argv) => runCommand(async () => {
+    const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl });
+    const { schema, table } = splitTable(argv.table);
+    const report = await verifyTables({
+      databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, schema, table,
+      targetTable: argv.targetTable ?? table, rangeSize: positive('range-size', argv.rangeSize), show: positive('show', argv.show),
+      waitMutationsMs: Math.max(0, argv.waitMutations) * 1000,
+    });
+    console.log(formatVerifyReport(report));
+    return report.equal ? EXIT_OK : EXIT_RUNTIME;
+  }))
+  .demandCommand(1, 'name a command: start, replay or verify')
+  .strict()
+  .help()
+  .parseAsync();

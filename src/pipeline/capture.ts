@@ -24,7 +24,7 @@ import { createSlot, ensurePublication } from '../source/postgres/slot.js';
 import { canFlag, clearSnapshotFlag, raiseSnapshotFlag, snapshotPending } from '../source/postgres/snapshot-flag.js';
 import { readSnapshot, type SnapshotMode } from '../source/postgres/snapshot.js';
 import { qualifiedName } from '../source/postgres/table.js';
-import { Batcher } from './batcher.js';
+import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
 
 export interface CaptureOptions {

@@ -1,22 +1,45 @@
 /**
- * SIGINT/SIGTERM → an AbortSignal the pipeline watches: stop reading, flush,
- * confirm, close. A second signal exits at once (nothing is confirmed that
- * was not delivered, so that is safe, only slower to resume).
+ * SIGINT/SIGTERM for the long-running workers. The first signal aborts
+ * `stopSignal`: the worker stops reading, finishes what it holds, confirms or
+ * commits it, and exits. A second signal aborts `abortSignal`: whatever still
+ * waits (a ClickHouse that is down, a slow flush) gives up. Nothing is
+ * confirmed that was not delivered, so giving up only means the unfinished
+ * part is read again on the next start.
  */
-import { EXIT_RUNTIME } from '../core/exit-codes.js';
 import type { Logger } from '../observability/logger.js';
 
-export function onShutdownSignal(logger: Logger): AbortSignal {
-  const controller = new AbortController();
-  const handler = (signal: NodeJS.Signals): void => {
-    if (controller.signal.aborted) {
-      logger.warn({ signal }, 'second signal: exiting without waiting');
-      process.exit(EXIT_RUNTIME);
+export interface Shutdown {
+  stopSignal: AbortSignal;
+  /** Resolves with the signal's name at the first signal. */
+  requested: Promise<string>;
+  abortSignal: AbortSignal;
+  dispose(): void;
+}
+
+export function installShutdown(logger: Logger): Shutdown {
+  const stop = new AbortController();
+  const abort = new AbortController();
+  let resolveRequested: (signal: string) => void = () => undefined;
+  const requested = new Promise<string>((resolve) => (resolveRequested = resolve));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (!stop.signal.aborted) {
+      logger.info({ signal }, `${signal}: stopping: finishing what is in hand, then exiting (send it again to give up waiting)`);
+      stop.abort();
+      resolveRequested(signal);
+    } else {
+      logger.warn({ signal }, `${signal} again: giving up; anything not yet confirmed is read again on the next start`);
+      abort.abort();
     }
-    logger.info({ signal }, 'stopping: flushing what was read, confirming it, closing');
-    controller.abort();
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return controller.signal;
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    stopSignal: stop.signal,
+    requested,
+    abortSignal: abort.signal,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }

@@ -2,7 +2,7 @@
  * ClickHouse connections from one URL: `http://user:password@host:port/database`.
  * The database in the path is where walbridge's tables live.
  */
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 
 export interface ClickHouseTarget {
   client: ClickHouseClient;
@@ -21,6 +21,9 @@ export function openClickHouse(url: string, options: { requestTimeoutMs?: number
     // An insert is one finite HTTP request; keep-alive sockets are reused
     // between batches, compression costs CPU we would rather spend decoding.
     compression: { request: false, response: false },
+    // Failures reach the caller as errors, which say what to do; the client's
+    // own console logging would print each one a second time.
+    log: { level: ClickHouseLogLevel.OFF },
   });
   return { client, database: databaseOf(url) };
 }

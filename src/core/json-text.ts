@@ -1,0 +1,26 @@
+/**
+ * JSON text → value without losing integers. JSON.parse turns an int8 above
+ * 2^53 into the nearest float; the envelope carries int8 as a JSON number
+ * (design.md §3), so such a number must come back as a bigint.
+ *
+ * Fast path: JSON.parse, when the text cannot hold an unsafe integer. An
+ * integer beyond Number.MAX_SAFE_INTEGER (9007199254740991, 16 digits) has at
+ * least 17 digits or is 16 digits starting with 9, so the text is checked for
+ * such a digit run (anywhere, strings included: a false alarm only costs the
+ * slow path). Epoch microseconds (16 digits, starting with 1 until 2286) stay
+ * on the fast path. Slow path: lossless-json, integers that do not fit a
+ * double exactly become bigint, everything else a number.
+ */
+import { isInteger, isSafeNumber, parse as parseLossless } from 'lossless-json';
+
+const MAYBE_UNSAFE_INTEGER = /\d{17}|9\d{15}/;
+
+function parseNumberText(text: string): number | bigint {
+  if (isInteger(text) && !isSafeNumber(text)) return BigInt(text);
+  return Number(text);
+}
+
+export function parseJsonLossless(text: string): unknown {
+  if (!MAYBE_UNSAFE_INTEGER.test(text)) return JSON.parse(text);
+  return parseLossless(text, null, parseNumberText);
+}

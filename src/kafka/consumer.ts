@@ -1,0 +1,150 @@
+/**
+ * Reading one topic with a consumer group, offsets committed by the caller.
+ *
+ * Contract of run(handler):
+ * - the handler gets the fetched messages one partition batch at a time, the
+ *   next batch only after its promise resolved (that is the backpressure);
+ *   within a partition, offsets only increase;
+ * - the handler calls `taken(offset)` for each message it took: only those
+ *   are fetched past; a message not taken is fetched again;
+ * - while it waits longer than a few seconds it calls `keepAlive()` (the
+ *   group heartbeat; kafkajs has no background heartbeat). keepAlive throws
+ *   when the group is rebalancing: let it propagate.
+ * - nothing is ever committed automatically. commit() writes the given next
+ *   offsets for partitions this member is assigned, never moving an offset
+ *   backwards; a commit refused because the group is rebalancing is skipped
+ *   (the messages are read again, and applying them is idempotent).
+ */
+import kafkajs from 'kafkajs';
+import type { Logger } from '../observability/logger.js';
+import type { Kafka } from './client.js';
+
+export interface ConsumedMessage {
+  partition: number;
+  offset: bigint;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: kafkajs.IHeaders;
+}
+
+export interface BatchControl {
+  /** Offset of the batch's last record, control records included (they never reach the handler). */
+  lastOffset: bigint;
+  taken(offset: bigint): void;
+  keepAlive(): Promise<void>;
+}
+
+export type BatchHandler = (partition: number, messages: ConsumedMessage[], control: BatchControl) => Promise<void>;
+
+export interface TopicReader {
+  run(handler: BatchHandler): Promise<void>;
+  commit(nextOffsets: ReadonlyMap<number, bigint>): Promise<void>;
+  /** Leaves the group; call after the last commit. */
+  disconnect(): Promise<void>;
+  /** Called when kafkajs gives up (a crash it will not restart from). */
+  onFatal(listener: (error: Error) => void): void;
+}
+
+const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR']);
+
+export async function openTopicReader(kafka: Kafka, options: { topic: string; groupId: string; logger: Logger }): Promise<TopicReader> {
+  const { topic, groupId, logger } = options;
+  const consumer = kafka.consumer({
+    groupId,
+    allowAutoTopicCreation: false,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3_000,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+    maxBytes: 16 * 1024 * 1024,
+    // Leaving the group waits for the fetch in flight: a long poll would
+    // add its whole wait to every --once run and every SIGTERM.
+    maxWaitTimeInMs: 1_000,
+  });
+  const assigned = new Set<number>();
+  const committed = new Map<number, bigint>();
+  const fatalListeners: ((error: Error) => void)[] = [];
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    assigned.clear();
+    for (const partition of payload.memberAssignment[topic] ?? []) assigned.add(partition);
+    logger.info({ partitions: [...assigned] }, `joined group ${groupId}: assigned ${topic} partitions [${[...assigned].join(', ')}]`);
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (!payload.restart) for (const listener of fatalListeners) listener(payload.error);
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+
+  return {
+    async run(handler) {
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+          const messages: ConsumedMessage[] = batch.messages.map((m) => ({
+            partition: batch.partition,
+            offset: BigInt(m.offset),
+            key: m.key,
+            value: m.value,
+            headers: m.headers ?? {},
+          }));
+          await handler(batch.partition, messages, {
+            lastOffset: BigInt(batch.lastOffset()),
+            taken: (offset) => resolveOffset(offset.toString()),
+            keepAlive: heartbeat,
+          });
+        },
+      });
+    },
+    async commit(nextOffsets) {
+      const partitions = [...nextOffsets]
+        .filter(([partition, offset]) => assigned.has(partition) && offset > (committed.get(partition) ?? -1n))
+        .map(([partition, offset]) => ({ topic, partition, offset: offset.toString() }));
+      if (partitions.length === 0) return;
+      try {
+        await consumer.commitOffsets(partitions);
+      } catch (error) {
+        // kafkajs retries the commit first; when it gives up, the broker's error is the originalError.
+        const err = error as { type?: string; originalError?: { type?: string } };
+        const type = err.type ?? err.originalError?.type ?? '';
+        if (!REBALANCE_ERRORS.has(type)) throw error;
+        logger.warn({ type }, `offset commit skipped, group ${groupId} is rebalancing; those messages will be read again (applying them is idempotent)`);
+        return;
+      }
+      for (const { partition, offset } of partitions) committed.set(partition, BigInt(offset));
+    },
+    async disconnect() {
+      await consumer.disconnect();
+    },
+    onFatal(listener) {
+      fatalListeners.push(listener);
+    },
+  };
+}
+
+/** The group's committed next offset per partition of the topic (partitions without one are absent). */
+export async function groupOffsets(kafka: Kafka, groupId: string, topic: string): Promise<Map<number, bigint>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const offsets = new Map<number, bigint>();
+    for (const { partition, offset } of entry?.partitions ?? []) {
+      if (BigInt(offset) >= 0n) offsets.set(partition, BigInt(offset));
+    }
+    return offsets;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Removes a consumer group that has no members (a replay's throwaway group). */
+export async function deleteGroup(kafka: Kafka, groupId: string): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.deleteGroups([groupId]);
+  } finally {
+    await admin.disconnect();
+  }
+}

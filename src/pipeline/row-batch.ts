@@ -1,0 +1,91 @@
+/**
+ * The rows of one ClickHouse insert, collected from Kafka messages.
+ *
+ * - Collapse: rows with the same key replace each other, last wins unless
+ *   its version is lower (several changes to one key in one transaction
+ *   share a version, and ReplacingMergeTree cannot order rows of equal
+ *   version inside one insert; a lower version can only be a message read
+ *   again after a rebalance, already superseded).
+ * - Limits: full at `maxRows` distinct rows or `maxBytes` of row text; the
+ *   caller flushes when full or when the first row is `lingerMs` old. A
+ *   truncate seals the batch: it is applied after the batch's rows, before
+ *   anything that came after it.
+ * - Acknowledgement: `nextOffsets` holds, per partition, the offset after the
+ *   last message taken into this batch (rows, dead letters and skipped
+ *   messages alike); the caller commits them once the batch is written.
+ */
+export interface BatchLimits {
+  maxRows: number;
+  maxBytes: number;
+  lingerMs: number;
+}
+
+export const DEFAULT_LIMITS: BatchLimits = { maxRows: 20_000, maxBytes: 16 * 1024 * 1024, lingerMs: 500 };
+
+export interface PendingRow<M> {
+  line: string;
+  version: bigint;
+  deleted: boolean;
+  /** The message the row came from, for the dead-letter topic if ClickHouse rejects it. */
+  source: M;
+}
+
+export interface DeadLetter<M> {
+  source: M;
+  error: string;
+}
+
+export class RowBatch<M> {
+  readonly rows = new Map<string, PendingRow<M>>();
+  readonly deadLetters: DeadLetter<M>[] = [];
+  readonly nextOffsets = new Map<number, bigint>();
+  /** Version of the truncate that ends this batch, if any. */
+  truncate: bigint | undefined;
+  bytes = 0;
+  messages = 0;
+  /** Rows replaced by (or dropped for) another row of the same key. */
+  collapsed = 0;
+  /** Date.now() when the first message was taken, undefined while empty. */
+  startedAt: number | undefined;
+  private unkeyed = 0;
+
+  constructor(private readonly limits: BatchLimits) {}
+
+  get empty(): boolean {
+    return this.messages === 0;
+  }
+
+  /** No more messages fit: full, or sealed by a truncate. */
+  get full(): boolean {
+    return this.truncate !== undefined || this.rows.size >= this.limits.maxRows || this.bytes >= this.limits.maxBytes;
+  }
+
+  /** Records that the message at `offset` of `partition` belongs to this batch. */
+  take(partition: number, offset: bigint, now: number): void {
+    this.messages += 1;
+    this.startedAt ??= now;
+    this.nextOffsets.set(partition, offset + 1n);
+  }
+
+  /** Adds a row; a row with the same key already here is replaced. A null key never collapses. */
+  addRow(key: string | null, row: PendingRow<M>): void {
+    const slot = key ?? `\u0000unkeyed:${this.unkeyed++}`;
+    const previous = this.rows.get(slot);
+    if (previous) {
+      this.collapsed += 1;
+      if (previous.version > row.version) return;
+      this.bytes -= previous.line.length;
+      this.rows.delete(slot); // re-inserted below: Map order then follows the last change
+    }
+    this.rows.set(slot, row);
+    this.bytes += row.line.length;
+  }
+
+  addDeadLetter(letter: DeadLetter<M>): void {
+    this.deadLetters.push(letter);
+  }
+
+  seal(truncateVersion: bigint): void {
+    this.truncate = truncateVersion;
+  }
+}

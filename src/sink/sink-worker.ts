@@ -1,0 +1,246 @@
+/**
+ * The sink's flow: Kafka messages → batch → ClickHouse → offset commit.
+ *
+ * Order and acknowledgement:
+ * - messages are decoded and mapped as they arrive, into the batch being
+ *   filled; at most one batch is being written while the next one fills;
+ * - batches are written strictly one after another, so inserts follow the
+ *   partitions' order, and a batch's offsets are committed only after its
+ *   dead letters, insert and truncate all returned;
+ * - a full batch (rows, bytes, or sealed by a truncate) blocks further reading
+ *   until the batch before it is written: memory stays bounded.
+ *
+ * Modes: follow (until stop() or a signal), or drain (to the end offsets taken
+ * at start, then finish). Replay is a drain with a throwaway group, no
+ * commits, and a lower bound on versions.
+ */
+import type { BatchControl, ConsumedMessage, TopicReader } from '../kafka/consumer.js';
+import type { Logger } from '../observability/logger.js';
+import { RowBatch, type BatchLimits } from '../pipeline/row-batch.js';
+import { decodeEvent, PoisonMessage } from './envelope.js';
+import type { AppliedCounts, BatchApplier } from './batch-applier.js';
+import { ValueError } from './clickhouse/column-types.js';
+import type { RowMapper } from './clickhouse/rows.js';
+
+export interface SinkTotals extends AppliedCounts {
+  messages: number;
+  tombstones: number;
+  /** Events replaced by a later event of the same key in the same batch. */
+  collapsed: number;
+  /** Events older than (or a truncate no newer than) a truncate already applied: it covers them. */
+  beforeTruncate: number;
+  /** Replay only: events with a version below --from-lsn. */
+  belowFromLsn: number;
+}
+
+export interface WorkerOptions {
+  limits: BatchLimits;
+  /** Drain mode: partition → end offset to read up to (exclusive). Undefined: follow. */
+  drainTo: ReadonlyMap<number, bigint> | undefined;
+  commit: boolean;
+  fromVersion: bigint;
+  truncateFloor: bigint;
+}
+
+const KEEPALIVE_MS = 3_000;
+
+function isRebalance(error: unknown): boolean {
+  return (error as { name?: string }).name?.startsWith('KafkaJS') ?? false;
+}
+
+export class SinkWorker {
+  readonly totals: SinkTotals = {
+    upserts: 0, deletes: 0, truncates: 0, deadLetters: 0, messages: 0, tombstones: 0, collapsed: 0, beforeTruncate: 0, belowFromLsn: 0,
+  };
+  private current: RowBatch<ConsumedMessage>;
+  private flushing: Promise<void> | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private fatal: Error | undefined;
+  private finished = false;
+  private truncateFloor: bigint;
+  private readonly reached = new Map<number, bigint>();
+  private resolveDone: () => void = () => undefined;
+  /** Resolves when the worker has nothing left to write (drained, stopped, or failed). */
+  readonly done = new Promise<void>((resolve) => (this.resolveDone = resolve));
+
+  constructor(
+    private readonly reader: TopicReader,
+    private readonly mapper: RowMapper,
+    private readonly applier: BatchApplier,
+    private readonly logger: Logger,
+    private readonly options: WorkerOptions,
+  ) {
+    this.current = new RowBatch(options.limits);
+    this.truncateFloor = options.truncateFloor;
+    reader.onFatal((error) => this.fail(error));
+    if (options.drainTo && this.drained()) this.finish();
+  }
+
+  /** The error that stopped the worker, if one did. */
+  get error(): Error | undefined {
+    return this.fatal;
+  }
+
+  /** Starts reading (joining the group happens in the background); failures end the worker. */
+  start(): void {
+    this.reader.run((partition, messages, control) => this.onMessages(partition, messages, control))
+      .catch((error: unknown) => this.fail(error as Error));
+  }
+
+  /** Stop reading; write and commit what was taken; then `done` resolves. */
+  stop(): void {
+    this.stopping = true;
+    if (!this.flushing) this.continueAfterFlush();
+  }
+
+  private async onMessages(partition: number, messages: ConsumedMessage[], control: BatchControl): Promise<void> {
+    try {
+      const end = this.options.drainTo?.get(partition);
+      for (const message of messages) {
+        if (this.stopping || this.fatal || this.finished) return;
+        if (this.options.drainTo && (end === undefined || message.offset >= end)) {
+          control.taken(message.offset); // past the drain target: fetched past, never applied nor committed
+          continue;
+        }
+        while (this.current.full) await this.makeRoom(control);
+        if (this.stopping || this.fatal || this.finished) return;
+        this.accept(message);
+        control.taken(message.offset);
+        this.reached.set(partition, message.offset + 1n);
+      }
+      // Every message of the batch is taken: offsets up to its last record (transaction markers included) are passed.
+      this.reached.set(partition, control.lastOffset + 1n);
+      if (this.current.full || (this.options.drainTo && this.drained())) {
+        if (!this.flushing) this.startFlush();
+      } else {
+        this.armLinger();
+      }
+    } catch (error) {
+      if (isRebalance(error)) throw error; // from keepAlive: kafkajs rejoins the group
+      this.fail(error as Error);
+    }
+  }
+
+  private accept(message: ConsumedMessage): void {
+    const batch = this.current;
+    batch.take(message.partition, message.offset, Date.now());
+    this.totals.messages += 1;
+    try {
+      const event = decodeEvent(message.key, message.value);
+      if (event.kind === 'tombstone') {
+        this.totals.tombstones += 1;
+        return;
+      }
+      if (event.version < this.options.fromVersion) {
+        this.totals.belowFromLsn += 1;
+        return;
+      }
+      if (event.kind === 'truncate') {
+        if (event.version > this.truncateFloor) {
+          batch.seal(event.version);
+          this.truncateFloor = event.version;
+        } else {
+          this.totals.beforeTruncate += 1;
+        }
+        return;
+      }
+      if (event.version < this.truncateFloor) {
+        this.totals.beforeTruncate += 1;
+        return;
+      }
+      const syncedAt = this.mapper.syncedAtFragment(Date.now());
+      const line = event.kind === 'upsert'
+        ? this.mapper.upsert(event.after, event.version, syncedAt)
+        : this.mapper.delete(event.before, event.key, event.version, syncedAt);
+      batch.addRow(message.key ? message.key.toString('utf8') : null, {
+        line, version: event.version, deleted: event.kind === 'delete', source: message,
+      });
+    } catch (error) {
+      if (!(error instanceof PoisonMessage || error instanceof ValueError)) throw error;
+      batch.addDeadLetter({ source: message, error: error.message });
+    }
+  }
+
+  private drained(): boolean {
+    for (const [partition, end] of this.options.drainTo ?? []) {
+      if ((this.reached.get(partition) ?? -1n) < end) return false;
+    }
+    return true;
+  }
+
+  private async makeRoom(control: BatchControl): Promise<void> {
+    if (!this.flushing) {
+      this.startFlush();
+      return;
+    }
+    const flushing = this.flushing;
+    let settled = false;
+    void flushing.finally(() => (settled = true));
+    while (!settled) {
+      await Promise.race([flushing, new Promise((resolve) => setTimeout(resolve, KEEPALIVE_MS))]);
+      if (!settled) await control.keepAlive();
+    }
+  }
+
+  private armLinger(): void {
+    if (this.lingerTimer || this.current.empty || this.flushing) return;
+    const age = Date.now() - (this.current.startedAt ?? Date.now());
+    this.lingerTimer = setTimeout(() => {
+      this.lingerTimer = undefined;
+      if (!this.flushing && !this.current.empty) this.startFlush();
+    }, Math.max(0, this.options.limits.lingerMs - age));
+  }
+
+  private startFlush(): void {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    const batch = this.current;
+    this.current = new RowBatch(this.options.limits);
+    this.flushing = this.flush(batch)
+      .catch((error: unknown) => this.fail(error as Error))
+      .finally(() => {
+        this.flushing = undefined;
+        this.continueAfterFlush();
+      });
+  }
+
+  private async flush(batch: RowBatch<ConsumedMessage>): Promise<void> {
+    const started = Date.now();
+    const counts = await this.applier.apply(batch);
+    if (this.options.commit) await this.reader.commit(batch.nextOffsets);
+    this.totals.upserts += counts.upserts;
+    this.totals.deletes += counts.deletes;
+    this.totals.truncates += counts.truncates;
+    this.totals.deadLetters += counts.deadLetters;
+    this.totals.collapsed += batch.collapsed;
+    this.logger.debug({ messages: batch.messages, rows: batch.rows.size, bytes: batch.bytes, ms: Date.now() - started }, 'batch written');
+  }
+
+  private continueAfterFlush(): void {
+    if (this.finished) return;
+    if (this.fatal) return this.finish();
+    const pending = !this.current.empty;
+    const drainedAll = this.options.drainTo !== undefined && this.drained();
+    if (this.stopping || drainedAll) {
+      if (pending) this.startFlush();
+      else this.finish();
+      return;
+    }
+    if (pending && (this.current.full || Date.now() - (this.current.startedAt ?? 0) >= this.options.limits.lingerMs)) this.startFlush();
+    else this.armLinger();
+  }
+
+  private fail(error: Error): void {
+    this.fatal ??= error;
+    this.stopping = true;
+    if (!this.flushing) this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.lingerTimer);
+    this.resolveDone();
+  }
+}

@@ -1,0 +1,62 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { RowBatch } from '../../src/pipeline/row-batch.js';
+import { backoffDelay } from '../../src/pipeline/retry.js';
+
+const limits = { maxRows: 3, maxBytes: 1000, lingerMs: 100 };
+const row = (line: string, version: bigint) => ({ line, version, deleted: false, source: line });
+
+describe('RowBatch', () => {
+  it('collapses by key, last wins, and keeps the last change last', () => {
+    const batch = new RowBatch<string>(limits);
+    batch.addRow('{"id":1}', row('a1', 1n));
+    batch.addRow('{"id":2}', row('b1', 1n));
+    batch.addRow('{"id":1}', row('a2', 1n));
+    assert.deepEqual([...batch.rows.values()].map((r) => r.line), ['b1', 'a2']);
+    assert.equal(batch.bytes, 4);
+    assert.equal(batch.collapsed, 1);
+  });
+  it('never replaces a row with one of a lower version (a message read again)', () => {
+    const batch = new RowBatch<string>(limits);
+    batch.addRow('k', row('new', 5n));
+    batch.addRow('k', row('old', 4n));
+    assert.deepEqual([...batch.rows.values()].map((r) => r.line), ['new']);
+  });
+  it('does not collapse rows without a key', () => {
+    const batch = new RowBatch<string>(limits);
+    batch.addRow(null, row('x', 1n));
+    batch.addRow(null, row('y', 1n));
+    assert.equal(batch.rows.size, 2);
+  });
+  it('is full at maxRows distinct rows, at maxBytes, or when sealed by a truncate', () => {
+    const byRows = new RowBatch<string>(limits);
+    for (const k of ['a', 'b', 'c']) byRows.addRow(k, row(k, 1n));
+    assert.equal(byRows.full, true);
+    const byBytes = new RowBatch<string>({ ...limits, maxBytes: 5 });
+    byBytes.addRow('a', row('123456', 1n));
+    assert.equal(byBytes.full, true);
+    const sealed = new RowBatch<string>(limits);
+    assert.equal(sealed.full, false);
+    sealed.seal(9n);
+    assert.equal(sealed.full, true);
+  });
+  it('tracks the next offset per partition and when it started', () => {
+    const batch = new RowBatch<string>(limits);
+    assert.equal(batch.empty, true);
+    batch.take(0, 5n, 1000);
+    batch.take(1, 2n, 1001);
+    batch.take(0, 6n, 1002);
+    assert.deepEqual([...batch.nextOffsets], [[0, 7n], [1, 3n]]);
+    assert.equal(batch.startedAt, 1000);
+    assert.equal(batch.messages, 3);
+  });
+});
+
+describe('backoffDelay', () => {
+  it('doubles up to the cap, with jitter in the upper half', () => {
+    assert.equal(backoffDelay(0, 500, 10_000, () => 1), 500);
+    assert.equal(backoffDelay(3, 500, 10_000, () => 1), 4000);
+    assert.equal(backoffDelay(10, 500, 10_000, () => 1), 10_000);
+    assert.equal(backoffDelay(10, 500, 10_000, () => 0), 5000);
+  });
+});

@@ -1,0 +1,38 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeEvent, PoisonMessage } from '../../src/sink/envelope.js';
+
+const buf = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
+const source = { connector: 'postgresql', schema: 'public', table: 'user_logins', commit_lsn: '1/A0' };
+
+describe('decodeEvent', () => {
+  it('takes the version from source.commit_lsn', () => {
+    const event = decodeEvent(buf({ id: 1 }), buf({ op: 'c', before: null, after: { id: 1 }, source }));
+    assert.deepEqual(event, { kind: 'upsert', version: 0x1_0000_00a0n, after: { id: 1 } });
+  });
+  it('falls back to Debezium source.lsn when there is no commit_lsn', () => {
+    const event = decodeEvent(buf({ id: 1 }), buf({ op: 'u', after: { id: 1 }, source: { ...source, commit_lsn: undefined, lsn: 24023128 } }));
+    assert.equal(event.kind === 'upsert' && event.version, 24023128n);
+  });
+  it('reads a Debezium envelope with schemas enabled ({schema, payload})', () => {
+    const event = decodeEvent(null, buf({ schema: {}, payload: { op: 'r', after: { id: 3 }, source } }));
+    assert.equal(event.kind, 'upsert');
+  });
+  it('takes the key for a delete from the message key', () => {
+    const event = decodeEvent(buf({ id: 7 }), buf({ op: 'd', before: null, after: null, source }));
+    assert.deepEqual(event, { kind: 'delete', version: 0x1_0000_00a0n, before: null, key: { id: 7 } });
+  });
+  it('reads truncate and tombstone', () => {
+    assert.deepEqual(decodeEvent(null, buf({ op: 't', before: null, after: null, source })), { kind: 'truncate', version: 0x1_0000_00a0n });
+    assert.deepEqual(decodeEvent(buf({ id: 7 }), null), { kind: 'tombstone' });
+  });
+  it('names what is wrong with a poison message', () => {
+    assert.throws(() => decodeEvent(null, buf('not json')), (e: unknown) => e instanceof PoisonMessage && /not JSON/.test(e.message));
+    assert.throws(() => decodeEvent(null, buf([1, 2])), /not a change envelope/);
+    assert.throws(() => decodeEvent(null, buf({ op: 'c', after: null, source })), /needs an "after" object/);
+    assert.throws(() => decodeEvent(null, buf({ op: 'x', source })), /unknown op 'x'/);
+    assert.throws(() => decodeEvent(null, buf({ op: 'c', after: { id: 1 }, source: { lsn: null } })), /neither source.commit_lsn/);
+    assert.throws(() => decodeEvent(null, buf({ op: 'c', after: { id: 1 }, source: { commit_lsn: 'nope' } })), /not an LSN/);
+    assert.throws(() => decodeEvent(null, buf({ op: 'd', before: null, source })), /needs a "before" image or a JSON object key/);
+  });
+});
