@@ -25,7 +25,18 @@ export function createKafka(brokers: string[], clientId: string, logger: Logger)
     logLevel: kafkajs.logLevel.WARN,
     logCreator: () => ({ namespace, level, log }) => {
       const { message, ...extra } = log;
-      logger[LEVEL_NAMES[level] ?? 'info']({ kafka: namespace, ...extra }, message);
+      logger[quietened(namespace, message) ? 'debug' : (LEVEL_NAMES[level] ?? 'info')]({ kafka: namespace, ...extra }, message);
     },
   });
+}
+
+/**
+ * kafkajs logs every retriable broker response at ERROR ("the coordinator is
+ * loading" right after a broker starts) and warns that bounded retries "may
+ * invalidate EoS guarantees". walbridge relies on neither: a send that fails
+ * after its retries fails the process, and the slot replays from the last
+ * confirmed LSN. Real failures surface as rejected calls, logged by walbridge.
+ */
+function quietened(namespace: string, message: string): boolean {
+  return namespace === 'Connection' || message.startsWith('Limiting retries for the idempotent producer');
 }
