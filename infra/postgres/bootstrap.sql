@@ -9,17 +9,8 @@ CREATE DATABASE walbridge OWNER walbridge;
 -- granted. Function privileges live in each database's catalog, so the grants
 -- go into template1 (every later CREATE DATABASE, e.g. the tests', copies
 -- them) and into the walbridge database, which already exists.
+\set origin_grants 'GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_drop(text), pg_replication_origin_oid(text), pg_replication_origin_session_setup(text), pg_replication_origin_session_reset(), pg_replication_origin_session_is_setup() TO walbridge'
 \connect template1
-GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text) TO walbridge;
-GRANT EXECUTE ON FUNCTION pg_replication_origin_drop(text) TO walbridge;
-GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text) TO walbridge;
-GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO walbridge;
-GRANT EXECUTE ON FUNCTION pg_replication_origin_session_reset() TO walbridge;
-GRANT EXECUTE ON FUNCTION pg_replication_origin_session_is_setup() TO walbridge;
+:origin_grants;
 \connect walbridge
-GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text) TO walbridge;
-GRANT EXECUTE ON FUNCTION pg_replication_origin_drop(text) TO walbridge;
-GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text) TO walbridge;
-GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO walbridge;
-GRANT EXECUTE ON FUNCTION pg_replication_origin_session_reset() TO walbridge;
-GRANT EXECUTE ON FUNCTION pg_replication_origin_session_is_setup() TO walbridge;
+:origin_grants;
