@@ -9,7 +9,7 @@ import pg from 'pg';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { topicName, type Operation } from '../core/change-event.js';
-import { ConfigError, EXIT_CONFIG, EXIT_RUNTIME } from '../core/exit-codes.js';
+import { ConfigError, EXIT_RUNTIME } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
 import { createKafka } from '../kafka/client.js';
@@ -20,7 +20,7 @@ import { installShutdown } from '../pipeline/shutdown.js';
 import { checkSlotName } from '../source/postgres/slot.js';
 import { dropCapture, slotStatuses } from '../source/postgres/status.js';
 import { parseTableName } from '../source/postgres/table.js';
-import { runCommand } from './run-command.js';
+import { runCommand, usageFailure } from './run-command.js';
 
 const defaultPublication = (slot: string): string => `walbridge_${slot}`;
 
@@ -55,12 +55,7 @@ const cli = yargs(hideBin(process.argv))
   .demandCommand(1)
   .strict()
   .help()
-  .fail((message, error) => {
-    // Usage errors exit 2 (design.md §4), not yargs' 1.
-    if (error) throw error;
-    process.stderr.write(`${message}\nerror: see cdc --help\n`);
-    process.exit(EXIT_CONFIG);
-  });
+  .fail(usageFailure('cdc'));
 
 const argv = await cli.parseAsync();
 const command = String(argv._[0]);

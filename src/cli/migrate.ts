@@ -10,7 +10,7 @@ import { redactUrl, resolveConnections } from '../config/connections.js';
 import { ensureDatabase, openClickHouse } from '../sink/clickhouse/client.js';
 import { migrateClickHouse } from '../migrate/clickhouse-migrator.js';
 import { migratePostgres } from '../migrate/postgres-migrator.js';
-import { runCommand } from './run-command.js';
+import { runCommand, usageFailure } from './run-command.js';
 
 const argv = yargs(hideBin(process.argv))
   .scriptName('migrate')
@@ -20,6 +20,7 @@ const argv = yargs(hideBin(process.argv))
   .option('only', { choices: ['postgres', 'clickhouse'] as const, describe: 'migrate one side only' })
   .strict()
   .help()
+  .fail(usageFailure('migrate'))
   .parseSync();
 
 await runCommand(async () => {

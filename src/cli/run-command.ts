@@ -3,8 +3,10 @@
  * (ConfigError, or a connection refused for a reason the user controls: wrong
  * password, unknown database, nothing listening), 1 for anything else. The
  * message names the problem and the fix; it never carries a password.
+ * (ClickHouse's own messages name the user, never the password.)
  */
 import { ConfigError, EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME } from '../core/exit-codes.js';
+import { clickHouseUserError } from '../sink/clickhouse/errors.js';
 
 export async function runCommand(body: () => Promise<number | void>): Promise<never> {
   let code: number;
@@ -25,6 +27,19 @@ export async function runCommand(body: () => Promise<number | void>): Promise<ne
   process.exit(code);
 }
 
+/**
+ * yargs' `.fail()` handler for every command: a usage error (unknown flag,
+ * missing argument, bad choice) exits 2 like any configuration error, where
+ * yargs alone would exit 1.
+ */
+export function usageFailure(command: string): (message: string | undefined, error: Error | undefined) => void {
+  return (message, error) => {
+    if (error) throw error;
+    process.stderr.write(`${message ?? 'invalid usage'}\nerror: see ${command} --help\n`);
+    process.exit(EXIT_CONFIG);
+  };
+}
+
 interface ErrorWithCode {
   code?: string;
   address?: string;
@@ -35,6 +50,8 @@ interface ErrorWithCode {
 /** The user-facing text when the error is one the user must fix, else undefined. */
 export function asUserError(error: unknown): string | undefined {
   if (error instanceof ConfigError) return error.message;
+  const clickhouse = clickHouseUserError(error);
+  if (clickhouse) return clickhouse;
   const err = error as ErrorWithCode;
   switch (err?.code) {
     case '28P01':

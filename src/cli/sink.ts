@@ -15,7 +15,7 @@ import { createLogger } from '../observability/logger.js';
 import { DEFAULT_LIMITS } from '../pipeline/row-batch.js';
 import { runSink, splitTable, type SinkRunResult } from '../sink/run-sink.js';
 import { verifyTables, formatVerifyReport } from '../sink/clickhouse/verify.js';
-import { runCommand } from './run-command.js';
+import { runCommand, usageFailure } from './run-command.js';
 
 interface TopicArgs {
   topicPrefix: string;
@@ -123,4 +123,5 @@ await yargs(hideBin(process.argv))
   .demandCommand(1, 'name a command: start, replay or verify')
   .strict()
   .help()
+  .fail(usageFailure('sink'))
   .parseAsync();

@@ -81,8 +81,10 @@ export class RowBatch<M> {
     this.bytes += row.line.length;
   }
 
-  addDeadLetter(letter: DeadLetter<M>): void {
+  /** `bytes`: the message's size, counted against maxBytes like row text (letters hold the message until written). */
+  addDeadLetter(letter: DeadLetter<M>, bytes: number): void {
     this.deadLetters.push(letter);
+    this.bytes += bytes;
   }
 
   seal(truncateVersion: bigint): void {

@@ -15,7 +15,8 @@ import type { DeadLetterProducer } from '../kafka/dead-letter.js';
 import type { Logger } from '../observability/logger.js';
 import type { PendingRow, RowBatch } from '../pipeline/row-batch.js';
 import { retryWithBackoff } from '../pipeline/retry.js';
-import { isRowDataError, isTransientClickHouseError, type ClickHouseWriter } from './clickhouse/writer.js';
+import type { ClickHouseWriter } from './clickhouse/writer.js';
+import { isRowDataError, isTransientClickHouseError } from './clickhouse/errors.js';
 
 export interface AppliedCounts {
   upserts: number;

@@ -23,7 +23,8 @@ import { installShutdown } from '../pipeline/shutdown.js';
 import { BatchApplier } from './batch-applier.js';
 import { openClickHouse } from './clickhouse/client.js';
 import { describeTarget, RowMapper } from './clickhouse/rows.js';
-import { ClickHouseWriter, isTransientClickHouseError } from './clickhouse/writer.js';
+import { ClickHouseWriter } from './clickhouse/writer.js';
+import { isTransientClickHouseError } from './clickhouse/errors.js';
 import { SinkWorker, type SinkTotals } from './sink-worker.js';
 
 export interface SinkRunOptions {
@@ -72,9 +73,10 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
   const clickhouseName = redactUrl(options.clickhouseUrl);
   const dlq = new DeadLetterProducer(kafka, topic, deadLetterTopic(topic));
   try {
+    // Nothing is held yet at the start, so the first signal is enough to give up waiting.
     const waitForClickHouse = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
       retryWithBackoff(operation, {
-        waitingFor: `ClickHouse at ${clickhouseName}`, holding: what, isTransient: isTransientClickHouseError, logger, signal: shutdown.abortSignal,
+        waitingFor: `ClickHouse at ${clickhouseName}`, holding: what, isTransient: isTransientClickHouseError, logger, signal: shutdown.stopSignal,
       });
     const target = await waitForClickHouse('the start (reading the target table)', () => describeTarget(client, database, options.targetTable));
     const writer = new ClickHouseWriter(client, target);

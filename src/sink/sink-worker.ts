@@ -158,7 +158,7 @@ export class SinkWorker {
       });
     } catch (error) {
       if (!(error instanceof PoisonMessage || error instanceof ValueError)) throw error;
-      batch.addDeadLetter({ source: message, error: error.message });
+      batch.addDeadLetter({ source: message, error: error.message }, (message.value?.length ?? 0) + (message.key?.length ?? 0));
     }
   }
 

@@ -40,6 +40,13 @@ describe('RowBatch', () => {
     sealed.seal(9n);
     assert.equal(sealed.full, true);
   });
+  it('counts dead letters against maxBytes, so a run of poison messages cannot grow a batch without bound', () => {
+    const batch = new RowBatch<string>({ ...limits, maxBytes: 100 });
+    batch.addDeadLetter({ source: 'p1', error: 'not JSON' }, 60);
+    assert.equal(batch.full, false);
+    batch.addDeadLetter({ source: 'p2', error: 'not JSON' }, 60);
+    assert.equal(batch.full, true);
+  });
   it('tracks the next offset per partition and when it started', () => {
     const batch = new RowBatch<string>(limits);
     assert.equal(batch.empty, true);

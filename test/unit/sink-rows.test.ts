@@ -29,6 +29,12 @@ describe('RowMapper (user_logins on ClickHouse 18.16: DateTime)', () => {
     assert.throws(() => mapper.upsert({ id: 1, event_time: -1 }, 1n, ''), /outside DateTime/);
     assert.throws(() => mapper.delete({ username: 'x' }, null, 1n, ''), /key column id/);
   });
+  it("dead-letters Debezium's unchanged-TOAST placeholder instead of writing it over the value", () => {
+    assert.throws(
+      () => mapper.upsert({ id: 1, username: '__debezium_unavailable_value' }, 1n, ''),
+      (e: unknown) => e instanceof ValueError && /username: .*REPLICA IDENTITY FULL/.test(e.message),
+    );
+  });
 });
 
 describe('RowMapper (newer servers: DateTime64(6, UTC))', () => {

@@ -102,6 +102,13 @@ export function targetTableOf(database: string, table: string, columns: Describe
   return { database, table, dataColumns, syncedAtType: syncedAt?.type ?? null };
 }
 
+/**
+ * What Debezium's PostgreSQL connector sends for an unchanged TOASTed column
+ * when the table's replica identity is not FULL. Written as data it would
+ * overwrite the real value, so such an event is dead-lettered instead.
+ */
+const DEBEZIUM_UNAVAILABLE_VALUE = '__debezium_unavailable_value';
+
 export class RowMapper {
   constructor(private readonly target: TargetTable) {}
 
@@ -125,6 +132,10 @@ export class RowMapper {
         }
         line += `${column.prefix}null,`;
         continue;
+      }
+      if (value === DEBEZIUM_UNAVAILABLE_VALUE) {
+        throw new ValueError(`column ${column.name}: Debezium sent its unchanged-TOAST placeholder instead of the value; ` +
+          'set REPLICA IDENTITY FULL on the source table so updates carry every value');
       }
       try {
         line += `${column.prefix}${column.convert(value)},`;
