@@ -12,8 +12,10 @@
  *   when the group is rebalancing: let it propagate.
  * - nothing is ever committed automatically. commit() writes the given next
  *   offsets for partitions this member is assigned, never moving an offset
- *   backwards; a commit refused because the group is rebalancing is skipped
- *   (the messages are read again, and applying them is idempotent).
+ *   backwards, also past what another member committed while it held the
+ *   partition (the group's offsets are read again at every rebalance); a
+ *   commit refused because the group is rebalancing is skipped (the messages
+ *   are read again, and applying them is idempotent).
  */
 import kafkajs from 'kafkajs';
 import type { Logger } from '../observability/logger.js';
@@ -63,9 +65,21 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
   const assigned = new Set<number>();
   const committed = new Map<number, bigint>();
   const fatalListeners: ((error: Error) => void)[] = [];
+  // A batch still being written when its partition moved away and came back
+  // holds offsets that another member may have committed past meanwhile.
+  let committedRead: Promise<void> = Promise.resolve();
+  const readCommitted = async (): Promise<void> => {
+    try {
+      const offsets = await groupOffsets(kafka, groupId, topic);
+      for (const [partition, offset] of offsets) if (offset > (committed.get(partition) ?? -1n)) committed.set(partition, offset);
+    } catch (error) {
+      logger.warn(`could not read group ${groupId}'s committed offsets after a rebalance: ${(error as Error).message}`);
+    }
+  };
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     assigned.clear();
     for (const partition of payload.memberAssignment[topic] ?? []) assigned.add(partition);
+    committedRead = readCommitted();
     logger.info({ partitions: [...assigned] }, `joined group ${groupId}: assigned ${topic} partitions [${[...assigned].join(', ')}]`);
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -97,6 +111,7 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
       });
     },
     async commit(nextOffsets) {
+      await committedRead;
       const partitions = [...nextOffsets]
         .filter(([partition, offset]) => assigned.has(partition) && offset > (committed.get(partition) ?? -1n))
         .map(([partition, offset]) => ({ topic, partition, offset: offset.toString() }));

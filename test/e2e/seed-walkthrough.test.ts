@@ -162,3 +162,44 @@ describe('the seed walkthrough on a table created earlier without sent_to_kafka'
     assertExit(await runCli('sink', ['verify'], cliEnv(w.services)), 'sink verify');
   });
 });
+
+describe('updates, deletes and a PostgreSQL TRUNCATE through 3 partitions, cdc to sink', () => {
+  let w: Walkthrough;
+  const topicArgs = (): string[] => ['--topic-prefix', w.services.topicPrefix];
+  const cdcOnce = (): Promise<CliResult> =>
+    runCli('cdc', ['start', '--slot', w.slot, ...topicArgs(), '--partitions', '3', '--once'], cliEnv(w.services));
+  const round = async (what: string): Promise<void> => {
+    assertExit(await cdcOnce(), `cdc --once (${what})`);
+    assertExit(await w.sinkOnce(), `sink --once (${what})`);
+    const verify = await runCli('sink', ['verify'], cliEnv(w.services));
+    assert.equal(verify.code, 0, `after ${what}, PostgreSQL and ClickHouse differ:\n${verify.stdout}${verify.stderr}`);
+  };
+  before(async () => {
+    w = await walkthrough('e2e_ops');
+    assertExit(await runCli('migrate', [], cliEnv(w.services)), 'migrate');
+  });
+  after(async () => {
+    await w.services.cleanup();
+  });
+
+  it('ends equal after inserts, updates, deletes, a truncate and rows written after it', async () => {
+    await w.sql(`INSERT INTO user_logins (username, event_type, event_time)
+                 SELECT 'user_' || g, 'login', now() - g * interval '1 minute' FROM generate_series(1, 300) g`);
+    await round('the snapshot');
+
+    await w.sql(`UPDATE user_logins SET event_type = 'logout' WHERE id % 6 = 0`);
+    await w.sql(`DELETE FROM user_logins WHERE id % 10 = 0`);
+    await w.sql(`INSERT INTO user_logins (username, event_type, event_time) VALUES ('late', 'login', now())`);
+    await round('updates and deletes');
+    assert.equal(await w.messagesInTopic() > 300, true);
+
+    await w.sql('TRUNCATE user_logins');
+    await w.sql(`INSERT INTO user_logins (username, event_type, event_time)
+                 SELECT 'after_' || g, 'register', now() FROM generate_series(1, 50) g`);
+    await w.sql(`UPDATE user_logins SET username = 'after_renamed' WHERE username = 'after_7'`);
+    await round('a truncate and new rows');
+    const names = await w.clickhouseNames();
+    assert.equal(names.length, 50);
+    assert.ok(names.every((name) => name.startsWith('after_')), 'no row from before the truncate survives');
+  });
+});

@@ -48,8 +48,8 @@ describe('sink start --once, replay, verify', () => {
     assert.match(run.stdout, /^wrote \d+ rows to user_logins \(\d+ upserts, 0 deletes\)/);
     const verify = await f.sink(['verify', '--range-size', '1000']);
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
-    const [final] = await f.clickhouse<{ n: string; ids: string }>('SELECT count() AS n, uniqExact(id) AS ids FROM user_logins FINAL WHERE _is_deleted = 0');
-    assert.deepEqual(final, { n: '3002', ids: '3002' });
+    const [final] = await f.clickhouse<{ n: string }>('SELECT count() AS n FROM user_logins FINAL WHERE _is_deleted = 0');
+    assert.deepEqual(final, { n: '3002' });
   });
 
   it('a delete then a re-insert of one id, and a PostgreSQL TRUNCATE followed by new rows, end right', async () => {
