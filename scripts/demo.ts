@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import pg from 'pg';
-import { redactUrl, resolveConnections } from '../src/config/connections.js';
+import { redactUrl, resolveConnections, withDatabase } from '../src/config/connections.js';
 import { topicName } from '../src/core/change-event.js';
 import { ensureDatabase, openClickHouse, quoteIdentifier } from '../src/sink/clickhouse/client.js';
 import { createKafka } from '../src/kafka/client.js';
@@ -34,12 +34,6 @@ const clickhouseUrl = withDatabase(base.clickhouseUrl, DEMO_DATABASE);
 const kafka = createKafka(base.kafkaBrokers, 'walbridge-demo', createLogger('demo'));
 const failures: string[] = [];
 let stepNumber = 0;
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-}
 
 function step(title: string): void {
   stepNumber += 1;

@@ -56,3 +56,10 @@ export function redactUrl(text: string): string {
     return text.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@');
   }
 }
+
+/** The same server URL with another database as its path (PostgreSQL and ClickHouse alike). */
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}

@@ -19,7 +19,7 @@ export interface RetryOptions {
   maxDelayMs?: number;
 }
 
-export class RetryAborted extends Error {
+class RetryAborted extends Error {
   override readonly name = 'RetryAborted';
 }
 

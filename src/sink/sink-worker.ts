@@ -44,7 +44,8 @@ export interface WorkerOptions {
 
 const KEEPALIVE_MS = 3_000;
 
-function isRebalance(error: unknown): boolean {
+/** An error of the Kafka client itself (keepAlive during a rebalance): kafkajs handles it by rejoining the group. */
+function isKafkaClientError(error: unknown): boolean {
   return (error as { name?: string }).name?.startsWith('KafkaJS') ?? false;
 }
 
@@ -117,7 +118,7 @@ export class SinkWorker {
         this.armLinger();
       }
     } catch (error) {
-      if (isRebalance(error)) throw error; // from keepAlive: kafkajs rejoins the group
+      if (isKafkaClientError(error)) throw error;
       this.fail(error as Error);
     }
   }

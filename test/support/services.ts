@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
 import kafkajs from 'kafkajs';
+import { withDatabase } from '../../src/config/connections.js';
 import { ensureDatabase, openClickHouse, quoteIdentifier } from '../../src/sink/clickhouse/client.js';
 
 export interface ServiceUrls {
@@ -47,12 +48,6 @@ export interface IsolatedServices extends ServiceUrls {
   topicPrefix: string;
   /** Drops the databases (and the slots in the PostgreSQL one) and deletes the topics. */
   cleanup(): Promise<void>;
-}
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
 }
 
 /** A fresh database pair and topic prefix on the given services (default: the test stack's). */

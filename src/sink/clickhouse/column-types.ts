@@ -103,7 +103,8 @@ export function epochMicros(value: unknown): bigint {
   throw new ValueError(`${describe(value)} is not a timestamp (epoch microseconds or ISO-8601 text)`);
 }
 
-function floorDiv(a: bigint, b: bigint): bigint {
+/** Integer division rounding toward minus infinity (bigint `/` truncates toward zero). */
+export function floorDiv(a: bigint, b: bigint): bigint {
   const q = a / b;
   return a % b !== 0n && (a < 0n) !== (b < 0n) ? q - 1n : q;
 }

@@ -19,7 +19,7 @@ import pg from 'pg';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { ConfigError } from '../../core/exit-codes.js';
 import { openClickHouse, quoteIdentifier } from './client.js';
-import { unwrapType } from './column-types.js';
+import { floorDiv, unwrapType } from './column-types.js';
 import { DELETED_COLUMN, describeTarget, quoteString } from './rows.js';
 
 export interface VerifyOptions {
@@ -116,10 +116,6 @@ async function* pages<T>(fetch: (after: bigint | undefined) => Promise<T[]>, key
   }
 }
 
-function floorDiv(a: bigint, b: bigint): bigint {
-  const q = a / b;
-  return a % b !== 0n && a < 0n ? q - 1n : q;
-}
 
 interface RangeState {
   index: bigint;
