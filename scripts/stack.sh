@@ -18,7 +18,7 @@ P=${STACK_PORT_PREFIX:-1}
 KAFKA_LIBS=${KAFKA_LIBS:-$ROOT/.stack-cache/kafka-libs}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
-[[ "$P" =~ ^[1-6]$ ]] || { echo "[stack] ERROR: STACK_PORT_PREFIX must be one digit from 1 to 6 (ports are <digit>5432, <digit>9092, ...), got '$P'" >&2; exit 2; }
+[[ "$P" =~ ^[1-5]$ ]] || { echo "[stack] ERROR: STACK_PORT_PREFIX must be one digit from 1 to 5 (ports are <digit>5432, <digit>9092, ...), got '$P'" >&2; exit 2; }
 PG_PORT=${P}5432
 KAFKA_PORT=${P}9092
 KAFKA_CONTROLLER_PORT=${P}9093
