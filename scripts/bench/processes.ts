@@ -64,8 +64,15 @@ export function startProcess(command: string, args: string[], env: NodeJS.Proces
   };
 }
 
+/**
+ * Extra node flags for the cdc and sink processes, e.g. to profile them:
+ * BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' (NODE_OPTIONS refuses --cpu-prof).
+ */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 export function startCli(name: 'cdc' | 'sink' | 'migrate', args: string[], env: NodeJS.ProcessEnv): Running {
-  return startProcess(process.execPath, [path.join(CLI_DIR, `${name}.js`), ...args], { LOG_LEVEL: 'warn', ...env });
+  const nodeArgs = name === 'migrate' ? [] : NODE_ARGS;
+  return startProcess(process.execPath, [...nodeArgs, path.join(CLI_DIR, `${name}.js`), ...args], { LOG_LEVEL: 'warn', ...env });
 }
 
 /** Runs to the end; a non-zero exit is an error naming the command and its output. */

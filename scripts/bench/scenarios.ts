@@ -10,8 +10,6 @@ import pg from 'pg';
 import { cliEnv } from '../../test/support/cli.js';
 import { isolatedServices, type IsolatedServices, type ServiceUrls } from '../../test/support/services.js';
 import { openClickHouse } from '../../src/sink/clickhouse/client.js';
-import { createKafka } from '../../src/kafka/client.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { runToEnd, startCli, startProcess } from './processes.js';
 
 const exec = promisify(execFile);
@@ -282,66 +280,6 @@ export async function snapshot(base: ServiceUrls, rows: number): Promise<Snapsho
       sinkPeakRssMb: sink.peakRssMb,
     };
   } finally {
-    await ws.cleanup();
-  }
-}
-
-/** An envelope the size and shape cdc sends for one user_logins row. */
-function sampleEnvelope(id: number): string {
-  return JSON.stringify({
-    before: null,
-    after: { id, username: `user_${id}`, event_type: 'login', event_time: 1764211200000000 + id, sent_to_kafka: false },
-    source: {
-      version: '0.1.0', connector: 'postgresql', name: 'walbridge', ts_ms: 1764211200000, snapshot: 'false', db: 'walbridge',
-      sequence: null, schema: 'public', table: 'user_logins', txId: 1000 + id, lsn: 23_000_000 + id, xmin: null, commit_lsn: '0/15F9A40',
-    },
-    op: 'c',
-    ts_ms: 1764211200000,
-    transaction: null,
-  });
-}
-
-/** The Kafka client alone: idempotent, acks=all, batches of 1,000 — what cdc could reach at best. */
-export async function rawKafkaProducer(base: ServiceUrls, rows: number): Promise<number> {
-  const ws = await workspace('raw_kafka', base);
-  const kafka = createKafka(base.kafkaBrokers.split(','), 'bench-raw', createLogger('bench'));
-  const admin = kafka.admin();
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-  try {
-    const topic = `${ws.topicPrefix}.raw`;
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
-    await producer.connect();
-    const started = performance.now();
-    for (let first = 0; first < rows; first += 1000) {
-      const messages = [];
-      for (let id = first; id < Math.min(rows, first + 1000); id += 1) messages.push({ key: `{"id":${id}}`, value: sampleEnvelope(id) });
-      await producer.send({ topic, acks: -1, messages });
-    }
-    return rows / ((performance.now() - started) / 1000);
-  } finally {
-    await producer.disconnect();
-    await admin.disconnect();
-    await ws.cleanup();
-  }
-}
-
-/** ClickHouse alone: JSONEachRow inserts of 50,000 rows into the same table — what sink could reach at best. */
-export async function rawClickHouseInsert(base: ServiceUrls, rows: number): Promise<number> {
-  const ws = await workspace('raw_clickhouse', base);
-  const { client } = openClickHouse(ws.clickhouseUrl);
-  try {
-    const started = performance.now();
-    for (let first = 0; first < rows; first += 50_000) {
-      const values = [];
-      for (let id = first; id < Math.min(rows, first + 50_000); id += 1) {
-        values.push({ id, username: `user_${id}`, event_type: 'login', event_time: 1764211200 + (id % 86_400), _version: 23_000_000 + id, _is_deleted: 0 });
-      }
-      await client.insert({ table: 'user_logins', values, format: 'JSONEachRow' });
-    }
-    return rows / ((performance.now() - started) / 1000);
-  } finally {
-    await client.close();
     await ws.cleanup();
   }
 }

@@ -37,7 +37,7 @@ function sinkOptions<T>(y: Argv<T>) {
     .option('group', { type: 'string', default: 'walbridge-sink', describe: 'Kafka consumer group' })
     .option('batch-rows', { type: 'number', default: DEFAULT_LIMITS.maxRows, describe: 'flush a batch at this many rows' })
     .option('batch-bytes', { type: 'number', default: DEFAULT_LIMITS.maxBytes, describe: 'flush a batch at this many bytes of row text' })
-    .option('linger-ms', { type: 'number', default: DEFAULT_LIMITS.lingerMs, describe: 'flush a batch when its first row is this old' })
+    .option('linger-ms', { type: 'number', default: DEFAULT_LIMITS.lingerMs, describe: 'once caught up with the topic, write at most one batch per this many ms (a trickle gathers)' })
     .option('kafka-brokers', { type: 'string', describe: 'host:port[,host:port] (env KAFKA_BROKERS)' })
     .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' });
 }

@@ -1,6 +1,8 @@
 /**
- * The Kafka client behind walbridge. Only files in src/kafka/ import kafkajs,
- * so the client can be swapped (design.md §4: kafkajs is unmaintained).
+ * kafkajs, behind walbridge's admin calls, the sink's consumer and the
+ * dead-letter producer. cdc's producer is @platformatic/kafka (producer.ts).
+ * Only files in src/kafka/ import a Kafka client, so either can be swapped
+ * (design.md §4: kafkajs is unmaintained).
  * kafkajs' own log lines go through walbridge's logger, warnings and up.
  */
 import kafkajs from 'kafkajs';

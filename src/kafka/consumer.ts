@@ -32,6 +32,8 @@ export interface ConsumedMessage {
 export interface BatchControl {
   /** Offset of the batch's last record, control records included (they never reach the handler). */
   lastOffset: bigint;
+  /** The batch reaches the partition's end as of this fetch: nothing more to read there right now. */
+  caughtUp: boolean;
   taken(offset: bigint): void;
   keepAlive(): Promise<void>;
 }
@@ -102,8 +104,10 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
             value: m.value,
             headers: m.headers ?? {},
           }));
+          const lastOffset = BigInt(batch.lastOffset());
           await handler(batch.partition, messages, {
-            lastOffset: BigInt(batch.lastOffset()),
+            lastOffset,
+            caughtUp: lastOffset + 1n >= BigInt(batch.highWatermark),
             taken: (offset) => resolveOffset(offset.toString()),
             keepAlive: heartbeat,
           });

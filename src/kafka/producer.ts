@@ -1,9 +1,15 @@
 /**
- * The cdc side's Kafka producer: idempotent, acks=all, one request in flight
- * (what kafkajs' idempotent mode needs), Java-compatible murmur2 partitioning
- * so a key lands where Kafka Connect would put it.
+ * The cdc side's Kafka producer: @platformatic/kafka 1.x, idempotent,
+ * acks=all, Java-compatible murmur2 partitioning so a key lands where Kafka
+ * Connect would put it.
+ *
+ * Why not kafkajs here: on the benchmark machine kafkajs' idempotent producer
+ * tops out near 50k messages/s (CPU-bound, its per-partition grouping is
+ * quadratic in the batch size), @platformatic/kafka sends the same batches at
+ * 2–2.5× that rate (docs/performance.md, "clients"). Admin calls and the
+ * sink's consumer stay on kafkajs (client.ts).
  */
-import kafkajs from 'kafkajs';
+import { compatibilityPartitioner, Producer, stringSerializers } from '@platformatic/kafka';
 import type { Kafka } from './client.js';
 
 export interface OutgoingMessage {
@@ -24,19 +30,28 @@ export interface EventProducer {
   disconnect(): Promise<void>;
 }
 
-export async function connectProducer(kafka: Kafka): Promise<EventProducer> {
-  const producer = kafka.producer({
+export async function connectProducer(brokers: string[], clientId: string): Promise<EventProducer> {
+  const producer = new Producer({
+    clientId,
+    bootstrapBrokers: brokers,
     idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+    acks: -1,
+    partitioner: compatibilityPartitioner,
+    serializers: stringSerializers,
+    timeout: 30_000,
+    retries: 8,
+    retryDelay: 300,
   });
-  await producer.connect();
+  // The producer id is fetched on the first send otherwise: fail at start, not mid-stream.
+  await producer.initIdempotentProducer({});
   return {
     send: async (topic, messages) => {
-      await producer.send({ topic, acks: -1, timeout: 30_000, messages });
+      await producer.send({
+        messages: messages.map(({ key, value, partition }) =>
+          partition === undefined ? { topic, key: key ?? undefined, value } : { topic, value, partition }),
+      });
     },
-    disconnect: () => producer.disconnect(),
+    disconnect: () => producer.close(),
   };
 }
 

@@ -73,7 +73,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     const topic = topicName(options.topicPrefix, table.schema, table.table);
     await ensureTopic(kafka, topic, options.partitions);
     const partitions = await partitionCount(kafka, topic);
-    const producer = await connectProducer(kafka);
+    const producer = await connectProducer(options.kafkaBrokers, 'walbridge-cdc');
     closers.push(() => producer.disconnect());
 
     const marking = options.markSent && table.sentFlag !== null && table.primaryKey.length === 1;

@@ -7,7 +7,8 @@
  *   version inside one insert; a lower version can only be a message read
  *   again after a rebalance, already superseded).
  * - Limits: full at `maxRows` distinct rows or `maxBytes` of row text; the
- *   caller flushes when full or when the first row is `lingerMs` old. A
+ *   caller flushes when full or soon after it has read everything there is
+ *   (at most one insert per `lingerMs`; sink-worker.ts). A
  *   truncate seals the batch: it is applied after the batch's rows, before
  *   anything that came after it.
  * - Acknowledgement: `nextOffsets` holds, per partition, the offset after the
@@ -20,7 +21,7 @@ export interface BatchLimits {
   lingerMs: number;
 }
 
-export const DEFAULT_LIMITS: BatchLimits = { maxRows: 20_000, maxBytes: 16 * 1024 * 1024, lingerMs: 500 };
+export const DEFAULT_LIMITS: BatchLimits = { maxRows: 20_000, maxBytes: 16 * 1024 * 1024, lingerMs: 50 };
 
 export interface PendingRow<M> {
   line: string;

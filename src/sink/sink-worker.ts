@@ -10,6 +10,16 @@
  * - a full batch (rows, bytes, or sealed by a truncate) blocks further reading
  *   until the batch before it is written: memory stays bounded.
  *
+ * When a batch is written (latency without a flood of small inserts):
+ * - at once when full, or when a drain has reached its end offsets;
+ * - when every partition read is caught up (the last fetch reached its end):
+ *   waiting would add latency and no rows; at most one insert per `lingerMs`
+ *   (counted from the previous insert's start), so a trickle gathers into
+ *   a few inserts a second; while an insert runs, the next batch gathers;
+ * - while some partition is behind, more rows are on their way: the batch
+ *   fills, and is written at the latest when its first row is
+ *   BEHIND_MAX_AGE_MS old (a stalled fetch never holds rows longer).
+ *
  * Modes: follow (until stop() or a signal), or drain (to the end offsets taken
  * at start, then finish). Replay is a drain with a throwaway group, no
  * commits, and a lower bound on versions.
@@ -43,6 +53,7 @@ export interface WorkerOptions {
 }
 
 const KEEPALIVE_MS = 3_000;
+const BEHIND_MAX_AGE_MS = 1_000;
 
 /** An error of the Kafka client itself (keepAlive during a rebalance): kafkajs handles it by rejoining the group. */
 function isKafkaClientError(error: unknown): boolean {
@@ -61,6 +72,9 @@ export class SinkWorker {
   private finished = false;
   private truncateFloor: bigint;
   private readonly reached = new Map<number, bigint>();
+  /** Partitions whose last fetch did not reach their end. */
+  private readonly behind = new Set<number>();
+  private lastFlushStartedAt = 0;
   private resolveDone: () => void = () => undefined;
   /** Resolves when the worker has nothing left to write (drained, stopped, or failed). */
   readonly done = new Promise<void>((resolve) => (this.resolveDone = resolve));
@@ -112,11 +126,11 @@ export class SinkWorker {
       }
       // Every message of the batch is taken: offsets up to its last record (transaction markers included) are passed.
       this.reached.set(partition, control.lastOffset + 1n);
-      if (this.current.full || (this.options.drainTo && this.drained())) {
-        if (!this.flushing) this.startFlush();
-      } else {
-        this.armLinger();
-      }
+      if (control.caughtUp) this.behind.delete(partition);
+      else this.behind.add(partition);
+      if (this.flushing) return; // continueAfterFlush decides when it is done
+      if (this.flushDueIn() <= 0) this.startFlush();
+      else this.armLinger();
     } catch (error) {
       if (isKafkaClientError(error)) throw error;
       this.fail(error as Error);
@@ -184,13 +198,27 @@ export class SinkWorker {
     }
   }
 
+  /** Milliseconds until the current batch is due to be written (<= 0: now; Infinity: empty). */
+  private flushDueIn(): number {
+    const batch = this.current;
+    if (batch.empty) return Infinity;
+    if (batch.full || this.stopping || (this.options.drainTo && this.drained())) return 0;
+    const now = Date.now();
+    if (this.behind.size === 0) return this.lastFlushStartedAt + this.options.limits.lingerMs - now;
+    return (batch.startedAt ?? now) + BEHIND_MAX_AGE_MS - now;
+  }
+
   private armLinger(): void {
-    if (this.lingerTimer || this.current.empty || this.flushing) return;
-    const age = Date.now() - (this.current.startedAt ?? Date.now());
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    const due = this.flushDueIn();
+    if (this.flushing || due === Infinity) return;
     this.lingerTimer = setTimeout(() => {
       this.lingerTimer = undefined;
-      if (!this.flushing && !this.current.empty) this.startFlush();
-    }, Math.max(0, this.options.limits.lingerMs - age));
+      if (this.flushing || this.current.empty) return;
+      if (this.flushDueIn() <= 0) this.startFlush();
+      else this.armLinger();
+    }, Math.max(0, due));
   }
 
   private startFlush(): void {
@@ -198,6 +226,7 @@ export class SinkWorker {
     this.lingerTimer = undefined;
     const batch = this.current;
     this.current = new RowBatch(this.options.limits);
+    this.lastFlushStartedAt = Date.now();
     this.flushing = this.flush(batch)
       .catch((error: unknown) => this.fail(error as Error))
       .finally(() => {
@@ -228,7 +257,7 @@ export class SinkWorker {
       else this.finish();
       return;
     }
-    if (pending && (this.current.full || Date.now() - (this.current.startedAt ?? 0) >= this.options.limits.lingerMs)) this.startFlush();
+    if (this.flushDueIn() <= 0) this.startFlush();
     else this.armLinger();
   }
 
