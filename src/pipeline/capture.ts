@@ -85,6 +85,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     }
 
     let failure: Error | null = null;
+    let checkpointer: Checkpointer | null = null;
     let rejectFailed: (error: Error) => void = () => {};
     const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
     failed.catch(() => {});
@@ -92,12 +93,13 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     const fail = (error: Error): void => {
       if (failure) return;
       failure = error;
+      // Nothing after a failure is confirmed, not even by the final status on stop.
+      checkpointer?.freeze();
       rejectFailed(error);
       gate.open(); // a snapshot waiting on backpressure sees the failure and ends
     };
     signal.addEventListener('abort', () => gate.open(), { once: true });
     let listener: Listener | null = null;
-    let checkpointer: Checkpointer | null = null;
     const counts: Record<Operation, number> = { c: 0, u: 0, d: 0, r: 0, t: 0 };
     const batcher = new Batcher({
       producer,

@@ -91,6 +91,14 @@ export class Listener {
   private statusTimer: NodeJS.Timeout | null = null;
   private statusSoon: NodeJS.Timeout | null = null;
   private stopping = false;
+  /**
+   * Set on the first failure. pg-protocol hands on the rest of a socket chunk
+   * synchronously, so messages after the failing one (its transaction's
+   * Commit included) still arrive: they are ignored, so nothing after the
+   * failure reaches the checkpointer. Separate from `stopping`: `stop()` must
+   * still run after a failure.
+   */
+  private failed = false;
   private keepaliveWaiters: (() => void)[] = [];
   private markStarted: () => void = () => {};
   /** Resolves once the server has started streaming (standby status can be sent from then on). */
@@ -165,7 +173,7 @@ export class Listener {
   }
 
   private onData(lsnText: string, payload: Buffer): void {
-    if (this.stopping) return;
+    if (this.stopping || this.failed) return;
     if (this.skipping && isRowMessage(payload)) {
       this.skippedOwnChanges++;
       return;
@@ -217,8 +225,8 @@ export class Listener {
     const waiters = this.keepaliveWaiters;
     this.keepaliveWaiters = [];
     for (const resolve of waiters) resolve();
-    // Once stopping, data is ignored, so a keepalive's WAL end says nothing about what was delivered.
-    if (this.stopping) return;
+    // Once stopping (or failed), data is ignored, so a keepalive's WAL end says nothing about what was delivered.
+    if (this.stopping || this.failed) return;
     const moved = this.options.checkpointer.keepalive(parseLsn(lsnText));
     if (moved) this.options.onConfirmed(this.options.checkpointer.confirmed);
     if (shouldRespond || moved) void this.sendStatus(false);
@@ -226,6 +234,7 @@ export class Listener {
 
   /** The batcher delivered more: the confirmed LSN may have moved. */
   confirmedMoved(): void {
+    if (this.failed) return;
     this.options.onConfirmed(this.options.checkpointer.confirmed);
     if (this.statusSoon || this.stopping) return;
     // Coalesce: at most one status message per 100 ms while busy.
@@ -249,7 +258,15 @@ export class Listener {
   }
 
   private fail(error: Error): void {
+    if (this.failed) return;
+    this.failed = true;
     this.clearTimers();
+    this.connection?.stream.pause();
+    const txn = this.txn;
+    if (txn) {
+      // Say where: an operator who decides to skip the transaction needs its commit LSN.
+      error.message += ` (in transaction ${txn.xid}, committed at ${formatLsn(txn.finalLsn)}; nothing from it on was confirmed)`;
+    }
     this.options.onFailure(error);
   }
 
