@@ -76,10 +76,28 @@ export class ChangeDecoder {
     return this.change(layout, 'c', null, this.image(layout, row, null), row, lsn, txn);
   }
 
-  update(relationOid: number, oldRow: Tuple | null, oldKey: Tuple | null, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange {
+  /**
+   * One 'u' event; or, when the primary key changed, a 'd' for the old key
+   * (before = the old row) and a 'c' for the new one, as Debezium does, so the
+   * old key's row does not stay behind downstream. Both carry the
+   * transaction's commit LSN as their version.
+   */
+  update(relationOid: number, oldRow: Tuple | null, oldKey: Tuple | null, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange[] {
     const layout = this.layoutOf(relationOid);
     const before = oldRow ? this.image(layout, oldRow, null) : oldKey ? this.keyImage(layout, oldKey) : null;
-    return this.change(layout, 'u', before, this.image(layout, row, oldRow), row, lsn, txn);
+    const after = this.image(layout, row, oldRow);
+    const previous = oldRow ?? oldKey;
+    if (previous && before !== null) {
+      const oldKeyText = this.key(layout, previous);
+      if (oldKeyText !== this.key(layout, row)) {
+        const source = this.streamSource(lsn, txn);
+        return [
+          { op: 'd', key: oldKeyText, value: this.envelope(before, 'null', 'd', source, txn), markId: null },
+          this.change(layout, 'c', null, after, row, lsn, txn),
+        ];
+      }
+    }
+    return [this.change(layout, 'u', before, after, row, lsn, txn)];
   }
 
   delete(relationOid: number, oldRow: Tuple | null, oldKey: Tuple | null, lsn: Lsn, txn: TransactionContext): DecodedChange {

@@ -197,7 +197,9 @@ export class Listener {
         return;
       case 'update':
         if (decoder.captures(message.relationOid)) {
-          this.options.push(decoder.update(message.relationOid, message.oldTuple, message.keyTuple, message.newTuple, parseLsn(lsnText), this.inTxn()));
+          for (const change of decoder.update(message.relationOid, message.oldTuple, message.keyTuple, message.newTuple, parseLsn(lsnText), this.inTxn())) {
+            this.options.push(change);
+          }
         }
         return;
       case 'delete':
