@@ -8,18 +8,19 @@
 import pg from 'pg';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { topicName, type Operation } from '../core/change-event.js';
+import { topicName } from '../core/change-event.js';
 import { ConfigError, EXIT_CONFIG, EXIT_RUNTIME } from '../core/exit-codes.js';
-import { formatLsn, parseLsn } from '../core/lsn.js';
+import { parseLsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
 import { createKafka } from '../kafka/client.js';
 import { topicOffsets } from '../kafka/topics.js';
 import { createLogger } from '../observability/logger.js';
-import { runCapture, type CaptureSummary } from '../pipeline/capture.js';
+import { runCapture } from '../pipeline/capture.js';
 import { installShutdown } from '../pipeline/shutdown.js';
 import { checkSlotName } from '../source/postgres/slot.js';
 import { dropCapture, slotStatuses } from '../source/postgres/status.js';
 import { parseTableName } from '../source/postgres/table.js';
+import { summaryLine } from './cdc-summary.js';
 import { runCommand } from './run-command.js';
 
 const defaultPublication = (slot: string): string => `walbridge_${slot}`;
@@ -151,10 +152,3 @@ await runCommand(async () => {
     }
   }
 });
-
-function summaryLine(summary: CaptureSummary): string {
-  const names: [Operation, string][] = [['r', 'snapshot row'], ['c', 'insert'], ['u', 'update'], ['d', 'delete'], ['t', 'truncate']];
-  const total = names.reduce((sum, [op]) => sum + summary.counts[op], 0);
-  const parts = names.filter(([op]) => summary.counts[op] > 0).map(([op, name]) => `${summary.counts[op]} ${name}${summary.counts[op] === 1 ? '' : 's'}`);
-  return `sent ${total} event${total === 1 ? '' : 's'}${parts.length ? ` (${parts.join(', ')})` : ''} from slot ${summary.slot} to ${summary.topic}; confirmed ${formatLsn(summary.confirmed)}`;
-}

@@ -46,7 +46,10 @@ export interface CaptureOptions {
 export interface CaptureSummary {
   slot: string;
   topic: string;
+  /** Events read, by operation (a truncate counts once, though it is sent to every partition). */
   counts: Record<Operation, number>;
+  /** Kafka messages read but not delivered (acknowledged and marked) before the stop: not confirmed, so sent again on restart. */
+  undelivered: number;
   confirmed: Lsn;
 }
 
@@ -101,12 +104,15 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     signal.addEventListener('abort', () => gate.open(), { once: true });
     let listener: Listener | null = null;
     const counts: Record<Operation, number> = { c: 0, u: 0, d: 0, r: 0, t: 0 };
+    let delivered = 0;
+    const summary = (confirmed: Lsn): CaptureSummary => ({ slot: options.slot, topic, counts, undelivered: batcher.pushedCount - delivered, confirmed });
     const batcher = new Batcher({
       producer,
       topic,
       marker,
       ...BATCH,
       onDelivered: (count) => {
+        delivered = count;
         if (checkpointer?.deliveredThrough(count)) listener?.confirmedMoved();
       },
       onPressure: (paused) => {
@@ -161,7 +167,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     }
     await Promise.race([batcher.drain(), failed]);
     if (snapshotDone && flagging) await clearSnapshotFlag(admin, options.slot);
-    if (stopped()) return { slot: options.slot, topic, counts, confirmed: startLsn };
+    if (stopped()) return summary(startLsn);
 
     // The stream.
     checkpointer = new Checkpointer(startLsn, batcher.pushedCount);
@@ -202,7 +208,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
       await stream.stop();
     }
     logger.info({ confirmed: formatLsn(checkpointer.confirmed), skippedOwnChanges: stream.skippedOwnChanges }, 'stopped');
-    return { slot: options.slot, topic, counts, confirmed: checkpointer.confirmed };
+    return summary(checkpointer.confirmed);
   } finally {
     for (const close of closers.reverse()) await close().catch((error: Error) => logger.warn({ err: error.message }, 'while closing'));
   }
