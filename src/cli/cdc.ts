@@ -12,6 +12,7 @@ import { topicName } from '../core/change-event.js';
 import { ConfigError, EXIT_CONFIG, EXIT_RUNTIME } from '../core/exit-codes.js';
 import { parseLsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
+import { parseTableName } from '../config/table-name.js';
 import { createKafka } from '../kafka/client.js';
 import { topicOffsets } from '../kafka/topics.js';
 import { createLogger } from '../observability/logger.js';
@@ -19,7 +20,6 @@ import { runCapture } from '../pipeline/capture.js';
 import { installShutdown } from '../pipeline/shutdown.js';
 import { checkSlotName } from '../source/postgres/slot.js';
 import { dropCapture, slotStatuses } from '../source/postgres/status.js';
-import { parseTableName } from '../source/postgres/table.js';
 import { summaryLine } from './cdc-summary.js';
 import { runCommand } from './run-command.js';
 

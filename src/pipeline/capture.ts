@@ -187,7 +187,6 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
         if (target !== null && lsn >= target) reachedTarget();
       },
       onFailure: fail,
-      logger,
       statusIntervalMs: options.once ? 1_000 : 10_000,
       pingOnInterval: options.once,
     });

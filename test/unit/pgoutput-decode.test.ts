@@ -56,7 +56,8 @@ describe('pgoutput reader and decoder', () => {
 
   it('builds insert and update envelopes; key from the primary key, not the FULL identity flags', () => {
     const decoder = new ChangeDecoder(table, 'walbridge', 'db1', true);
-    assert.equal(decoder.relation(expectTag(readPgoutput(relationMessage), 'relation').relation), true);
+    decoder.relation(expectTag(readPgoutput(relationMessage), 'relation').relation);
+    assert.equal(decoder.captures(16400), true);
     const txn = { xid: 9, finalLsn: 0x500n, commitTimeMs: 1_700_000_000_000, order: 1 };
 
     const insert = expectTag(readPgoutput(Buffer.concat([Buffer.from('I'), u32(16400), Buffer.from('N'), tuple(['9007199254740993', 'alice', '2024-05-01 10:00:00.000001', 'f'])])), 'insert');
@@ -83,6 +84,13 @@ describe('pgoutput reader and decoder', () => {
     assert.equal(changed.before.sent_to_kafka, false);
     assert.equal(changed.transaction.total_order, 2);
     assert.throws(() => decoder.update(16400, null, null, u.newTuple, 0x4f8n, txn), /REPLICA IDENTITY FULL/);
+    // A Relation saying the identity was not FULL when the change was written: the error says so, and how to get past it.
+    const defaultIdentity = Buffer.from(relationMessage);
+    defaultIdentity[1 + 4 + 'public'.length + 1 + 'user_logins'.length + 1] = 'd'.charCodeAt(0);
+    const relation = expectTag(readPgoutput(defaultIdentity), 'relation').relation;
+    assert.equal(relation.replicaIdentity, 'd');
+    decoder.relation(relation);
+    assert.throws(() => decoder.update(16400, null, null, u.newTuple, 0x4f8n, txn), /had REPLICA IDENTITY DEFAULT when the change was written.*--from-lsn just past its commit LSN/);
   });
 
   it('an update that changes the primary key: a delete of the old key, then an insert of the new one, one version', () => {

@@ -28,7 +28,6 @@
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type pg from 'pg';
 import { formatLsn, parseLsn, type Lsn } from '../../core/lsn.js';
-import type { Logger } from '../../observability/logger.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { ChangeDecoder, DecodedChange, TransactionContext } from './decode.js';
 import { isRowMessage, readPgoutput } from './pgoutput-reader.js';
@@ -48,7 +47,6 @@ export interface ListenerOptions {
   /** Called after the confirmed LSN moved (on a commit or an idle keepalive). */
   onConfirmed(lsn: Lsn): void;
   onFailure(error: Error): void;
-  logger: Logger;
   statusIntervalMs?: number;
   /** Ask the server for a keepalive with each periodic status (`--once` waits on its WAL end). */
   pingOnInterval?: boolean;

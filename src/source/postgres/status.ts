@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
 import { originName } from './marker.js';
 import { publicationTables } from './slot.js';
-import { snapshotFlagName } from './snapshot-flag.js';
+import { snapshotFlagName, snapshotPending } from './snapshot-flag.js';
 
 export interface SlotStatus {
   slot: string;
@@ -23,10 +23,9 @@ export interface SlotStatus {
 }
 
 export async function slotStatuses(client: pg.Client, slot: string | undefined, publicationFor: (slot: string) => string): Promise<SlotStatus[]> {
-  const result = await client.query<{ slot_name: string; active_pid: number | null; confirmed: string | null; restart: string | null; lag: string | null; pending: boolean }>(
+  const result = await client.query<{ slot_name: string; active_pid: number | null; confirmed: string | null; restart: string | null; lag: string | null }>(
     `SELECT slot_name, active_pid, confirmed_flush_lsn::text AS confirmed, restart_lsn::text AS restart,
-            pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag,
-            pg_replication_origin_oid('walbridge_' || slot_name || '_snapshot') IS NOT NULL AS pending
+            pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag
        FROM pg_replication_slots
       WHERE plugin = 'pgoutput' AND database = current_database() AND ($1::text IS NULL OR slot_name = $1)
       ORDER BY slot_name`,
@@ -45,7 +44,7 @@ export async function slotStatuses(client: pg.Client, slot: string | undefined, 
       lagBytes: row.lag,
       publication,
       publicationTables: await publicationTables(client, publication),
-      snapshotPending: row.pending,
+      snapshotPending: await snapshotPending(client, row.slot_name),
     });
   }
   return statuses;
