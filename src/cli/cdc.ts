@@ -124,7 +124,7 @@ await runCommand(async () => {
         console.log('no pgoutput slots in this database');
       } else {
         for (const s of report) {
-          console.log(`slot ${s.slot}: ${s.active ? `active (PID ${s.activePid})` : 'inactive'}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.snapshotPending ? '; initial snapshot unfinished' : ''}`);
+          console.log(`slot ${s.slot}: ${s.active ? `active (PID ${s.activePid})` : 'inactive'}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.snapshotPending ? `; initial snapshot unfinished (--snapshot ${s.snapshotPending}, resumed on the next start)` : ''}`);
           console.log(`  publication ${s.publication}: ${s.publicationTables === null ? 'missing' : s.publicationTables.join(', ') || 'no tables'}`);
           for (const t of s.topics) console.log(`  topic ${t.topic}: ${t.endOffsets.length ? t.endOffsets.map((o) => `p${o.partition}=${o.high}`).join(' ') : 'missing'}`);
         }

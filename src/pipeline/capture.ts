@@ -21,7 +21,7 @@ import { Listener } from '../source/postgres/listener.js';
 import { openMarker, originName, type Marker } from '../source/postgres/marker.js';
 import { preflight } from '../source/postgres/preflight.js';
 import { createSlot, ensurePublication } from '../source/postgres/slot.js';
-import { canFlag, clearSnapshotFlag, raiseSnapshotFlag, snapshotPending } from '../source/postgres/snapshot-flag.js';
+import { clearSnapshotFlag, raiseSnapshotFlag } from '../source/postgres/snapshot-flag.js';
 import { readSnapshot, type SnapshotMode } from '../source/postgres/snapshot.js';
 import { qualifiedName } from '../source/postgres/table.js';
 import { Batcher } from './send-batcher.js';
@@ -136,15 +136,12 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     const stopped = (): boolean => signal.aborted || failure !== null;
 
     // The slot: created with its snapshot, or resumed (finishing an interrupted snapshot first).
-    const flagging = await canFlag(admin);
     let startLsn: Lsn;
     let snapshotDone = true;
     const snapshotBase = { databaseUrl: options.databaseUrl, table, decoder, gate, push, stopped, logger };
     if (checked.slot === null) {
-      if (options.snapshot !== 'none') {
-        if (flagging) await raiseSnapshotFlag(admin, options.slot);
-        else logger.warn('the role may not create replication origins: an interrupted initial snapshot will not be resumed');
-      }
+      // Preflight made sure the role may raise and clear the flag.
+      if (options.snapshot !== 'none') await raiseSnapshotFlag(admin, options.slot, options.snapshot);
       const created = await createSlot(options.databaseUrl, options.slot);
       logger.info({ slot: options.slot, consistentPoint: formatLsn(created.consistentPoint) }, 'created replication slot');
       try {
@@ -159,14 +156,16 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     } else {
       const confirmed = checked.slot.confirmedFlush ?? 0n;
       startLsn = options.fromLsn === null ? confirmed : maxLsn(confirmed, options.fromLsn);
-      if (flagging && (await snapshotPending(admin, options.slot))) {
-        logger.warn({ slot: options.slot }, 'the initial snapshot of this slot was interrupted: reading the remaining rows again');
-        await readSnapshot({ ...snapshotBase, snapshotName: null, mode: options.snapshot === 'all' ? 'all' : 'unsent', consistentPoint: confirmed });
+      const pending = checked.pendingSnapshot;
+      if (pending !== null) {
+        // The mode it was started with, whatever --snapshot says now (it applies to a slot's creation only).
+        logger.warn({ slot: options.slot, mode: pending }, `the initial snapshot of this slot was interrupted: reading the remaining rows again, as --snapshot ${pending}`);
+        await readSnapshot({ ...snapshotBase, snapshotName: null, mode: pending, consistentPoint: confirmed });
         snapshotDone = !stopped();
       }
     }
     await Promise.race([batcher.drain(), failed]);
-    if (snapshotDone && flagging) await clearSnapshotFlag(admin, options.slot);
+    if (snapshotDone) await clearSnapshotFlag(admin, options.slot);
     if (stopped()) return summary(startLsn);
 
     // The stream.

@@ -7,6 +7,7 @@ import { ConfigError } from '../../core/exit-codes.js';
 import { formatLsn, type Lsn } from '../../core/lsn.js';
 import { describeTable, type CapturedTable } from './table.js';
 import { readSlot, type SlotState } from './slot.js';
+import { pendingSnapshot, type FlaggedMode } from './snapshot-flag.js';
 
 export interface PreflightRequest {
   table: { schema: string; table: string };
@@ -21,6 +22,8 @@ export interface PreflightResult {
   table: CapturedTable;
   /** null when the slot does not exist yet. */
   slot: SlotState | null;
+  /** The mode of the slot's unfinished initial snapshot (to resume), or null. */
+  pendingSnapshot: FlaggedMode | null;
 }
 
 /** How long an active slot may take to be released (its last user was killed a moment ago). */
@@ -63,6 +66,7 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
     }
   }
   const slot = await usableSlot(client, request.slot, database);
+  const pending = slot === null ? null : await pendingSnapshot(client, request.slot);
   if (request.fromLsn !== null) {
     if (!slot?.confirmedFlush) throw new ConfigError(`--from-lsn needs an existing slot; slot ${request.slot} does not exist yet`);
     if (request.fromLsn < slot.confirmedFlush) {
@@ -72,7 +76,7 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
       );
     }
   }
-  return { role, database, table, slot };
+  return { role, database, table, slot, pendingSnapshot: pending };
 }
 
 async function checkTablePrivilege(client: pg.Client, role: string, qualified: string, privilege: 'SELECT' | 'UPDATE'): Promise<void> {
