@@ -63,7 +63,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
   await admin.connect();
   closers.push(() => admin.end());
   try {
-    const checked = await preflight(admin, { table: options.table, slot: options.slot, markSent: options.markSent, fromLsn: options.fromLsn });
+    const checked = await preflight(admin, { table: options.table, slot: options.slot, markSent: options.markSent, fromLsn: options.fromLsn, snapshot: options.snapshot });
     const { table } = checked;
     if (table.replicaIdentity !== 'f') {
       await admin.query(`ALTER TABLE ${qualifiedName(admin, table)} REPLICA IDENTITY FULL`);

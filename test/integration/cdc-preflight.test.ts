@@ -98,6 +98,19 @@ describe('cdc preflight', () => {
     assertConfigError(result, new RegExp(`GRANT EXECUTE ON FUNCTION pg_replication_origin_create\\(text\\) TO "${role}" \\(or pass --no-mark-sent\\)`));
   });
 
+  it('missing EXECUTE on pg_replication_origin_drop when a snapshot is to be taken: names the GRANT (or --snapshot none)', async () => {
+    const role = `${services.name}_nodrop`;
+    roles.push(role);
+    await sql(superuser(), `CREATE ROLE "${role}" LOGIN REPLICATION PASSWORD 'pw-nodrop'`);
+    await sql(superuser(), `GRANT SELECT, UPDATE ON user_logins TO "${role}"; ALTER TABLE user_logins REPLICA IDENTITY FULL;
+      GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_oid(text), pg_replication_origin_session_setup(text) TO "${role}"`);
+    const env = { ...cliEnv(services), DATABASE_URL: withUser(services.databaseUrl, role, 'pw-nodrop') };
+    // Without that grant the unfinished-snapshot flag could never be cleared: refused, not silently skipped.
+    assertConfigError(await start(['--slot', 'nodrop'], env), new RegExp(
+      `may not call pg_replication_origin_drop\\(text\\), which flags the initial snapshot as unfinished.*GRANT EXECUTE ON FUNCTION pg_replication_origin_drop\\(text\\) TO "${role}" \\(or pass --snapshot none\\)`));
+    assert.equal((await slotRow(services.databaseUrl, 'nodrop')), undefined, 'nothing created');
+  });
+
   it('a missing table, and a table without a primary key', async () => {
     assertConfigError(await start(['--slot', 'nope', '--table', 'public.nope']), /table public\.nope does not exist in this database/);
     await sql(services.databaseUrl, 'CREATE TABLE nopk (a int, sent_to_kafka boolean DEFAULT false)');

@@ -7,13 +7,17 @@ import { ConfigError } from '../../core/exit-codes.js';
 import { formatLsn, type Lsn } from '../../core/lsn.js';
 import { describeTable, type CapturedTable } from './table.js';
 import { readSlot, type SlotState } from './slot.js';
-import { pendingSnapshot, type FlaggedMode } from './snapshot-flag.js';
+import { MARKER_FUNCTIONS } from './marker.js';
+import { pendingSnapshot, SNAPSHOT_FLAG_FUNCTIONS, type FlaggedMode } from './snapshot-flag.js';
+import type { SnapshotMode } from './snapshot.js';
 
 export interface PreflightRequest {
   table: { schema: string; table: string };
   slot: string;
   markSent: boolean;
   fromLsn: Lsn | null;
+  /** The initial load when the slot is created. */
+  snapshot: SnapshotMode;
 }
 
 export interface PreflightResult {
@@ -29,7 +33,6 @@ export interface PreflightResult {
 /** How long an active slot may take to be released (its last user was killed a moment ago). */
 const ACTIVE_SLOT_PATIENCE_MS = 5_000;
 
-const ORIGIN_FUNCTIONS = ['pg_replication_origin_create(text)', 'pg_replication_origin_oid(text)', 'pg_replication_origin_session_setup(text)'];
 
 export async function preflight(client: pg.Client, request: PreflightRequest): Promise<PreflightResult> {
   const walLevel = (await client.query<{ wal_level: string }>('SHOW wal_level')).rows[0]?.wal_level;
@@ -55,18 +58,16 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
   await checkTablePrivilege(client, role, qualified, 'SELECT');
   if (request.markSent && table.sentFlag !== null) {
     await checkTablePrivilege(client, role, qualified, 'UPDATE');
-    for (const fn of ORIGIN_FUNCTIONS) {
-      const allowed = await client.query<{ ok: boolean }>(`SELECT has_function_privilege($1, 'EXECUTE') AS ok`, [fn]);
-      if (!allowed.rows[0]?.ok) {
-        throw new ConfigError(
-          `role ${role} may not call ${fn}, which marks sent_to_kafka in a session of its own replication origin; ` +
-            `as a superuser run: GRANT EXECUTE ON FUNCTION ${fn} TO ${client.escapeIdentifier(role)} (or pass --no-mark-sent)`,
-        );
-      }
-    }
+    await checkFunctions(client, role, MARKER_FUNCTIONS, 'which marks sent_to_kafka in a session of its own replication origin', '--no-mark-sent');
   }
   const slot = await usableSlot(client, request.slot, database);
   const pending = slot === null ? null : await pendingSnapshot(client, request.slot);
+  if (slot === null && request.snapshot !== 'none') {
+    // Without the flag, a crash during the initial snapshot would lose the rows it had not reached.
+    await checkFunctions(client, role, SNAPSHOT_FLAG_FUNCTIONS, 'which flags the initial snapshot as unfinished until every row is in Kafka, so an interrupted one is resumed', '--snapshot none');
+  } else if (pending !== null) {
+    await checkFunctions(client, role, ['pg_replication_origin_drop(text)'], 'which clears the flag of the unfinished initial snapshot once it is resumed', null);
+  }
   if (request.fromLsn !== null) {
     if (!slot?.confirmedFlush) throw new ConfigError(`--from-lsn needs an existing slot; slot ${request.slot} does not exist yet`);
     if (request.fromLsn < slot.confirmedFlush) {
@@ -77,6 +78,19 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
     }
   }
   return { role, database, table, slot, pendingSnapshot: pending };
+}
+
+/** Refuses unless the role may call every function; names the GRANT (and the flag that avoids the need). */
+async function checkFunctions(client: pg.Client, role: string, functions: readonly string[], purpose: string, alternative: string | null): Promise<void> {
+  for (const fn of functions) {
+    const allowed = await client.query<{ ok: boolean }>(`SELECT has_function_privilege($1, 'EXECUTE') AS ok`, [fn]);
+    if (!allowed.rows[0]?.ok) {
+      throw new ConfigError(
+        `role ${role} may not call ${fn}, ${purpose}; ` +
+          `as a superuser run: GRANT EXECUTE ON FUNCTION ${fn} TO ${client.escapeIdentifier(role)}${alternative ? ` (or pass ${alternative})` : ''}`,
+      );
+    }
+  }
 }
 
 async function checkTablePrivilege(client: pg.Client, role: string, qualified: string, privilege: 'SELECT' | 'UPDATE'): Promise<void> {
