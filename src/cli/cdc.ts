@@ -36,7 +36,7 @@ const cli = yargs(hideBin(process.argv))
       .option('publication', { type: 'string', describe: 'publication (default walbridge_<slot>; created when missing)' })
       .option('table', { type: 'string', default: 'public.user_logins', describe: 'captured table, schema.table' })
       .option('partitions', { type: 'number', default: 1, describe: 'partitions of a topic created by cdc' })
-      .option('snapshot', { choices: ['unsent', 'all', 'none'] as const, default: 'unsent' as const, describe: 'initial load when the slot is created' })
+      .option('snapshot', { choices: ['unsent', 'all', 'none'] as const, describe: 'initial load when the slot is created (default unsent; give it to recreate a lost slot)' })
       .option('once', { type: 'boolean', default: false, describe: 'drain what was committed before the start, then exit' })
       .option('from-lsn', { type: 'string', describe: 'skip ahead: start at this LSN (not before the slot\'s confirmed LSN)' })
       .option('mark-sent', { type: 'boolean', default: true, describe: 'set sent_to_kafka = true after Kafka acknowledged (--no-mark-sent to skip)' }),
@@ -70,7 +70,7 @@ await runCommand(async () => {
   const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
   const logger = createLogger('cdc');
   if (command === 'start') {
-    const a = argv as typeof argv & { slot: string; publication?: string; table: string; partitions: number; snapshot: 'unsent' | 'all' | 'none'; once: boolean; fromLsn?: string; markSent: boolean };
+    const a = argv as typeof argv & { slot: string; publication?: string; table: string; partitions: number; snapshot?: 'unsent' | 'all' | 'none'; once: boolean; fromLsn?: string; markSent: boolean };
     checkSlotName(a.slot);
     if (!Number.isInteger(a.partitions) || a.partitions < 1) throw new ConfigError(`--partitions must be a positive integer, got ${a.partitions}`);
     let fromLsn = null;
@@ -92,7 +92,9 @@ await runCommand(async () => {
       table: parseTableName(a.table),
       topicPrefix: a.topicPrefix,
       partitions: a.partitions,
-      snapshot: a.snapshot,
+      // No default in the parser, so a given --snapshot can be told from the default.
+      snapshot: a.snapshot ?? 'unsent',
+      snapshotExplicit: a.snapshot !== undefined,
       once: a.once,
       fromLsn,
       markSent: a.markSent,

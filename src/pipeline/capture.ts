@@ -20,7 +20,7 @@ import { ChangeDecoder, type DecodedChange } from '../source/postgres/decode.js'
 import { Listener } from '../source/postgres/listener.js';
 import { openMarker, originName, type Marker } from '../source/postgres/marker.js';
 import { preflight } from '../source/postgres/preflight.js';
-import { createSlot, ensurePublication } from '../source/postgres/slot.js';
+import { createSlot, ensurePublication, type CreatedSlot } from '../source/postgres/slot.js';
 import { clearSnapshotFlag, raiseSnapshotFlag } from '../source/postgres/snapshot-flag.js';
 import { readSnapshot, type SnapshotMode } from '../source/postgres/snapshot.js';
 import { qualifiedName } from '../source/postgres/table.js';
@@ -36,6 +36,8 @@ export interface CaptureOptions {
   topicPrefix: string;
   partitions: number;
   snapshot: SnapshotMode;
+  /** Whether --snapshot was given (a missing slot that cdc streamed from before is refused otherwise). */
+  snapshotExplicit: boolean;
   once: boolean;
   fromLsn: Lsn | null;
   markSent: boolean;
@@ -63,7 +65,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
   await admin.connect();
   closers.push(() => admin.end());
   try {
-    const checked = await preflight(admin, { table: options.table, slot: options.slot, markSent: options.markSent, fromLsn: options.fromLsn, snapshot: options.snapshot });
+    const checked = await preflight(admin, { table: options.table, slot: options.slot, markSent: options.markSent, fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit });
     const { table } = checked;
     if (table.replicaIdentity !== 'f') {
       await admin.query(`ALTER TABLE ${qualifiedName(admin, table)} REPLICA IDENTITY FULL`);
@@ -78,6 +80,26 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     const partitions = await partitionCount(kafka, topic);
     const producer = await connectProducer(kafka);
     closers.push(() => producer.disconnect());
+
+    // A missing slot is created before the marker opens: walbridge's origin
+    // (the marker's) then only ever exists for a slot that did, which is how
+    // preflight tells a lost slot from a new one.
+    let created: CreatedSlot | null = null;
+    let releaseCreated = async (): Promise<void> => {};
+    if (checked.slot === null) {
+      // Preflight made sure the role may raise and clear the flag.
+      if (options.snapshot !== 'none') await raiseSnapshotFlag(admin, options.slot, options.snapshot);
+      const slot = await createSlot(options.databaseUrl, options.slot);
+      created = slot;
+      let released = false;
+      releaseCreated = async () => {
+        if (released) return;
+        released = true;
+        await slot.release();
+      };
+      closers.push(releaseCreated);
+      logger.info({ slot: options.slot, consistentPoint: formatLsn(slot.consistentPoint) }, 'created replication slot');
+    }
 
     const marking = options.markSent && table.sentFlag !== null && table.primaryKey.length === 1;
     if (options.markSent && !marking) logger.info('not marking sent_to_kafka: the table has no such boolean column or a composite primary key');
@@ -139,22 +161,18 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     let startLsn: Lsn;
     let snapshotDone = true;
     const snapshotBase = { databaseUrl: options.databaseUrl, table, decoder, gate, push, stopped, logger };
-    if (checked.slot === null) {
-      // Preflight made sure the role may raise and clear the flag.
-      if (options.snapshot !== 'none') await raiseSnapshotFlag(admin, options.slot, options.snapshot);
-      const created = await createSlot(options.databaseUrl, options.slot);
-      logger.info({ slot: options.slot, consistentPoint: formatLsn(created.consistentPoint) }, 'created replication slot');
+    if (created !== null) {
       try {
         if (options.snapshot !== 'none') {
           await readSnapshot({ ...snapshotBase, snapshotName: created.snapshotName, mode: options.snapshot, consistentPoint: created.consistentPoint });
           snapshotDone = !stopped();
         }
       } finally {
-        await created.release();
+        await releaseCreated();
       }
       startLsn = created.consistentPoint;
     } else {
-      const confirmed = checked.slot.confirmedFlush ?? 0n;
+      const confirmed = checked.slot!.confirmedFlush ?? 0n;
       startLsn = options.fromLsn === null ? confirmed : maxLsn(confirmed, options.fromLsn);
       const pending = checked.pendingSnapshot;
       if (pending !== null) {

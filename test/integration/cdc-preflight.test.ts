@@ -164,4 +164,23 @@ describe('cdc preflight', () => {
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /Missing required argument: slot/);
   });
+
+  it('a lost slot (dropped, failover) is not silently recreated: says the changes are gone and how to recover', async () => {
+    const first = await start(['--slot', 'lost']);
+    assert.equal(first.code, 0, first.stderr);
+    await sql(services.databaseUrl, `SELECT pg_drop_replication_slot('lost')`);
+    assertConfigError(await start(['--slot', 'lost']), new RegExp(
+      `slot lost does not exist, but walbridge's replication origin walbridge_lost does: cdc streamed from this slot before, so it was dropped or lost ` +
+        `\\(e\\.g\\. a failover to a standby, or invalidated by max_slot_wal_keep_size\\)\\. The changes since its last confirmed position are gone\\. ` +
+        `To recover: cdc start --slot lost --snapshot all \\(see docs/operations\\.md, "A lost slot"\\); or to start over: cdc drop --slot lost --yes`));
+    assert.equal(await slotRow(services.databaseUrl, 'lost'), undefined, 'no slot created');
+    // Saying which snapshot to take is the way through.
+    const recovered = await start(['--slot', 'lost', '--snapshot', 'all']);
+    assert.equal(recovered.code, 0, recovered.stderr);
+    assert.ok(await slotRow(services.databaseUrl, 'lost'));
+    // A slot that never streamed (no origin) is created as before, with the default snapshot.
+    const fresh = await start(['--slot', 'fresh']);
+    assert.equal(fresh.code, 0, fresh.stderr);
+    for (const slot of ['lost', 'fresh']) assert.equal((await runCli('cdc', ['drop', '--slot', slot, '--yes'], cliEnv(services))).code, 0);
+  });
 });

@@ -7,8 +7,8 @@ import { ConfigError } from '../../core/exit-codes.js';
 import { formatLsn, type Lsn } from '../../core/lsn.js';
 import { describeTable, type CapturedTable } from './table.js';
 import { readSlot, type SlotState } from './slot.js';
-import { MARKER_FUNCTIONS } from './marker.js';
-import { pendingSnapshot, SNAPSHOT_FLAG_FUNCTIONS, type FlaggedMode } from './snapshot-flag.js';
+import { MARKER_FUNCTIONS, originName } from './marker.js';
+import { originExists, pendingSnapshot, SNAPSHOT_FLAG_FUNCTIONS, type FlaggedMode } from './snapshot-flag.js';
 import type { SnapshotMode } from './snapshot.js';
 
 export interface PreflightRequest {
@@ -18,6 +18,8 @@ export interface PreflightRequest {
   fromLsn: Lsn | null;
   /** The initial load when the slot is created. */
   snapshot: SnapshotMode;
+  /** Whether the user chose it (`--snapshot`), rather than the default. */
+  snapshotExplicit: boolean;
 }
 
 export interface PreflightResult {
@@ -62,6 +64,15 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
   }
   const slot = await usableSlot(client, request.slot, database);
   const pending = slot === null ? null : await pendingSnapshot(client, request.slot);
+  if (slot === null && !request.snapshotExplicit && (await originExists(client, originName(request.slot)))) {
+    // The marker's origin is created only once the slot exists: this slot existed, and cdc streamed from it.
+    throw new ConfigError(
+      `slot ${request.slot} does not exist, but walbridge's replication origin ${originName(request.slot)} does: cdc streamed from this slot before, ` +
+        `so it was dropped or lost (e.g. a failover to a standby, or invalidated by max_slot_wal_keep_size). ` +
+        `The changes since its last confirmed position are gone. To recover: cdc start --slot ${request.slot} --snapshot all ` +
+        `(see docs/operations.md, "A lost slot"); or to start over: cdc drop --slot ${request.slot} --yes`,
+    );
+  }
   if (slot === null && request.snapshot !== 'none') {
     // Without the flag, a crash during the initial snapshot would lose the rows it had not reached.
     await checkFunctions(client, role, SNAPSHOT_FLAG_FUNCTIONS, 'which flags the initial snapshot as unfinished until every row is in Kafka, so an interrupted one is resumed', '--snapshot none');
