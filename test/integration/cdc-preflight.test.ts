@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { formatLsn, parseLsn } from '../../src/core/lsn.js';
 import { cliEnv, runCli, startCli } from '../support/cli.js';
-import { createUserLogins, slotRow, sql, waitFor } from '../support/cdc.js';
+import { createUserLogins, readTopic, slotRow, sql, waitFor } from '../support/cdc.js';
 import { isolatedServices, superuserUrl, type IsolatedServices } from '../support/services.js';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -182,5 +182,51 @@ describe('cdc preflight', () => {
     const fresh = await start(['--slot', 'fresh']);
     assert.equal(fresh.code, 0, fresh.stderr);
     for (const slot of ['lost', 'fresh']) assert.equal((await runCli('cdc', ['drop', '--slot', slot, '--yes'], cliEnv(services))).code, 0);
+  });
+});
+
+describe('cdc with the least-privilege role of docs/operations.md', () => {
+  let services: IsolatedServices;
+  let role: string;
+
+  before(async () => {
+    services = await isolatedServices('cdc_least');
+    await createUserLogins(services.databaseUrl);
+    role = `${services.name}_cdc`;
+  });
+  after(async () => {
+    await services.cleanup();
+    await sql(superuserUrl()!, `DROP ROLE IF EXISTS "${role}"`);
+  });
+
+  it('exactly the documented grants (UPDATE on the sent_to_kafka column only) are enough; the owner sets the identity and publication', async () => {
+    const superuser = superuserUrl(services.name);
+    assert.ok(superuser, 'this test needs the stack started by scripts/test.sh (superuser socket)');
+    // The role and grants, as docs/operations.md "Least-privilege role for cdc" writes them.
+    await sql(superuser, `CREATE ROLE "${role}" LOGIN REPLICATION PASSWORD 'pw-least'`);
+    await sql(superuser, `GRANT CONNECT ON DATABASE "${services.name}" TO "${role}";
+      GRANT USAGE ON SCHEMA public TO "${role}";
+      GRANT SELECT ON public.user_logins TO "${role}";
+      GRANT UPDATE (sent_to_kafka) ON public.user_logins TO "${role}";
+      GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text) TO "${role}";
+      GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text) TO "${role}";
+      GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO "${role}";
+      GRANT EXECUTE ON FUNCTION pg_replication_origin_drop(text) TO "${role}"`);
+    // The owner's steps.
+    await sql(services.databaseUrl, `ALTER TABLE public.user_logins REPLICA IDENTITY FULL;
+      CREATE PUBLICATION walbridge_user_logins FOR TABLE public.user_logins`);
+    await sql(services.databaseUrl, `INSERT INTO user_logins (username, event_type, event_time) VALUES ('alice', 'login', now())`);
+    const env = { ...cliEnv(services), DATABASE_URL: withUser(services.databaseUrl, role, 'pw-least') };
+    const cdc = () => runCli('cdc', ['start', '--slot', 'least', '--publication', 'walbridge_user_logins', '--topic-prefix', services.topicPrefix, '--once'], env);
+
+    const first = await cdc();
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^sent 1 event \(1 snapshot row\)/);
+    await sql(services.databaseUrl, `INSERT INTO user_logins (username, event_type, event_time) VALUES ('bob', 'login', now())`);
+    const second = await cdc();
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /^sent 1 event \(1 insert\)/);
+    assert.equal((await sql(services.databaseUrl, 'SELECT count(*)::int AS n FROM user_logins WHERE NOT sent_to_kafka')).rows[0].n, 0, 'both marked');
+    assert.equal((await readTopic(services.kafkaBrokers, `${services.topicPrefix}.public.user_logins`)).length, 2);
   });
 });

@@ -59,7 +59,7 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
   }
   await checkTablePrivilege(client, role, qualified, 'SELECT');
   if (request.markSent && table.sentFlag !== null) {
-    await checkTablePrivilege(client, role, qualified, 'UPDATE');
+    await checkFlagPrivilege(client, role, qualified, table.sentFlag);
     await checkFunctions(client, role, MARKER_FUNCTIONS, 'which marks sent_to_kafka in a session of its own replication origin', '--no-mark-sent');
   }
   const slot = await usableSlot(client, request.slot, database);
@@ -104,7 +104,18 @@ async function checkFunctions(client: pg.Client, role: string, functions: readon
   }
 }
 
-async function checkTablePrivilege(client: pg.Client, role: string, qualified: string, privilege: 'SELECT' | 'UPDATE'): Promise<void> {
+/** UPDATE on the flag column: granted on it alone (`GRANT UPDATE (sent_to_kafka)`, as docs/operations.md says) or on the table. */
+async function checkFlagPrivilege(client: pg.Client, role: string, qualified: string, column: string): Promise<void> {
+  const result = await client.query<{ ok: boolean }>(`SELECT has_column_privilege($1, $2, 'UPDATE') AS ok`, [qualified, column]);
+  if (!result.rows[0]?.ok) {
+    throw new ConfigError(
+      `role ${role} lacks UPDATE on ${qualified}.${client.escapeIdentifier(column)}; as its owner run: ` +
+        `GRANT UPDATE (${client.escapeIdentifier(column)}) ON ${qualified} TO ${client.escapeIdentifier(role)} (or pass --no-mark-sent)`,
+    );
+  }
+}
+
+async function checkTablePrivilege(client: pg.Client, role: string, qualified: string, privilege: 'SELECT'): Promise<void> {
   const result = await client.query<{ ok: boolean }>('SELECT has_table_privilege($1, $2) AS ok', [qualified, privilege]);
   if (!result.rows[0]?.ok) {
     throw new ConfigError(`role ${role} lacks ${privilege} on ${qualified}; as its owner run: GRANT ${privilege} ON ${qualified} TO ${client.escapeIdentifier(role)}`);
