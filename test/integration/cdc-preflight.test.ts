@@ -2,7 +2,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,16 @@ import { cliEnv, runCli, startCli } from '../support/cli.js';
 import { createUserLogins, readTopic, slotRow, sql, waitFor } from '../support/cdc.js';
 import { isolatedServices, superuserUrl, type IsolatedServices } from '../support/services.js';
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
+/** The newest installed PostgreSQL's binaries, as scripts/stack.sh picks them (or `pg_config --bindir`). */
+function postgresBin(): string {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const versions = existsSync('/usr/lib/postgresql')
+    ? readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v) && existsSync(`/usr/lib/postgresql/${v}/bin/initdb`)).sort((a, b) => Number(a) - Number(b))
+    : [];
+  if (versions.length > 0) return `/usr/lib/postgresql/${versions.at(-1)}/bin`;
+  return execFileSync('pg_config', ['--bindir']).toString().trim();
+}
+const PG_BIN = postgresBin();
 
 function withUser(url: string, user: string, password: string): string {
   const parsed = new URL(url);
