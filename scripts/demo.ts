@@ -118,6 +118,17 @@ async function resetDemo(): Promise<void> {
   const admin = new pg.Client({ connectionString: base.databaseUrl });
   await admin.connect();
   try {
+    // The demo's slot, publication and replication origins, removed the way a user would. The origins
+    // are cluster-wide and outlive the database: left behind, the next run's cdc would see the slot as
+    // lost and refuse to recreate it.
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [DEMO_DATABASE]);
+    if (exists.rowCount) {
+      console.log('   cleaning up the previous run:');
+      if (cli('cdc', ['drop', '--slot', SLOT, '--yes']) !== 0) throw new Error(`cdc drop --slot ${SLOT} failed`);
+    } else {
+      const origins = [`walbridge_${SLOT}`, `walbridge_${SLOT}_snapshot`, `walbridge_${SLOT}_snapshot_all`];
+      await admin.query('SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = ANY($1)', [origins]);
+    }
     await admin.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, [DEMO_DATABASE]);
     await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(DEMO_DATABASE)} WITH (FORCE)`);
     await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(DEMO_DATABASE)}`);

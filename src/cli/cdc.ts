@@ -8,18 +8,19 @@
 import pg from 'pg';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { topicName, type Operation } from '../core/change-event.js';
+import { topicName } from '../core/change-event.js';
 import { ConfigError, EXIT_RUNTIME } from '../core/exit-codes.js';
-import { formatLsn, parseLsn } from '../core/lsn.js';
+import { parseLsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
+import { parseTableName } from '../config/table-name.js';
 import { createKafka } from '../kafka/client.js';
 import { topicOffsets } from '../kafka/topics.js';
 import { createLogger } from '../observability/logger.js';
-import { runCapture, type CaptureSummary } from '../pipeline/capture.js';
+import { runCapture } from '../pipeline/capture.js';
 import { installShutdown } from '../pipeline/shutdown.js';
 import { checkSlotName } from '../source/postgres/slot.js';
 import { dropCapture, slotStatuses } from '../source/postgres/status.js';
-import { parseTableName } from '../source/postgres/table.js';
+import { summaryLine } from './cdc-summary.js';
 import { runCommand, usageFailure } from './run-command.js';
 
 const defaultPublication = (slot: string): string => `walbridge_${slot}`;
@@ -35,7 +36,7 @@ const cli = yargs(hideBin(process.argv))
       .option('publication', { type: 'string', describe: 'publication (default walbridge_<slot>; created when missing)' })
       .option('table', { type: 'string', default: 'public.user_logins', describe: 'captured table, schema.table' })
       .option('partitions', { type: 'number', default: 1, describe: 'partitions of a topic created by cdc' })
-      .option('snapshot', { choices: ['unsent', 'all', 'none'] as const, default: 'unsent' as const, describe: 'initial load when the slot is created' })
+      .option('snapshot', { choices: ['unsent', 'all', 'none'] as const, describe: 'initial load when the slot is created (default unsent; give it to recreate a lost slot)' })
       .option('once', { type: 'boolean', default: false, describe: 'drain what was committed before the start, then exit' })
       .option('from-lsn', { type: 'string', describe: 'skip ahead: start at this LSN (not before the slot\'s confirmed LSN)' })
       .option('mark-sent', { type: 'boolean', default: true, describe: 'set sent_to_kafka = true after Kafka acknowledged (--no-mark-sent to skip)' }),
@@ -64,7 +65,7 @@ await runCommand(async () => {
   const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
   const logger = createLogger('cdc');
   if (command === 'start') {
-    const a = argv as typeof argv & { slot: string; publication?: string; table: string; partitions: number; snapshot: 'unsent' | 'all' | 'none'; once: boolean; fromLsn?: string; markSent: boolean };
+    const a = argv as typeof argv & { slot: string; publication?: string; table: string; partitions: number; snapshot?: 'unsent' | 'all' | 'none'; once: boolean; fromLsn?: string; markSent: boolean };
     checkSlotName(a.slot);
     if (!Number.isInteger(a.partitions) || a.partitions < 1) throw new ConfigError(`--partitions must be a positive integer, got ${a.partitions}`);
     let fromLsn = null;
@@ -86,7 +87,9 @@ await runCommand(async () => {
       table: parseTableName(a.table),
       topicPrefix: a.topicPrefix,
       partitions: a.partitions,
-      snapshot: a.snapshot,
+      // No default in the parser, so a given --snapshot can be told from the default.
+      snapshot: a.snapshot ?? 'unsent',
+      snapshotExplicit: a.snapshot !== undefined,
       once: a.once,
       fromLsn,
       markSent: a.markSent,
@@ -118,7 +121,7 @@ await runCommand(async () => {
         console.log('no pgoutput slots in this database');
       } else {
         for (const s of report) {
-          console.log(`slot ${s.slot}: ${s.active ? `active (PID ${s.activePid})` : 'inactive'}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.snapshotPending ? '; initial snapshot unfinished' : ''}`);
+          console.log(`slot ${s.slot}: ${s.active ? `active (PID ${s.activePid})` : 'inactive'}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.snapshotPending ? `; initial snapshot unfinished (--snapshot ${s.snapshotPending}, resumed on the next start)` : ''}`);
           console.log(`  publication ${s.publication}: ${s.publicationTables === null ? 'missing' : s.publicationTables.join(', ') || 'no tables'}`);
           for (const t of s.topics) console.log(`  topic ${t.topic}: ${t.endOffsets.length ? t.endOffsets.map((o) => `p${o.partition}=${o.high}`).join(' ') : 'missing'}`);
         }
@@ -146,10 +149,3 @@ await runCommand(async () => {
     }
   }
 });
-
-function summaryLine(summary: CaptureSummary): string {
-  const names: [Operation, string][] = [['r', 'snapshot row'], ['c', 'insert'], ['u', 'update'], ['d', 'delete'], ['t', 'truncate']];
-  const total = names.reduce((sum, [op]) => sum + summary.counts[op], 0);
-  const parts = names.filter(([op]) => summary.counts[op] > 0).map(([op, name]) => `${summary.counts[op]} ${name}${summary.counts[op] === 1 ? '' : 's'}`);
-  return `sent ${total} event${total === 1 ? '' : 's'}${parts.length ? ` (${parts.join(', ')})` : ''} from slot ${summary.slot} to ${summary.topic}; confirmed ${formatLsn(summary.confirmed)}`;
-}

@@ -20,8 +20,8 @@ import { ChangeDecoder, type DecodedChange } from '../source/postgres/decode.js'
 import { Listener } from '../source/postgres/listener.js';
 import { openMarker, originName, type Marker } from '../source/postgres/marker.js';
 import { preflight } from '../source/postgres/preflight.js';
-import { createSlot, ensurePublication } from '../source/postgres/slot.js';
-import { canFlag, clearSnapshotFlag, raiseSnapshotFlag, snapshotPending } from '../source/postgres/snapshot-flag.js';
+import { createSlot, ensurePublication, type CreatedSlot } from '../source/postgres/slot.js';
+import { clearSnapshotFlag, raiseSnapshotFlag } from '../source/postgres/snapshot-flag.js';
 import { readSnapshot, type SnapshotMode } from '../source/postgres/snapshot.js';
 import { qualifiedName } from '../source/postgres/table.js';
 import { Batcher } from './send-batcher.js';
@@ -36,6 +36,8 @@ export interface CaptureOptions {
   topicPrefix: string;
   partitions: number;
   snapshot: SnapshotMode;
+  /** Whether --snapshot was given (a missing slot that cdc streamed from before is refused otherwise). */
+  snapshotExplicit: boolean;
   once: boolean;
   fromLsn: Lsn | null;
   markSent: boolean;
@@ -46,7 +48,10 @@ export interface CaptureOptions {
 export interface CaptureSummary {
   slot: string;
   topic: string;
+  /** Events read, by operation (a truncate counts once, though it is sent to every partition). */
   counts: Record<Operation, number>;
+  /** Kafka messages read but not delivered (acknowledged and marked) before the stop: not confirmed, so sent again on restart. */
+  undelivered: number;
   confirmed: Lsn;
 }
 
@@ -60,7 +65,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
   await admin.connect();
   closers.push(() => admin.end());
   try {
-    const checked = await preflight(admin, { table: options.table, slot: options.slot, markSent: options.markSent, fromLsn: options.fromLsn });
+    const checked = await preflight(admin, { table: options.table, slot: options.slot, markSent: options.markSent, fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit });
     const { table } = checked;
     if (table.replicaIdentity !== 'f') {
       await admin.query(`ALTER TABLE ${qualifiedName(admin, table)} REPLICA IDENTITY FULL`);
@@ -76,6 +81,26 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     const producer = await connectProducer(options.kafkaBrokers, 'walbridge-cdc');
     closers.push(() => producer.disconnect());
 
+    // A missing slot is created before the marker opens: walbridge's origin
+    // (the marker's) then only ever exists for a slot that did, which is how
+    // preflight tells a lost slot from a new one.
+    let created: CreatedSlot | null = null;
+    let releaseCreated = async (): Promise<void> => {};
+    if (checked.slot === null) {
+      // Preflight made sure the role may raise and clear the flag.
+      if (options.snapshot !== 'none') await raiseSnapshotFlag(admin, options.slot, options.snapshot);
+      const slot = await createSlot(options.databaseUrl, options.slot);
+      created = slot;
+      let released = false;
+      releaseCreated = async () => {
+        if (released) return;
+        released = true;
+        await slot.release();
+      };
+      closers.push(releaseCreated);
+      logger.info({ slot: options.slot, consistentPoint: formatLsn(slot.consistentPoint) }, 'created replication slot');
+    }
+
     const marking = options.markSent && table.sentFlag !== null && table.primaryKey.length === 1;
     if (options.markSent && !marking) logger.info('not marking sent_to_kafka: the table has no such boolean column or a composite primary key');
     let marker: Marker | null = null;
@@ -85,6 +110,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     }
 
     let failure: Error | null = null;
+    let checkpointer: Checkpointer | null = null;
     let rejectFailed: (error: Error) => void = () => {};
     const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
     failed.catch(() => {});
@@ -92,19 +118,23 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     const fail = (error: Error): void => {
       if (failure) return;
       failure = error;
+      // Nothing after a failure is confirmed, not even by the final status on stop.
+      checkpointer?.freeze();
       rejectFailed(error);
       gate.open(); // a snapshot waiting on backpressure sees the failure and ends
     };
     signal.addEventListener('abort', () => gate.open(), { once: true });
     let listener: Listener | null = null;
-    let checkpointer: Checkpointer | null = null;
     const counts: Record<Operation, number> = { c: 0, u: 0, d: 0, r: 0, t: 0 };
+    let delivered = 0;
+    const summary = (confirmed: Lsn): CaptureSummary => ({ slot: options.slot, topic, counts, undelivered: batcher.pushedCount - delivered, confirmed });
     const batcher = new Batcher({
       producer,
       topic,
       marker,
       ...BATCH,
       onDelivered: (count) => {
+        delivered = count;
         if (checkpointer?.deliveredThrough(count)) listener?.confirmedMoved();
       },
       onPressure: (paused) => {
@@ -128,38 +158,33 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     const stopped = (): boolean => signal.aborted || failure !== null;
 
     // The slot: created with its snapshot, or resumed (finishing an interrupted snapshot first).
-    const flagging = await canFlag(admin);
     let startLsn: Lsn;
     let snapshotDone = true;
     const snapshotBase = { databaseUrl: options.databaseUrl, table, decoder, gate, push, stopped, logger };
-    if (checked.slot === null) {
-      if (options.snapshot !== 'none') {
-        if (flagging) await raiseSnapshotFlag(admin, options.slot);
-        else logger.warn('the role may not create replication origins: an interrupted initial snapshot will not be resumed');
-      }
-      const created = await createSlot(options.databaseUrl, options.slot);
-      logger.info({ slot: options.slot, consistentPoint: formatLsn(created.consistentPoint) }, 'created replication slot');
+    if (created !== null) {
       try {
         if (options.snapshot !== 'none') {
           await readSnapshot({ ...snapshotBase, snapshotName: created.snapshotName, mode: options.snapshot, consistentPoint: created.consistentPoint });
           snapshotDone = !stopped();
         }
       } finally {
-        await created.release();
+        await releaseCreated();
       }
       startLsn = created.consistentPoint;
     } else {
-      const confirmed = checked.slot.confirmedFlush ?? 0n;
+      const confirmed = checked.slot!.confirmedFlush ?? 0n;
       startLsn = options.fromLsn === null ? confirmed : maxLsn(confirmed, options.fromLsn);
-      if (flagging && (await snapshotPending(admin, options.slot))) {
-        logger.warn({ slot: options.slot }, 'the initial snapshot of this slot was interrupted: reading the remaining rows again');
-        await readSnapshot({ ...snapshotBase, snapshotName: null, mode: options.snapshot === 'all' ? 'all' : 'unsent', consistentPoint: confirmed });
+      const pending = checked.pendingSnapshot;
+      if (pending !== null) {
+        // The mode it was started with, whatever --snapshot says now (it applies to a slot's creation only).
+        logger.warn({ slot: options.slot, mode: pending }, `the initial snapshot of this slot was interrupted: reading the remaining rows again, as --snapshot ${pending}`);
+        await readSnapshot({ ...snapshotBase, snapshotName: null, mode: pending, consistentPoint: confirmed });
         snapshotDone = !stopped();
       }
     }
     await Promise.race([batcher.drain(), failed]);
-    if (snapshotDone && flagging) await clearSnapshotFlag(admin, options.slot);
-    if (stopped()) return { slot: options.slot, topic, counts, confirmed: startLsn };
+    if (snapshotDone) await clearSnapshotFlag(admin, options.slot);
+    if (stopped()) return summary(startLsn);
 
     // The stream.
     checkpointer = new Checkpointer(startLsn, batcher.pushedCount);
@@ -179,7 +204,6 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
         if (target !== null && lsn >= target) reachedTarget();
       },
       onFailure: fail,
-      logger,
       statusIntervalMs: options.once ? 1_000 : 10_000,
       pingOnInterval: options.once,
     });
@@ -200,7 +224,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
       await stream.stop();
     }
     logger.info({ confirmed: formatLsn(checkpointer.confirmed), skippedOwnChanges: stream.skippedOwnChanges }, 'stopped');
-    return { slot: options.slot, topic, counts, confirmed: checkpointer.confirmed };
+    return summary(checkpointer.confirmed);
   } finally {
     for (const close of closers.reverse()) await close().catch((error: Error) => logger.warn({ err: error.message }, 'while closing'));
   }

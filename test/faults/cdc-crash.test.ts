@@ -104,7 +104,7 @@ describe('cdc crash and resume', () => {
     const unsent = (await sql(services.databaseUrl, 'SELECT count(*)::int AS n FROM bulk WHERE NOT sent_to_kafka')).rows[0].n as number;
     assert.ok(unsent > 0 && unsent < rows, `killed mid-snapshot (${unsent} of ${rows} rows unsent)`);
     const status = await runCli('cdc', ['status', '--slot', 'bulk', '--publication', 'walbridge_bulk', '--topic-prefix', services.topicPrefix], cliEnv(services));
-    assert.match(status.stdout, /initial snapshot unfinished/);
+    assert.match(status.stdout, /initial snapshot unfinished \(--snapshot unsent/);
 
     const resumed = await runCli('cdc', args, cliEnv(services));
     assert.equal(resumed.code, 0, resumed.stderr);
@@ -113,5 +113,32 @@ describe('cdc crash and resume', () => {
     const ids = new Set((await readTopic(services.kafkaBrokers, topic)).map((m) => m.key));
     assert.equal(ids.size, rows, 'every row is in Kafka');
     assert.match((await runCli('cdc', args, cliEnv(services))).stdout, /^sent 0 events/);
+  });
+
+  it('kill -9 during --snapshot all: the restart, without --snapshot, resumes it as all, and every row reaches Kafka', async () => {
+    // Every row is already flagged sent: resumed as 'unsent', the snapshot would read nothing.
+    const rows = 50_000;
+    await sql(services.databaseUrl, `CREATE TABLE everything (id int PRIMARY KEY, payload text, sent_to_kafka boolean DEFAULT true)`);
+    await sql(services.databaseUrl, `INSERT INTO everything SELECT g, md5(g::text) FROM generate_series(1, ${rows}) g`);
+    const args = ['start', '--slot', 'everything', '--table', 'everything', '--topic-prefix', services.topicPrefix, '--once'];
+    const first = startCli('cdc', [...args, '--snapshot', 'all'], cliEnv(services));
+    // Kill as soon as the slot exists: the snapshot is then being read, and its flag is up.
+    const deadline = Date.now() + 60_000;
+    while (!(await slotRow(services.databaseUrl, 'everything'))) {
+      assert.ok(Date.now() < deadline && first.child.exitCode === null, 'the slot was created');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const status = await runCli('cdc', ['status', '--slot', 'everything', '--publication', 'walbridge_everything', '--topic-prefix', services.topicPrefix], cliEnv(services));
+    assert.match(status.stdout, /initial snapshot unfinished \(--snapshot all/, 'killed before the snapshot finished');
+
+    const resumed = await runCli('cdc', args, cliEnv(services));
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, /reading the remaining rows again, as --snapshot all/);
+    assert.match(resumed.stdout, new RegExp(`^sent ${rows} events \\(${rows} snapshot rows\\)`));
+    const ids = new Set((await readTopic(services.kafkaBrokers, `${services.topicPrefix}.public.everything`)).map((m) => m.key));
+    assert.equal(ids.size, rows, 'every row is in Kafka');
+    assert.match((await runCli('cdc', args, cliEnv(services))).stdout, /^sent 0 events/, 'the flag is cleared');
   });
 });

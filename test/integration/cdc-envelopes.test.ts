@@ -135,6 +135,31 @@ describe('cdc envelopes', () => {
     assert.match((await cdc()).stdout, /^sent 0 events/, 'the marking does not loop');
   });
 
+  it('primary key change: a delete of the old key, then an insert of the new key, both at the commit LSN', async () => {
+    await sql(services.databaseUrl, `INSERT INTO user_logins (id, username, event_type, event_time) VALUES (20, 'gina', 'login', '2024-06-01 00:00:00')`);
+    assert.match((await cdc()).stdout, /^sent 1 event \(1 insert\)/);
+    const seen = (await readTopic(services.kafkaBrokers, topic)).length;
+    const lsnBefore = parseLsn((await sql(services.databaseUrl, 'SELECT pg_current_wal_lsn()::text AS l')).rows[0].l);
+    await sql(services.databaseUrl, `UPDATE user_logins SET id = 21, event_type = 'renamed' WHERE id = 20`);
+    const run = await cdc();
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^sent 2 events \(1 insert, 1 delete\)/);
+    const [del, ins, ...rest] = (await readTopic(services.kafkaBrokers, topic)).slice(seen);
+    assert.equal(rest.length, 0);
+    assert.equal(del!.key, '{"id":20}');
+    assert.equal(del!.value.op, 'd');
+    assert.deepEqual(del!.value.before, { id: 20, username: 'gina', event_type: 'login', event_time: 1717200000000000, sent_to_kafka: true });
+    assert.equal(del!.value.after, null);
+    assert.equal(ins!.key, '{"id":21}');
+    assert.equal(ins!.value.op, 'c');
+    assert.equal(ins!.value.before, null);
+    assert.deepEqual(ins!.value.after, { id: 21, username: 'gina', event_type: 'renamed', event_time: 1717200000000000, sent_to_kafka: true });
+    assert.equal(del!.value.source.commit_lsn, ins!.value.source.commit_lsn, 'one transaction, one version');
+    assert.ok(parseLsn(del!.value.source.commit_lsn) > lsnBefore);
+    assert.deepEqual([del!.value.transaction.total_order, ins!.value.transaction.total_order], [1, 2]);
+    assert.match((await cdc()).stdout, /^sent 0 events/);
+  });
+
   it('cdc status reports the slot, publication and topic offsets; drop needs --yes', async () => {
     const status = await runCli('cdc', ['status', '--slot', SLOT, '--topic-prefix', services.topicPrefix, '--json'], cliEnv(services));
     assert.equal(status.code, 0, status.stderr);

@@ -2,16 +2,25 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { formatLsn, parseLsn } from '../../src/core/lsn.js';
 import { cliEnv, runCli, startCli } from '../support/cli.js';
-import { createUserLogins, slotRow, sql, waitFor } from '../support/cdc.js';
+import { createUserLogins, readTopic, slotRow, sql, waitFor } from '../support/cdc.js';
 import { isolatedServices, superuserUrl, type IsolatedServices } from '../support/services.js';
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
+/** The newest installed PostgreSQL's binaries, as scripts/stack.sh picks them (or `pg_config --bindir`). */
+function postgresBin(): string {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const versions = existsSync('/usr/lib/postgresql')
+    ? readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v) && existsSync(`/usr/lib/postgresql/${v}/bin/initdb`)).sort((a, b) => Number(a) - Number(b))
+    : [];
+  if (versions.length > 0) return `/usr/lib/postgresql/${versions.at(-1)}/bin`;
+  return execFileSync('pg_config', ['--bindir']).toString().trim();
+}
+const PG_BIN = postgresBin();
 
 function withUser(url: string, user: string, password: string): string {
   const parsed = new URL(url);
@@ -98,6 +107,19 @@ describe('cdc preflight', () => {
     assertConfigError(result, new RegExp(`GRANT EXECUTE ON FUNCTION pg_replication_origin_create\\(text\\) TO "${role}" \\(or pass --no-mark-sent\\)`));
   });
 
+  it('missing EXECUTE on pg_replication_origin_drop when a snapshot is to be taken: names the GRANT (or --snapshot none)', async () => {
+    const role = `${services.name}_nodrop`;
+    roles.push(role);
+    await sql(superuser(), `CREATE ROLE "${role}" LOGIN REPLICATION PASSWORD 'pw-nodrop'`);
+    await sql(superuser(), `GRANT SELECT, UPDATE ON user_logins TO "${role}"; ALTER TABLE user_logins REPLICA IDENTITY FULL;
+      GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_oid(text), pg_replication_origin_session_setup(text) TO "${role}"`);
+    const env = { ...cliEnv(services), DATABASE_URL: withUser(services.databaseUrl, role, 'pw-nodrop') };
+    // Without that grant the unfinished-snapshot flag could never be cleared: refused, not silently skipped.
+    assertConfigError(await start(['--slot', 'nodrop'], env), new RegExp(
+      `may not call pg_replication_origin_drop\\(text\\), which flags the initial snapshot as unfinished.*GRANT EXECUTE ON FUNCTION pg_replication_origin_drop\\(text\\) TO "${role}" \\(or pass --snapshot none\\)`));
+    assert.equal((await slotRow(services.databaseUrl, 'nodrop')), undefined, 'nothing created');
+  });
+
   it('a missing table, and a table without a primary key', async () => {
     assertConfigError(await start(['--slot', 'nope', '--table', 'public.nope']), /table public\.nope does not exist in this database/);
     await sql(services.databaseUrl, 'CREATE TABLE nopk (a int, sent_to_kafka boolean DEFAULT false)');
@@ -150,5 +172,70 @@ describe('cdc preflight', () => {
     const missing = await runCli('cdc', ['start'], cliEnv(services));
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /Missing required argument: slot/);
+  });
+
+  it('a lost slot (dropped, failover) is not silently recreated: says the changes are gone and how to recover', async () => {
+    const first = await start(['--slot', 'lost']);
+    assert.equal(first.code, 0, first.stderr);
+    await sql(services.databaseUrl, `SELECT pg_drop_replication_slot('lost')`);
+    assertConfigError(await start(['--slot', 'lost']), new RegExp(
+      `slot lost does not exist, but walbridge's replication origin walbridge_lost does: cdc streamed from this slot before, so it was dropped or lost ` +
+        `\\(e\\.g\\. a failover to a standby, or invalidated by max_slot_wal_keep_size\\)\\. The changes since its last confirmed position are gone\\. ` +
+        `To recover: cdc start --slot lost --snapshot all \\(see docs/operations\\.md, "A lost slot"\\); or to start over: cdc drop --slot lost --yes`));
+    assert.equal(await slotRow(services.databaseUrl, 'lost'), undefined, 'no slot created');
+    // Saying which snapshot to take is the way through.
+    const recovered = await start(['--slot', 'lost', '--snapshot', 'all']);
+    assert.equal(recovered.code, 0, recovered.stderr);
+    assert.ok(await slotRow(services.databaseUrl, 'lost'));
+    // A slot that never streamed (no origin) is created as before, with the default snapshot.
+    const fresh = await start(['--slot', 'fresh']);
+    assert.equal(fresh.code, 0, fresh.stderr);
+    for (const slot of ['lost', 'fresh']) assert.equal((await runCli('cdc', ['drop', '--slot', slot, '--yes'], cliEnv(services))).code, 0);
+  });
+});
+
+describe('cdc with the least-privilege role of docs/operations.md', () => {
+  let services: IsolatedServices;
+  let role: string;
+
+  before(async () => {
+    services = await isolatedServices('cdc_least');
+    await createUserLogins(services.databaseUrl);
+    role = `${services.name}_cdc`;
+  });
+  after(async () => {
+    await services.cleanup();
+    await sql(superuserUrl()!, `DROP ROLE IF EXISTS "${role}"`);
+  });
+
+  it('exactly the documented grants (UPDATE on the sent_to_kafka column only) are enough; the owner sets the identity and publication', async () => {
+    const superuser = superuserUrl(services.name);
+    assert.ok(superuser, 'this test needs the stack started by scripts/test.sh (superuser socket)');
+    // The role and grants, as docs/operations.md "Least-privilege role for cdc" writes them.
+    await sql(superuser, `CREATE ROLE "${role}" LOGIN REPLICATION PASSWORD 'pw-least'`);
+    await sql(superuser, `GRANT CONNECT ON DATABASE "${services.name}" TO "${role}";
+      GRANT USAGE ON SCHEMA public TO "${role}";
+      GRANT SELECT ON public.user_logins TO "${role}";
+      GRANT UPDATE (sent_to_kafka) ON public.user_logins TO "${role}";
+      GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text) TO "${role}";
+      GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text) TO "${role}";
+      GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO "${role}";
+      GRANT EXECUTE ON FUNCTION pg_replication_origin_drop(text) TO "${role}"`);
+    // The owner's steps.
+    await sql(services.databaseUrl, `ALTER TABLE public.user_logins REPLICA IDENTITY FULL;
+      CREATE PUBLICATION walbridge_user_logins FOR TABLE public.user_logins`);
+    await sql(services.databaseUrl, `INSERT INTO user_logins (username, event_type, event_time) VALUES ('alice', 'login', now())`);
+    const env = { ...cliEnv(services), DATABASE_URL: withUser(services.databaseUrl, role, 'pw-least') };
+    const cdc = () => runCli('cdc', ['start', '--slot', 'least', '--publication', 'walbridge_user_logins', '--topic-prefix', services.topicPrefix, '--once'], env);
+
+    const first = await cdc();
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^sent 1 event \(1 snapshot row\)/);
+    await sql(services.databaseUrl, `INSERT INTO user_logins (username, event_type, event_time) VALUES ('bob', 'login', now())`);
+    const second = await cdc();
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /^sent 1 event \(1 insert\)/);
+    assert.equal((await sql(services.databaseUrl, 'SELECT count(*)::int AS n FROM user_logins WHERE NOT sent_to_kafka')).rows[0].n, 0, 'both marked');
+    assert.equal((await readTopic(services.kafkaBrokers, `${services.topicPrefix}.public.user_logins`)).length, 2);
   });
 });

@@ -73,10 +73,16 @@ export async function isolatedServices(label: string, base: ServiceUrls = servic
       const client = new pg.Client({ connectionString: base.databaseUrl });
       await client.connect();
       try {
+        const slots = (await client.query<{ slot_name: string }>('SELECT slot_name FROM pg_replication_slots WHERE database = $1', [name])).rows.map((r) => r.slot_name);
         await client.query(
           `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, [name]);
         await client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, [name]);
         await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
+        // Replication origins are cluster-wide: walbridge's for these slots would make a later
+        // test's slot of the same name look lost (cdc refuses to recreate it silently).
+        const origins = slots.flatMap((slot) => [`walbridge_${slot}`, `walbridge_${slot}_snapshot`, `walbridge_${slot}_snapshot_all`]);
+        const found = await client.query<{ roname: string }>('SELECT roname FROM pg_replication_origin WHERE roname = ANY($1)', [origins]);
+        for (const { roname } of found.rows) await client.query('SELECT pg_replication_origin_drop($1)', [roname]);
       } finally {
         await client.end();
       }

@@ -51,3 +51,21 @@ describe('Checkpointer: confirm late, never early, never backwards', () => {
     assert.equal(c.confirmed, 90n);
   });
 });
+
+describe('Checkpointer.freeze: nothing after a failure is confirmed', () => {
+  it('ignores later commits, deliveries and keepalives', () => {
+    const c = new Checkpointer(100n);
+    c.begin();
+    c.submit(1);
+    c.commit(200n);
+    c.deliveredThrough(1);
+    assert.equal(c.confirmed, 200n);
+    c.begin();
+    c.submit(1); // the event that failed to decode was never submitted; this one was
+    c.freeze();
+    assert.equal(c.commit(300n), false);
+    assert.equal(c.deliveredThrough(2), false);
+    assert.equal(c.keepalive(400n), false);
+    assert.equal(c.confirmed, 200n);
+  });
+});

@@ -56,7 +56,8 @@ describe('pgoutput reader and decoder', () => {
 
   it('builds insert and update envelopes; key from the primary key, not the FULL identity flags', () => {
     const decoder = new ChangeDecoder(table, 'walbridge', 'db1', true);
-    assert.equal(decoder.relation(expectTag(readPgoutput(relationMessage), 'relation').relation), true);
+    decoder.relation(expectTag(readPgoutput(relationMessage), 'relation').relation);
+    assert.equal(decoder.captures(16400), true);
     const txn = { xid: 9, finalLsn: 0x500n, commitTimeMs: 1_700_000_000_000, order: 1 };
 
     const insert = expectTag(readPgoutput(Buffer.concat([Buffer.from('I'), u32(16400), Buffer.from('N'), tuple(['9007199254740993', 'alice', '2024-05-01 10:00:00.000001', 'f'])])), 'insert');
@@ -76,11 +77,46 @@ describe('pgoutput reader and decoder', () => {
 
     const u = expectTag(readPgoutput(Buffer.concat([Buffer.from('U'), u32(16400), Buffer.from('O'), tuple(['1', 'x'.repeat(3000), null, 'f']), Buffer.from('N'), tuple(['1', 'u', null, 't'])])), 'update');
     assert.equal(u.newTuple[1], UNCHANGED_TOAST);
-    const changed = JSON.parse(decoder.update(16400, u.oldTuple, null, u.newTuple, 0x4f8n, txn).value);
+    const updates = decoder.update(16400, u.oldTuple, null, u.newTuple, 0x4f8n, txn);
+    assert.deepEqual(updates.map((e) => e.op), ['u']);
+    const changed = JSON.parse(updates[0]!.value);
     assert.equal(changed.after.username, 'x'.repeat(3000), 'unchanged TOAST value taken from the old row');
     assert.equal(changed.before.sent_to_kafka, false);
     assert.equal(changed.transaction.total_order, 2);
     assert.throws(() => decoder.update(16400, null, null, u.newTuple, 0x4f8n, txn), /REPLICA IDENTITY FULL/);
+    // A Relation saying the identity was not FULL when the change was written: the error says so, and how to get past it.
+    const defaultIdentity = Buffer.from(relationMessage);
+    defaultIdentity[1 + 4 + 'public'.length + 1 + 'user_logins'.length + 1] = 'd'.charCodeAt(0);
+    const relation = expectTag(readPgoutput(defaultIdentity), 'relation').relation;
+    assert.equal(relation.replicaIdentity, 'd');
+    decoder.relation(relation);
+    assert.throws(() => decoder.update(16400, null, null, u.newTuple, 0x4f8n, txn), /had REPLICA IDENTITY DEFAULT when the change was written.*--from-lsn just past its commit LSN/);
+  });
+
+  it('an update that changes the primary key: a delete of the old key, then an insert of the new one, one version', () => {
+    const decoder = new ChangeDecoder(table, 'walbridge', 'db1', true);
+    decoder.relation(expectTag(readPgoutput(relationMessage), 'relation').relation);
+    const txn = { xid: 3, finalLsn: 0x700n, commitTimeMs: 0, order: 1 };
+    const [d, c, ...rest] = decoder.update(16400, ['7', 'x'.repeat(3000), null, 't'], null, ['8', UNCHANGED_TOAST, null, 'f'], 0x6f0n, txn);
+    assert.equal(rest.length, 0);
+    assert.equal(d!.op, 'd');
+    assert.equal(d!.key, '{"id":7}');
+    assert.equal(d!.markId, null);
+    const deleted = JSON.parse(d!.value);
+    assert.deepEqual(deleted.before, { id: 7, username: 'x'.repeat(3000), event_time: null, sent_to_kafka: true });
+    assert.equal(deleted.after, null);
+    assert.equal(c!.op, 'c');
+    assert.equal(c!.key, '{"id":8}');
+    assert.equal(c!.markId, '8');
+    const created = JSON.parse(c!.value);
+    assert.equal(created.before, null);
+    assert.deepEqual(created.after, { id: 8, username: 'x'.repeat(3000), event_time: null, sent_to_kafka: false });
+    assert.equal(deleted.source.commit_lsn, '0/700');
+    assert.equal(created.source.commit_lsn, '0/700');
+    assert.deepEqual([deleted.transaction.total_order, created.transaction.total_order], [1, 2]);
+    // With REPLICA IDENTITY DEFAULT, PostgreSQL sends the old key only when it changed: same split.
+    const keyed = decoder.update(16400, null, ['7', null, null, null], ['8', 'bob', null, 'f'], 0x6f8n, txn);
+    assert.deepEqual(keyed.map((e) => [e.op, e.key]), [['d', '{"id":7}'], ['c', '{"id":8}']]);
   });
 
   it('delete carries the old row and no mark; truncate has no key', () => {

@@ -24,6 +24,7 @@ export class Checkpointer {
   private submitted = 0;
   private delivered = 0;
   private inTransaction = false;
+  private frozen = false;
   private confirmedLsn: Lsn;
 
   /**
@@ -40,14 +41,18 @@ export class Checkpointer {
     return this.confirmedLsn;
   }
 
-  /** Events handed to delivery so far. */
-  get submittedEvents(): number {
-    return this.submitted;
-  }
-
   /** Nothing received is waiting for Kafka or the marker, and no transaction is open. */
   get idle(): boolean {
     return !this.inTransaction && this.head === this.pending.length && this.delivered === this.submitted;
+  }
+
+  /**
+   * After a failure: the confirmed LSN stays where it is, whatever commits,
+   * deliveries or keepalives are reported later (an event of the failed
+   * transaction may never have been counted, so its commit proves nothing).
+   */
+  freeze(): void {
+    this.frozen = true;
   }
 
   begin(): void {
@@ -60,6 +65,7 @@ export class Checkpointer {
 
   /** The transaction that began last has committed; true when the confirmed LSN moved. */
   commit(endLsn: Lsn): boolean {
+    if (this.frozen) return false;
     this.inTransaction = false;
     this.pending.push({ lastEvent: this.submitted, endLsn });
     return this.advance();
@@ -67,13 +73,14 @@ export class Checkpointer {
 
   /** Delivery finished every event numbered up to `count`; true when the confirmed LSN moved. */
   deliveredThrough(count: number): boolean {
+    if (this.frozen) return false;
     if (count > this.delivered) this.delivered = count;
     return this.advance();
   }
 
   /** A keepalive reported the server's WAL end; confirmed only when idle. */
   keepalive(walEnd: Lsn): boolean {
-    if (!this.idle || walEnd <= this.confirmedLsn) return false;
+    if (this.frozen || !this.idle || walEnd <= this.confirmedLsn) return false;
     this.confirmedLsn = walEnd;
     return true;
   }

@@ -33,7 +33,11 @@ export interface TransactionContext {
   order: number;
 }
 
+const IDENTITY_NAMES: Record<string, string> = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'USING INDEX' };
+
 interface ColumnLayout {
+  /** REPLICA IDENTITY as the Relation message gave it ('f' for snapshot rows). */
+  replicaIdentity: string;
   names: string[];
   prefixes: string[];
   writers: ValueWriter[];
@@ -60,11 +64,10 @@ export class ChangeDecoder {
     this.wantsMarks = markSent && table.sentFlag !== null && table.primaryKey.length === 1;
   }
 
-  /** Registers a relation's columns; true when it is the captured table. */
-  relation(relation: Relation): boolean {
-    if (relation.schema !== this.table.schema || relation.table !== this.table.table) return false;
-    this.layouts.set(relation.oid, this.layout(relation.columns.map((c) => ({ name: c.name, typeOid: c.typeOid }))));
-    return true;
+  /** Registers a relation's columns when it is the captured table (`captures` tells afterwards). */
+  relation(relation: Relation): void {
+    if (relation.schema !== this.table.schema || relation.table !== this.table.table) return;
+    this.layouts.set(relation.oid, this.layout(relation.columns.map((c) => ({ name: c.name, typeOid: c.typeOid })), relation.replicaIdentity));
   }
 
   captures(relationOid: number): boolean {
@@ -76,10 +79,28 @@ export class ChangeDecoder {
     return this.change(layout, 'c', null, this.image(layout, row, null), row, lsn, txn);
   }
 
-  update(relationOid: number, oldRow: Tuple | null, oldKey: Tuple | null, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange {
+  /**
+   * One 'u' event; or, when the primary key changed, a 'd' for the old key
+   * (before = the old row) and a 'c' for the new one, as Debezium does, so the
+   * old key's row does not stay behind downstream. Both carry the
+   * transaction's commit LSN as their version.
+   */
+  update(relationOid: number, oldRow: Tuple | null, oldKey: Tuple | null, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange[] {
     const layout = this.layoutOf(relationOid);
     const before = oldRow ? this.image(layout, oldRow, null) : oldKey ? this.keyImage(layout, oldKey) : null;
-    return this.change(layout, 'u', before, this.image(layout, row, oldRow), row, lsn, txn);
+    const after = this.image(layout, row, oldRow);
+    const previous = oldRow ?? oldKey;
+    if (previous && before !== null) {
+      const oldKeyText = this.key(layout, previous);
+      if (oldKeyText !== this.key(layout, row)) {
+        const source = this.streamSource(lsn, txn);
+        return [
+          { op: 'd', key: oldKeyText, value: this.envelope(before, 'null', 'd', source, txn), markId: null },
+          this.change(layout, 'c', null, after, row, lsn, txn),
+        ];
+      }
+    }
+    return [this.change(layout, 'u', before, after, row, lsn, txn)];
   }
 
   delete(relationOid: number, oldRow: Tuple | null, oldKey: Tuple | null, lsn: Lsn, txn: TransactionContext): DecodedChange {
@@ -101,7 +122,7 @@ export class ChangeDecoder {
   snapshotRow(columns: { name: string; typeOid: number }[], row: (string | null)[], consistentPoint: Lsn, last: boolean, tsMs: number): DecodedChange {
     let layout = this.layouts.get(-1);
     if (!layout) {
-      layout = this.layout(columns);
+      layout = this.layout(columns, 'f');
       this.layouts.set(-1, layout);
     }
     const source =
@@ -129,7 +150,7 @@ export class ChangeDecoder {
     );
   }
 
-  private layout(columns: { name: string; typeOid: number }[]): ColumnLayout {
+  private layout(columns: { name: string; typeOid: number }[], replicaIdentity: string): ColumnLayout {
     const names = columns.map((c) => c.name);
     const keyIndexes = this.table.primaryKey.map((pk) => {
       const index = names.indexOf(pk);
@@ -137,6 +158,7 @@ export class ChangeDecoder {
       return index;
     });
     return {
+      replicaIdentity,
       names,
       prefixes: names.map((name, i) => `${i === 0 ? '' : ','}${JSON.stringify(name)}:`),
       writers: columns.map((c) => valueWriter(c.typeOid)),
@@ -156,15 +178,25 @@ export class ChangeDecoder {
     for (let i = 0; i < row.length; i++) {
       const raw = row[i];
       const value = raw === UNCHANGED_TOAST ? fallback?.[i] : raw;
-      if (value === UNCHANGED_TOAST || value === undefined) {
-        throw new Error(
-          `column '${layout.names[i]}' arrived as an unchanged TOAST value without an old row to take it from; ` +
-            `set ALTER TABLE ${this.table.schema}.${this.table.table} REPLICA IDENTITY FULL (cdc start does this when it may)`,
-        );
-      }
+      if (value === UNCHANGED_TOAST || value === undefined) throw this.unchangedToast(layout, i);
       json += layout.prefixes[i]! + (value === null ? 'null' : layout.writers[i]!(value));
     }
     return `${json}}`;
+  }
+
+  private unchangedToast(layout: ColumnLayout, column: number): Error {
+    const name = `${this.table.schema}.${this.table.table}`;
+    const fix = `ALTER TABLE ${name} REPLICA IDENTITY FULL`;
+    if (layout.replicaIdentity !== 'f') {
+      const identity = IDENTITY_NAMES[layout.replicaIdentity] ?? layout.replicaIdentity;
+      return new Error(
+        `column '${layout.names[column]}' arrived as an unchanged TOAST value, and ${name} had REPLICA IDENTITY ${identity} when the change was written ` +
+          `(it was changed after cdc set FULL), so PostgreSQL logged no old row and the value is not in the WAL. ` +
+          `Run ${fix} for later changes; this transaction cannot be decoded: to skip it, start with --from-lsn just past its commit LSN ` +
+          `and send the row again (UPDATE ${name} SET sent_to_kafka = false WHERE …)`,
+      );
+    }
+    return new Error(`column '${layout.names[column]}' arrived as an unchanged TOAST value without an old row to take it from; set ${fix} (cdc start does this when it may)`);
   }
 
   private keyImage(layout: ColumnLayout, row: Tuple): string {

@@ -28,7 +28,6 @@
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type pg from 'pg';
 import { formatLsn, parseLsn, type Lsn } from '../../core/lsn.js';
-import type { Logger } from '../../observability/logger.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { ChangeDecoder, DecodedChange, TransactionContext } from './decode.js';
 import { isRowMessage, readPgoutput } from './pgoutput-reader.js';
@@ -48,7 +47,6 @@ export interface ListenerOptions {
   /** Called after the confirmed LSN moved (on a commit or an idle keepalive). */
   onConfirmed(lsn: Lsn): void;
   onFailure(error: Error): void;
-  logger: Logger;
   statusIntervalMs?: number;
   /** Ask the server for a keepalive with each periodic status (`--once` waits on its WAL end). */
   pingOnInterval?: boolean;
@@ -91,6 +89,14 @@ export class Listener {
   private statusTimer: NodeJS.Timeout | null = null;
   private statusSoon: NodeJS.Timeout | null = null;
   private stopping = false;
+  /**
+   * Set on the first failure. pg-protocol hands on the rest of a socket chunk
+   * synchronously, so messages after the failing one (its transaction's
+   * Commit included) still arrive: they are ignored, so nothing after the
+   * failure reaches the checkpointer. Separate from `stopping`: `stop()` must
+   * still run after a failure.
+   */
+  private failed = false;
   private keepaliveWaiters: (() => void)[] = [];
   private markStarted: () => void = () => {};
   /** Resolves once the server has started streaming (standby status can be sent from then on). */
@@ -165,7 +171,7 @@ export class Listener {
   }
 
   private onData(lsnText: string, payload: Buffer): void {
-    if (this.stopping) return;
+    if (this.stopping || this.failed) return;
     if (this.skipping && isRowMessage(payload)) {
       this.skippedOwnChanges++;
       return;
@@ -189,7 +195,9 @@ export class Listener {
         return;
       case 'update':
         if (decoder.captures(message.relationOid)) {
-          this.options.push(decoder.update(message.relationOid, message.oldTuple, message.keyTuple, message.newTuple, parseLsn(lsnText), this.inTxn()));
+          for (const change of decoder.update(message.relationOid, message.oldTuple, message.keyTuple, message.newTuple, parseLsn(lsnText), this.inTxn())) {
+            this.options.push(change);
+          }
         }
         return;
       case 'delete':
@@ -217,8 +225,8 @@ export class Listener {
     const waiters = this.keepaliveWaiters;
     this.keepaliveWaiters = [];
     for (const resolve of waiters) resolve();
-    // Once stopping, data is ignored, so a keepalive's WAL end says nothing about what was delivered.
-    if (this.stopping) return;
+    // Once stopping (or failed), data is ignored, so a keepalive's WAL end says nothing about what was delivered.
+    if (this.stopping || this.failed) return;
     const moved = this.options.checkpointer.keepalive(parseLsn(lsnText));
     if (moved) this.options.onConfirmed(this.options.checkpointer.confirmed);
     if (shouldRespond || moved) void this.sendStatus(false);
@@ -226,6 +234,7 @@ export class Listener {
 
   /** The batcher delivered more: the confirmed LSN may have moved. */
   confirmedMoved(): void {
+    if (this.failed) return;
     this.options.onConfirmed(this.options.checkpointer.confirmed);
     if (this.statusSoon || this.stopping) return;
     // Coalesce: at most one status message per 100 ms while busy.
@@ -249,7 +258,15 @@ export class Listener {
   }
 
   private fail(error: Error): void {
+    if (this.failed) return;
+    this.failed = true;
     this.clearTimers();
+    this.connection?.stream.pause();
+    const txn = this.txn;
+    if (txn) {
+      // Say where: an operator who decides to skip the transaction needs its commit LSN.
+      error.message += ` (in transaction ${txn.xid}, committed at ${formatLsn(txn.finalLsn)}; nothing from it on was confirmed)`;
+    }
     this.options.onFailure(error);
   }
 

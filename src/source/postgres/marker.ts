@@ -6,11 +6,9 @@
  * never comes back as a change (no feedback loop).
  *
  * Grants a non-superuser role needs (the local stack's bootstrap gives them):
- *   GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text) TO <role>;
- *   GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text) TO <role>;
- *   GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO <role>;
- *   GRANT EXECUTE ON FUNCTION pg_replication_origin_drop(text) TO <role>;   -- cdc drop
- * and UPDATE on the table.
+ * EXECUTE on MARKER_FUNCTIONS below, and UPDATE on the table's sent_to_kafka
+ * column. (The snapshot flag and `cdc drop` also need
+ * pg_replication_origin_drop(text): snapshot-flag.ts.)
  */
 import pg from 'pg';
 import type { Logger } from '../../observability/logger.js';
@@ -25,6 +23,9 @@ export interface Marker {
   mark(ids: string[]): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The replication-origin functions `openMarker` calls (preflight checks exactly these). */
+export const MARKER_FUNCTIONS = ['pg_replication_origin_create(text)', 'pg_replication_origin_oid(text)', 'pg_replication_origin_session_setup(text)'];
 
 export function originName(slot: string): string {
   return `walbridge_${slot}`;

@@ -7,12 +7,19 @@ import { ConfigError } from '../../core/exit-codes.js';
 import { formatLsn, type Lsn } from '../../core/lsn.js';
 import { describeTable, type CapturedTable } from './table.js';
 import { readSlot, type SlotState } from './slot.js';
+import { MARKER_FUNCTIONS, originName } from './marker.js';
+import { originExists, pendingSnapshot, SNAPSHOT_FLAG_FUNCTIONS, type FlaggedMode } from './snapshot-flag.js';
+import type { SnapshotMode } from './snapshot.js';
 
 export interface PreflightRequest {
   table: { schema: string; table: string };
   slot: string;
   markSent: boolean;
   fromLsn: Lsn | null;
+  /** The initial load when the slot is created. */
+  snapshot: SnapshotMode;
+  /** Whether the user chose it (`--snapshot`), rather than the default. */
+  snapshotExplicit: boolean;
 }
 
 export interface PreflightResult {
@@ -21,12 +28,13 @@ export interface PreflightResult {
   table: CapturedTable;
   /** null when the slot does not exist yet. */
   slot: SlotState | null;
+  /** The mode of the slot's unfinished initial snapshot (to resume), or null. */
+  pendingSnapshot: FlaggedMode | null;
 }
 
 /** How long an active slot may take to be released (its last user was killed a moment ago). */
 const ACTIVE_SLOT_PATIENCE_MS = 5_000;
 
-const ORIGIN_FUNCTIONS = ['pg_replication_origin_create(text)', 'pg_replication_origin_oid(text)', 'pg_replication_origin_session_setup(text)'];
 
 export async function preflight(client: pg.Client, request: PreflightRequest): Promise<PreflightResult> {
   const walLevel = (await client.query<{ wal_level: string }>('SHOW wal_level')).rows[0]?.wal_level;
@@ -51,18 +59,26 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
   }
   await checkTablePrivilege(client, role, qualified, 'SELECT');
   if (request.markSent && table.sentFlag !== null) {
-    await checkTablePrivilege(client, role, qualified, 'UPDATE');
-    for (const fn of ORIGIN_FUNCTIONS) {
-      const allowed = await client.query<{ ok: boolean }>(`SELECT has_function_privilege($1, 'EXECUTE') AS ok`, [fn]);
-      if (!allowed.rows[0]?.ok) {
-        throw new ConfigError(
-          `role ${role} may not call ${fn}, which marks sent_to_kafka in a session of its own replication origin; ` +
-            `as a superuser run: GRANT EXECUTE ON FUNCTION ${fn} TO ${client.escapeIdentifier(role)} (or pass --no-mark-sent)`,
-        );
-      }
-    }
+    await checkFlagPrivilege(client, role, qualified, table.sentFlag);
+    await checkFunctions(client, role, MARKER_FUNCTIONS, 'which marks sent_to_kafka in a session of its own replication origin', '--no-mark-sent');
   }
   const slot = await usableSlot(client, request.slot, database);
+  const pending = slot === null ? null : await pendingSnapshot(client, request.slot);
+  if (slot === null && !request.snapshotExplicit && (await originExists(client, originName(request.slot)))) {
+    // The marker's origin is created only once the slot exists: this slot existed, and cdc streamed from it.
+    throw new ConfigError(
+      `slot ${request.slot} does not exist, but walbridge's replication origin ${originName(request.slot)} does: cdc streamed from this slot before, ` +
+        `so it was dropped or lost (e.g. a failover to a standby, or invalidated by max_slot_wal_keep_size). ` +
+        `The changes since its last confirmed position are gone. To recover: cdc start --slot ${request.slot} --snapshot all ` +
+        `(see docs/operations.md, "A lost slot"); or to start over: cdc drop --slot ${request.slot} --yes`,
+    );
+  }
+  if (slot === null && request.snapshot !== 'none') {
+    // Without the flag, a crash during the initial snapshot would lose the rows it had not reached.
+    await checkFunctions(client, role, SNAPSHOT_FLAG_FUNCTIONS, 'which flags the initial snapshot as unfinished until every row is in Kafka, so an interrupted one is resumed', '--snapshot none');
+  } else if (pending !== null) {
+    await checkFunctions(client, role, ['pg_replication_origin_drop(text)'], 'which clears the flag of the unfinished initial snapshot once it is resumed', null);
+  }
   if (request.fromLsn !== null) {
     if (!slot?.confirmedFlush) throw new ConfigError(`--from-lsn needs an existing slot; slot ${request.slot} does not exist yet`);
     if (request.fromLsn < slot.confirmedFlush) {
@@ -72,10 +88,34 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
       );
     }
   }
-  return { role, database, table, slot };
+  return { role, database, table, slot, pendingSnapshot: pending };
 }
 
-async function checkTablePrivilege(client: pg.Client, role: string, qualified: string, privilege: 'SELECT' | 'UPDATE'): Promise<void> {
+/** Refuses unless the role may call every function; names the GRANT (and the flag that avoids the need). */
+async function checkFunctions(client: pg.Client, role: string, functions: readonly string[], purpose: string, alternative: string | null): Promise<void> {
+  for (const fn of functions) {
+    const allowed = await client.query<{ ok: boolean }>(`SELECT has_function_privilege($1, 'EXECUTE') AS ok`, [fn]);
+    if (!allowed.rows[0]?.ok) {
+      throw new ConfigError(
+        `role ${role} may not call ${fn}, ${purpose}; ` +
+          `as a superuser run: GRANT EXECUTE ON FUNCTION ${fn} TO ${client.escapeIdentifier(role)}${alternative ? ` (or pass ${alternative})` : ''}`,
+      );
+    }
+  }
+}
+
+/** UPDATE on the flag column: granted on it alone (`GRANT UPDATE (sent_to_kafka)`, as docs/operations.md says) or on the table. */
+async function checkFlagPrivilege(client: pg.Client, role: string, qualified: string, column: string): Promise<void> {
+  const result = await client.query<{ ok: boolean }>(`SELECT has_column_privilege($1, $2, 'UPDATE') AS ok`, [qualified, column]);
+  if (!result.rows[0]?.ok) {
+    throw new ConfigError(
+      `role ${role} lacks UPDATE on ${qualified}.${client.escapeIdentifier(column)}; as its owner run: ` +
+        `GRANT UPDATE (${client.escapeIdentifier(column)}) ON ${qualified} TO ${client.escapeIdentifier(role)} (or pass --no-mark-sent)`,
+    );
+  }
+}
+
+async function checkTablePrivilege(client: pg.Client, role: string, qualified: string, privilege: 'SELECT'): Promise<void> {
   const result = await client.query<{ ok: boolean }>('SELECT has_table_privilege($1, $2) AS ok', [qualified, privilege]);
   if (!result.rows[0]?.ok) {
     throw new ConfigError(`role ${role} lacks ${privilege} on ${qualified}; as its owner run: GRANT ${privilege} ON ${qualified} TO ${client.escapeIdentifier(role)}`);

@@ -1,36 +1,51 @@
 /**
- * Remembers that a slot's initial snapshot has not finished, so a crash or a
- * Ctrl-C during it does not lose the rows it had not reached: the slot then
- * exists but the stream starts after the snapshot point. The flag is a
- * replication origin named `walbridge_<slot>_snapshot`, created before the
- * slot and dropped once every snapshot row is in Kafka and marked (origins
- * are durable, need no table of our own, and the grants are the marker's).
+ * Remembers that a slot's initial snapshot has not finished, and in which
+ * mode, so a crash or a Ctrl-C during it does not lose the rows it had not
+ * reached: the slot then exists but the stream starts after the snapshot
+ * point. The flag is a replication origin named `walbridge_<slot>_snapshot`
+ * (mode `unsent`) or `walbridge_<slot>_snapshot_all` (mode `all`), created
+ * before the slot and dropped once every snapshot row is in Kafka and marked
+ * (origins are durable, need no table of our own, and the grants are the
+ * marker's). A resumed snapshot reads in the mode it was started with, not
+ * the one of the restart's flags: an interrupted `--snapshot all` over rows
+ * already flagged sent must not resume as `unsent` (that reads nothing).
  */
 import type pg from 'pg';
 
-export function snapshotFlagName(slot: string): string {
-  return `walbridge_${slot}_snapshot`;
+export type FlaggedMode = 'unsent' | 'all';
+
+export function snapshotFlagName(slot: string, mode: FlaggedMode = 'unsent'): string {
+  return mode === 'all' ? `walbridge_${slot}_snapshot_all` : `walbridge_${slot}_snapshot`;
 }
 
-/** Whether the role may use origins at all (the flag is skipped, with a warning, when not). */
-export async function canFlag(client: pg.Client): Promise<boolean> {
-  const result = await client.query<{ ok: boolean }>(
-    `SELECT has_function_privilege('pg_replication_origin_create(text)', 'EXECUTE')
-        AND has_function_privilege('pg_replication_origin_oid(text)', 'EXECUTE')
-        AND has_function_privilege('pg_replication_origin_drop(text)', 'EXECUTE') AS ok`,
-  );
-  return result.rows[0]?.ok === true;
+/** Every name the flag may have, for cleaning up. */
+export function snapshotFlagNames(slot: string): string[] {
+  return [snapshotFlagName(slot, 'unsent'), snapshotFlagName(slot, 'all')];
 }
 
-export async function snapshotPending(client: pg.Client, slot: string): Promise<boolean> {
-  const result = await client.query('SELECT pg_replication_origin_oid($1) AS oid', [snapshotFlagName(slot)]);
-  return result.rows[0]?.oid !== null;
+/** Functions raising and clearing the flag call (preflight checks them before a snapshot is taken). */
+export const SNAPSHOT_FLAG_FUNCTIONS = ['pg_replication_origin_create(text)', 'pg_replication_origin_drop(text)'];
+
+/** Whether a replication origin exists; reads the catalog, so no grant is needed. */
+export async function originExists(client: pg.Client, name: string): Promise<boolean> {
+  return Boolean((await client.query('SELECT 1 FROM pg_replication_origin WHERE roname = $1', [name])).rowCount);
 }
 
-export async function raiseSnapshotFlag(client: pg.Client, slot: string): Promise<void> {
-  if (!(await snapshotPending(client, slot))) await client.query('SELECT pg_replication_origin_create($1)', [snapshotFlagName(slot)]);
+/** The mode of the slot's unfinished initial snapshot, or null when there is none. */
+export async function pendingSnapshot(client: pg.Client, slot: string): Promise<FlaggedMode | null> {
+  const result = await client.query<{ roname: string }>('SELECT roname FROM pg_replication_origin WHERE roname = ANY($1)', [snapshotFlagNames(slot)]);
+  const names = result.rows.map((row) => row.roname);
+  if (names.includes(snapshotFlagName(slot, 'all'))) return 'all';
+  if (names.includes(snapshotFlagName(slot, 'unsent'))) return 'unsent';
+  return null;
+}
+
+export async function raiseSnapshotFlag(client: pg.Client, slot: string, mode: FlaggedMode): Promise<void> {
+  if (!(await originExists(client, snapshotFlagName(slot, mode)))) await client.query('SELECT pg_replication_origin_create($1)', [snapshotFlagName(slot, mode)]);
 }
 
 export async function clearSnapshotFlag(client: pg.Client, slot: string): Promise<void> {
-  if (await snapshotPending(client, slot)) await client.query('SELECT pg_replication_origin_drop($1)', [snapshotFlagName(slot)]);
+  for (const name of snapshotFlagNames(slot)) {
+    if (await originExists(client, name)) await client.query('SELECT pg_replication_origin_drop($1)', [name]);
+  }
 }

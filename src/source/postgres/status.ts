@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
 import { originName } from './marker.js';
 import { publicationTables } from './slot.js';
-import { snapshotFlagName } from './snapshot-flag.js';
+import { originExists, pendingSnapshot, snapshotFlagNames } from './snapshot-flag.js';
 
 export interface SlotStatus {
   slot: string;
@@ -19,14 +19,14 @@ export interface SlotStatus {
   publication: string;
   /** null when the publication does not exist. */
   publicationTables: string[] | null;
-  snapshotPending: boolean;
+  /** The mode of an unfinished initial snapshot, or null. */
+  snapshotPending: 'unsent' | 'all' | null;
 }
 
 export async function slotStatuses(client: pg.Client, slot: string | undefined, publicationFor: (slot: string) => string): Promise<SlotStatus[]> {
-  const result = await client.query<{ slot_name: string; active_pid: number | null; confirmed: string | null; restart: string | null; lag: string | null; pending: boolean }>(
+  const result = await client.query<{ slot_name: string; active_pid: number | null; confirmed: string | null; restart: string | null; lag: string | null }>(
     `SELECT slot_name, active_pid, confirmed_flush_lsn::text AS confirmed, restart_lsn::text AS restart,
-            pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag,
-            pg_replication_origin_oid('walbridge_' || slot_name || '_snapshot') IS NOT NULL AS pending
+            pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag
        FROM pg_replication_slots
       WHERE plugin = 'pgoutput' AND database = current_database() AND ($1::text IS NULL OR slot_name = $1)
       ORDER BY slot_name`,
@@ -45,7 +45,7 @@ export async function slotStatuses(client: pg.Client, slot: string | undefined, 
       lagBytes: row.lag,
       publication,
       publicationTables: await publicationTables(client, publication),
-      snapshotPending: row.pending,
+      snapshotPending: await pendingSnapshot(client, row.slot_name),
     });
   }
   return statuses;
@@ -66,9 +66,8 @@ export async function dropCapture(client: pg.Client, slot: string, publication: 
   const hadPublication = (await publicationTables(client, publication)) !== null;
   if (hadPublication) await client.query(`DROP PUBLICATION ${client.escapeIdentifier(publication)}`);
   const origins: string[] = [];
-  for (const origin of [originName(slot), snapshotFlagName(slot)]) {
-    const found = await client.query('SELECT pg_replication_origin_oid($1) AS oid', [origin]);
-    if (found.rows[0]?.oid !== null) {
+  for (const origin of [originName(slot), ...snapshotFlagNames(slot)]) {
+    if (await originExists(client, origin)) {
       await client.query('SELECT pg_replication_origin_drop($1)', [origin]);
       origins.push(origin);
     }

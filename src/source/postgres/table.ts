@@ -22,14 +22,6 @@ export interface CapturedTable {
   owned: boolean;
 }
 
-/** `schema.table` or `table` (schema public); quoted parts keep their case. */
-export function parseTableName(text: string): { schema: string; table: string } {
-  const match = /^(?:("(?:[^"]|"")+"|[^."]+)\.)?("(?:[^"]|"")+"|[^."]+)$/.exec(text.trim());
-  if (!match) throw new ConfigError(`--table must be 'schema.table' or 'table', got '${text}'`);
-  const unquote = (part: string): string => (part.startsWith('"') ? part.slice(1, -1).replace(/""/g, '"') : part);
-  return { schema: match[1] ? unquote(match[1]) : 'public', table: unquote(match[2]!) };
-}
-
 export function qualifiedName(client: pg.Client, table: { schema: string; table: string }): string {
   return `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`;
 }

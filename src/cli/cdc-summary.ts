@@ -1,0 +1,15 @@
+/** The line `cdc start` prints on stdout when it stops (docs/cdc.md). */
+import type { Operation } from '../core/change-event.js';
+import { formatLsn } from '../core/lsn.js';
+import type { CaptureSummary } from '../pipeline/capture.js';
+
+export function summaryLine(summary: CaptureSummary): string {
+  const names: [Operation, string][] = [['r', 'snapshot row'], ['c', 'insert'], ['u', 'update'], ['d', 'delete'], ['t', 'truncate']];
+  const total = names.reduce((sum, [op]) => sum + summary.counts[op], 0);
+  const parts = names.filter(([op]) => summary.counts[op] > 0).map(([op, name]) => `${summary.counts[op]} ${name}${summary.counts[op] === 1 ? '' : 's'}`);
+  const events = `${total} event${total === 1 ? '' : 's'}${parts.length ? ` (${parts.join(', ')})` : ''}`;
+  const where = `from slot ${summary.slot} to ${summary.topic}; confirmed ${formatLsn(summary.confirmed)}`;
+  if (summary.undelivered === 0) return `sent ${events} ${where}`;
+  // The stop's flush ran out of time: say so rather than count those as sent.
+  return `read ${events} ${where}; ${summary.undelivered} Kafka message${summary.undelivered === 1 ? ' was' : 's were'} not delivered before the stop (not confirmed: a restart sends them again)`;
+}
