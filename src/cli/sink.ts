@@ -13,7 +13,8 @@ import { EXIT_OK, EXIT_RUNTIME, ConfigError } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { createLogger } from '../observability/logger.js';
 import { DEFAULT_LIMITS } from '../pipeline/row-batch.js';
-import { runSink, splitTable, type SinkRunResult } from '../sink/run-sink.js';
+import { runSink, type SinkRunResult } from '../sink/run-sink.js';
+import { parseTableName } from '../config/table-name.js';
 import { verifyTables, formatVerifyReport } from '../sink/clickhouse/verify.js';
 import { runCommand, usageFailure } from './run-command.js';
 
@@ -43,7 +44,7 @@ function sinkOptions<T>(y: Argv<T>) {
 }
 
 function resolveTopic(args: TopicArgs): { topic: string; targetTable: string } {
-  const { schema, table } = splitTable(args.table);
+  const { schema, table } = parseTableName(args.table);
   return { topic: args.topic ?? topicName(args.topicPrefix, schema, table), targetTable: args.targetTable ?? table };
 }
 
@@ -111,7 +112,7 @@ await yargs(hideBin(process.argv))
       .option('wait-mutations', { type: 'number', default: 60, describe: 'seconds to wait for pending ClickHouse mutations (truncates) first' }),
   (argv) => runCommand(async () => {
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl });
-    const { schema, table } = splitTable(argv.table);
+    const { schema, table } = parseTableName(argv.table);
     const report = await verifyTables({
       databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, schema, table,
       targetTable: argv.targetTable ?? table, rangeSize: positive('range-size', argv.rangeSize), show: positive('show', argv.show),

@@ -11,7 +11,6 @@
 import { randomBytes } from 'node:crypto';
 import { redactUrl } from '../config/connections.js';
 import { deadLetterTopic } from '../core/change-event.js';
-import { ConfigError } from '../core/exit-codes.js';
 import { createKafka } from '../kafka/client.js';
 import { deleteGroup, groupOffsets, openTopicReader } from '../kafka/consumer.js';
 import { DeadLetterProducer } from '../kafka/dead-letter.js';
@@ -141,12 +140,4 @@ function delay(ms: number): Promise<void> {
 
 function logProgress(logger: Logger, totals: SinkTotals): void {
   logger.info({ ...totals }, `progress: ${totals.messages} messages read, ${totals.upserts + totals.deletes} rows written`);
-}
-
-/** Validates a topic/table argument early, with the fix in the message. */
-export function splitTable(text: string): { schema: string; table: string } {
-  const parts = text.split('.');
-  if (parts.length === 1 && parts[0]) return { schema: 'public', table: parts[0] };
-  if (parts.length === 2 && parts[0] && parts[1]) return { schema: parts[0], table: parts[1] };
-  throw new ConfigError(`--table must be <schema>.<table> or <table>, got '${text}'`);
 }
