@@ -182,13 +182,14 @@ describe('updates, deletes and a PostgreSQL TRUNCATE through 3 partitions, cdc t
     await w.services.cleanup();
   });
 
-  it('ends equal after inserts, updates, deletes, a truncate and rows written after it', async () => {
+  it('ends equal after inserts, updates, key changes, deletes, a truncate and rows written after it', async () => {
     await w.sql(`INSERT INTO user_logins (username, event_type, event_time)
                  SELECT 'user_' || g, 'login', now() - g * interval '1 minute' FROM generate_series(1, 300) g`);
     await round('the snapshot');
 
     await w.sql(`UPDATE user_logins SET event_type = 'logout' WHERE id % 6 = 0`);
     await w.sql(`DELETE FROM user_logins WHERE id % 10 = 0`);
+    await w.sql(`UPDATE user_logins SET id = id + 100000 WHERE id IN (3, 7)`); // a key change: delete + insert downstream
     await w.sql(`INSERT INTO user_logins (username, event_type, event_time) VALUES ('late', 'login', now())`);
     await round('updates and deletes');
     assert.equal(await w.messagesInTopic() > 300, true);
