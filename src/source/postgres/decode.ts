@@ -33,9 +33,19 @@ export interface TransactionContext {
   order: number;
 }
 
+interface TransactionPieces {
+  txn: TransactionContext;
+  sourceHead: string;
+  sourceMiddle: string;
+  sourceTail: string;
+  transactionHead: string;
+}
+
 interface ColumnLayout {
   names: string[];
   prefixes: string[];
+  /** `"name":` of each primary key column, in key order. */
+  keyPrefixes: string[];
   writers: ValueWriter[];
   keyIndexes: number[];
   sentFlagIndex: number;
@@ -47,6 +57,7 @@ export class ChangeDecoder {
   private readonly sourceTail: string;
   private readonly tableFields: string;
   private readonly wantsMarks: boolean;
+  private txnPieces: TransactionPieces | null = null;
 
   constructor(
     private readonly table: CapturedTable,
@@ -118,15 +129,27 @@ export class ChangeDecoder {
 
   private envelope(before: string, after: string, op: Operation, source: string, txn: TransactionContext): string {
     const order = txn.order++;
-    const transaction = `{"id":"${txn.xid}:${txn.finalLsn}","total_order":${order},"data_collection_order":${order}}`;
+    const transaction = `${this.pieces(txn).transactionHead}${order},"data_collection_order":${order}}`;
     return `{"before":${before},"after":${after},"source":${source},"op":"${op}","ts_ms":${Date.now()},"transaction":${transaction}}`;
   }
 
   private streamSource(lsn: Lsn, txn: TransactionContext): string {
-    return (
-      `${this.sourceHead},"ts_ms":${txn.commitTimeMs},"snapshot":"false"${this.sourceTail}"sequence":"[null,\\"${lsn}\\"]",${this.tableFields}` +
-      `,"txId":${txn.xid},"lsn":${lsn},"xmin":null,"commit_lsn":"${formatLsn(txn.finalLsn)}"}`
-    );
+    const { sourceHead, sourceMiddle, sourceTail } = this.pieces(txn);
+    const lsnText = String(lsn);
+    return `${sourceHead}${lsnText}${sourceMiddle}${lsnText}${sourceTail}`;
+  }
+
+  /** The parts of `source` and `transaction` every event of a transaction shares, built once per transaction. */
+  private pieces(txn: TransactionContext): TransactionPieces {
+    if (this.txnPieces?.txn === txn) return this.txnPieces;
+    this.txnPieces = {
+      txn,
+      sourceHead: `${this.sourceHead},"ts_ms":${txn.commitTimeMs},"snapshot":"false"${this.sourceTail}"sequence":"[null,\\"`,
+      sourceMiddle: `\\"]",${this.tableFields},"txId":${txn.xid},"lsn":`,
+      sourceTail: `,"xmin":null,"commit_lsn":"${formatLsn(txn.finalLsn)}"}`,
+      transactionHead: `{"id":"${txn.xid}:${txn.finalLsn}","total_order":`,
+    };
+    return this.txnPieces;
   }
 
   private layout(columns: { name: string; typeOid: number }[]): ColumnLayout {
@@ -139,6 +162,7 @@ export class ChangeDecoder {
     return {
       names,
       prefixes: names.map((name, i) => `${i === 0 ? '' : ','}${JSON.stringify(name)}:`),
+      keyPrefixes: keyIndexes.map((i) => `${JSON.stringify(names[i])}:`),
       writers: columns.map((c) => valueWriter(c.typeOid)),
       keyIndexes,
       sentFlagIndex: this.table.sentFlag === null ? -1 : names.indexOf(this.table.sentFlag),
@@ -178,7 +202,7 @@ export class ChangeDecoder {
       const i = layout.keyIndexes[k]!;
       const value = row[i];
       if (typeof value !== 'string') throw new Error(`primary key column '${layout.names[i]}' has no value`);
-      json += `${k === 0 ? '' : ','}${layout.prefixes[i]!.replace(/^,/, '')}${layout.writers[i]!(value)}`;
+      json += `${k === 0 ? '' : ','}${layout.keyPrefixes[k]!}${layout.writers[i]!(value)}`;
     }
     return `${json}}`;
   }
