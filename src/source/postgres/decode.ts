@@ -58,6 +58,7 @@ export class ChangeDecoder {
   private readonly tableFields: string;
   private readonly wantsMarks: boolean;
   private txnPieces: TransactionPieces | null = null;
+  private snapshotSources: { consistentPoint: Lsn; tsMs: number; last: string; other: string } | null = null;
 
   constructor(
     private readonly table: CapturedTable,
@@ -115,11 +116,20 @@ export class ChangeDecoder {
       layout = this.layout(columns);
       this.layouts.set(-1, layout);
     }
-    const source =
-      `${this.sourceHead},"ts_ms":${tsMs},"snapshot":"${last ? 'last' : 'true'}"${this.sourceTail}"sequence":null,${this.tableFields}` +
-      `,"txId":null,"lsn":${consistentPoint},"xmin":null,"commit_lsn":"${formatLsn(consistentPoint)}"}`;
+    const source = this.snapshotSource(consistentPoint, tsMs, last);
     const value = `{"before":null,"after":${this.image(layout, row, null)},"source":${source},"op":"r","ts_ms":${Date.now()},"transaction":null}`;
     return { op: 'r', key: this.key(layout, row), value, markId: this.markId(layout, row) };
+  }
+
+  /** `source` of a snapshot row: the same text for every row but the last, built once. */
+  private snapshotSource(consistentPoint: Lsn, tsMs: number, last: boolean): string {
+    const cached = this.snapshotSources;
+    if (cached?.consistentPoint === consistentPoint && cached.tsMs === tsMs) return last ? cached.last : cached.other;
+    const text = (marker: string): string =>
+      `${this.sourceHead},"ts_ms":${tsMs},"snapshot":"${marker}"${this.sourceTail}"sequence":null,${this.tableFields}` +
+      `,"txId":null,"lsn":${consistentPoint},"xmin":null,"commit_lsn":"${formatLsn(consistentPoint)}"}`;
+    this.snapshotSources = { consistentPoint, tsMs, last: text('last'), other: text('true') };
+    return last ? this.snapshotSources.last : this.snapshotSources.other;
   }
 
   private change(layout: ColumnLayout, op: Operation, before: string | null, after: string, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange {
