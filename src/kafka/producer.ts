@@ -9,7 +9,7 @@
  * 2–2.5× that rate (docs/performance.md, "clients"). Admin calls and the
  * sink's consumer stay on kafkajs (client.ts).
  */
-import { compatibilityPartitioner, Producer, stringSerializers } from '@platformatic/kafka';
+import { compatibilityPartitioner, Producer } from '@platformatic/kafka';
 import type { Kafka } from './client.js';
 
 export interface OutgoingMessage {
@@ -37,7 +37,7 @@ export async function connectProducer(brokers: string[], clientId: string): Prom
     idempotent: true,
     acks: -1,
     partitioner: compatibilityPartitioner,
-    serializers: stringSerializers,
+    // No serializers: keys and values arrive as Buffers (encodeAll).
     timeout: 30_000,
     retries: 8,
     retryDelay: 300,
@@ -46,13 +46,38 @@ export async function connectProducer(brokers: string[], clientId: string): Prom
   await producer.initIdempotentProducer({});
   return {
     send: async (topic, messages) => {
+      const keys = encodeAll(messages.map((m) => m.key ?? ''));
+      const values = encodeAll(messages.map((m) => m.value));
       await producer.send({
-        messages: messages.map(({ key, value, partition }) =>
-          partition === undefined ? { topic, key: key ?? undefined, value } : { topic, value, partition }),
+        messages: messages.map(({ key, partition }, i) =>
+          partition === undefined ? { topic, key: key === null ? undefined : keys[i], value: values[i]! } : { topic, value: values[i]!, partition }),
       });
     },
     disconnect: () => producer.close(),
   };
+}
+
+/**
+ * UTF-8 of each text, as views of one Buffer per call. Why: the envelopes are
+ * concatenated (cons) strings; encoding each on its own flattened it into a
+ * fresh copy first and cost one native call per message (GC and
+ * `Buffer.from` were 40 % of cdc's CPU). `join` copies the pieces once,
+ * without flattening. When every text is ASCII (the usual case: the joined
+ * text's UTF-8 is as long as the text) character offsets are byte offsets;
+ * otherwise each text is encoded separately.
+ */
+export function encodeAll(texts: string[]): Buffer[] {
+  const joined = texts.join('');
+  if (Buffer.byteLength(joined, 'utf8') !== joined.length) return texts.map((text) => Buffer.from(text, 'utf8'));
+  const bytes = Buffer.from(joined, 'latin1');
+  const views = new Array<Buffer>(texts.length);
+  let offset = 0;
+  for (let i = 0; i < texts.length; i++) {
+    const end = offset + texts[i]!.length;
+    views[i] = bytes.subarray(offset, end);
+    offset = end;
+  }
+  return views;
 }
 
 /** How many partitions a topic has (a truncate goes to each of them). */

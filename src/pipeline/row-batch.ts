@@ -21,7 +21,7 @@ export interface BatchLimits {
   lingerMs: number;
 }
 
-export const DEFAULT_LIMITS: BatchLimits = { maxRows: 20_000, maxBytes: 16 * 1024 * 1024, lingerMs: 50 };
+export const DEFAULT_LIMITS: BatchLimits = { maxRows: 10_000, maxBytes: 8 * 1024 * 1024, lingerMs: 50 };
 
 export interface PendingRow<M> {
   line: string;

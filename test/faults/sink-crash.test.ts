@@ -40,9 +40,12 @@ describe('sink killed with -9 and restarted', () => {
   });
 
   it('loses nothing and shows no duplicate', async () => {
-    for (let first = 1; first <= 60_000; first += 5_000) await f.feed.insert(logins(first, 5_000));
-    for (let id = 1; id <= 60_000; id += 30) await f.feed.update({ id, username: `updated_${id}`, event_type: 'update', event_time: null });
-    for (let id = 7; id <= 60_000; id += 120) await f.feed.delete(id);
+    // Large enough that three rounds of small batches do not drain it.
+    const rows = 100_000;
+    for (let first = 1; first <= rows; first += 5_000) await f.feed.insert(logins(first, 5_000));
+    for (let id = 1; id <= rows; id += 30) await f.feed.update({ id, username: `updated_${id}`, event_type: 'update', event_time: null });
+    let deleted = 0;
+    for (let id = 7; id <= rows; id += 120, deleted += 1) await f.feed.delete(id);
     const total = await lag(f);
     // Each round waits for the sink to commit progress (a new member first
     // waits out the killed one's session, up to 30 s), then kills it a random
@@ -50,10 +53,10 @@ describe('sink killed with -9 and restarted', () => {
     // between an insert and its offset commit.
     let before = total;
     for (let round = 0; round < 3; round += 1) {
-      const sink = startCli('sink', ['start', '--topic-prefix', f.services.topicPrefix, '--batch-rows', '4000', '--linger-ms', '100'], f.env);
+      const sink = startCli('sink', ['start', '--topic-prefix', f.services.topicPrefix, '--batch-rows', '2000', '--linger-ms', '100'], f.env);
       const deadline = Date.now() + 90_000;
       while ((await lag(f)) >= before && Date.now() < deadline) await sleep(200);
-      await sleep(Math.floor(Math.random() * 800));
+      await sleep(Math.floor(Math.random() * 300));
       sink.child.kill('SIGKILL');
       const result = await sink.exited;
       assert.equal(result.signal, 'SIGKILL', `the sink ended before it was killed: ${result.stderr}`);
@@ -68,16 +71,16 @@ describe('sink killed with -9 and restarted', () => {
     const verify = await f.sink(['verify']);
     assert.equal(verify.code, 0, verify.stdout);
     const [visible] = await f.clickhouse<{ n: string }>('SELECT count() AS n FROM user_logins FINAL WHERE _is_deleted = 0');
-    assert.equal(visible?.n, String(60_000 - 500));
+    assert.equal(visible?.n, String(rows - deleted));
   });
 
   it('on SIGTERM finishes the batch in hand, commits and exits 0 within seconds', async () => {
     // A group of its own: the killed members above would hold up its join until their sessions expire.
     const group = ['--group', 'sigterm-test'];
-    await f.feed.insert(logins(100_000, 60_000));
+    await f.feed.insert(logins(200_000, 60_000));
     const sink = startCli('sink', ['start', '--topic-prefix', f.services.topicPrefix, '--batch-rows', '5000', ...group], f.env);
     const count = async (): Promise<number> =>
-      Number((await f.clickhouse<{ n: string }>('SELECT count() AS n FROM user_logins WHERE id >= 100000'))[0]?.n ?? 0);
+      Number((await f.clickhouse<{ n: string }>('SELECT count() AS n FROM user_logins WHERE id >= 200000'))[0]?.n ?? 0);
     const deadline = Date.now() + 60_000;
     while ((await count()) === 0 && Date.now() < deadline) await sleep(100);
     const signalled = Date.now();

@@ -10,6 +10,8 @@ import path from 'node:path';
 import pg from 'pg';
 import kafkajs from 'kafkajs';
 import { withDatabase } from '../../src/config/connections.js';
+import { originName } from '../../src/source/postgres/marker.js';
+import { snapshotFlagNames } from '../../src/source/postgres/snapshot-flag.js';
 import { ensureDatabase, openClickHouse, quoteIdentifier } from '../../src/sink/clickhouse/client.js';
 
 export interface ServiceUrls {
@@ -77,10 +79,20 @@ export async function isolatedServices(label: string, base: ServiceUrls = servic
         await client.query(
           `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, [name]);
         await client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, [name]);
-        await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
+        // FORCE may not terminate an autovacuum worker (no role: 42501) that
+        // started on a big table just before; it ends soon, so try again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
+            break;
+          } catch (error) {
+            if ((error as { code?: string }).code !== '42501' || attempt >= 20) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 500));
+          }
+        }
         // Replication origins are cluster-wide: walbridge's for these slots would make a later
         // test's slot of the same name look lost (cdc refuses to recreate it silently).
-        const origins = slots.flatMap((slot) => [`walbridge_${slot}`, `walbridge_${slot}_snapshot`, `walbridge_${slot}_snapshot_all`]);
+        const origins = slots.flatMap((slot) => [originName(slot), ...snapshotFlagNames(slot)]);
         const found = await client.query<{ roname: string }>('SELECT roname FROM pg_replication_origin WHERE roname = ANY($1)', [origins]);
         for (const { roname } of found.rows) await client.query('SELECT pg_replication_origin_drop($1)', [roname]);
       } finally {

@@ -38,7 +38,6 @@ export const OID = {
 /** Converts one column's text to a JSON fragment. */
 export type ValueWriter = (text: string) => string;
 
-const MICROS_PER_DAY = 86_400_000_000n;
 const INT64_MAX = '9223372036854775807';
 const INT64_MIN = '-9223372036854775808';
 
@@ -108,13 +107,17 @@ function fractionMicros(fraction: string | undefined): number {
   return fraction ? Number(fraction.padEnd(6, '0')) : 0;
 }
 
-/** Epoch microseconds of a timestamp's text, as bigint; the offset (if any) is subtracted. */
-function epochMicros(text: string): bigint {
+/**
+ * A timestamp's text as whole epoch seconds (offset subtracted) plus
+ * microseconds; plain numbers, exact: seconds stay far below 2^53 for any
+ * year PostgreSQL accepts.
+ */
+function epochParts(text: string): { seconds: number; micros: number } {
   const m = TIMESTAMP.exec(text);
   if (!m) throw new Error(`unexpected timestamp text '${text}' (is DateStyle ISO?)`);
   const days = daysFromCivil(astronomicalYear(m[1]!, m[9]), Number(m[2]), Number(m[3]));
-  const seconds = Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]) - offsetSeconds(m[8]);
-  return BigInt(days) * MICROS_PER_DAY + BigInt(seconds) * 1_000_000n + BigInt(fractionMicros(m[7]));
+  const seconds = days * 86_400 + Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]) - offsetSeconds(m[8]);
+  return { seconds, micros: fractionMicros(m[7]) };
 }
 
 function offsetSeconds(offset: string | undefined): number {
@@ -126,30 +129,27 @@ function offsetSeconds(offset: string | undefined): number {
   return sign * (Number(h) * 3600 + Number(mi) * 60 + Number(s));
 }
 
+/** |seconds| below this: seconds × 10^6 + micros is below 2^53, exact as a number (years 1685–2255). */
+const EXACT_SECONDS = 9_000_000_000;
+
 export function timestampMicros(text: string): string {
   if (text === 'infinity') return INT64_MAX;
   if (text === '-infinity') return INT64_MIN;
-  return epochMicros(text).toString();
+  const { seconds, micros } = epochParts(text);
+  // Per-row hot path: BigInt only where a double would round.
+  if (Math.abs(seconds) < EXACT_SECONDS) return String(seconds * 1_000_000 + micros);
+  return (BigInt(seconds) * 1_000_000n + BigInt(micros)).toString();
 }
 
 export function timestamptzIso(text: string): string {
   if (text === 'infinity' || text === '-infinity') return `"${text}"`;
-  const micros = epochMicros(text);
-  let days = micros / MICROS_PER_DAY;
-  let rest = micros % MICROS_PER_DAY;
-  if (rest < 0n) {
-    rest += MICROS_PER_DAY;
-    days -= 1n;
-  }
-  const [year, month, day] = civilFromDays(Number(days));
-  const restNumber = Number(rest);
-  const secondsOfDay = Math.floor(restNumber / 1_000_000);
-  const fraction = restNumber % 1_000_000;
+  const { seconds, micros } = epochParts(text);
+  const days = Math.floor(seconds / 86_400);
+  const secondsOfDay = seconds - days * 86_400;
+  const [year, month, day] = civilFromDays(days);
   const yearText = year < 0 ? `-${String(-year).padStart(4, '0')}` : String(year).padStart(4, '0');
-  const time = [Math.floor(secondsOfDay / 3600), Math.floor(secondsOfDay / 60) % 60, secondsOfDay % 60]
-    .map((n) => String(n).padStart(2, '0'))
-    .join(':');
-  const fractionText = fraction === 0 ? '' : `.${String(fraction).padStart(6, '0')}`;
+  const time = `${pad2(Math.floor(secondsOfDay / 3600))}:${pad2(Math.floor(secondsOfDay / 60) % 60)}:${pad2(secondsOfDay % 60)}`;
+  const fractionText = micros === 0 ? '' : `.${String(micros).padStart(6, '0')}`;
   return `"${yearText}-${pad2(month)}-${pad2(day)}T${time}${fractionText}Z"`;
 }
 

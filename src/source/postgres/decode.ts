@@ -35,11 +35,21 @@ export interface TransactionContext {
 
 const IDENTITY_NAMES: Record<string, string> = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'USING INDEX' };
 
+interface TransactionPieces {
+  txn: TransactionContext;
+  sourceHead: string;
+  sourceMiddle: string;
+  sourceTail: string;
+  transactionHead: string;
+}
+
 interface ColumnLayout {
   /** REPLICA IDENTITY as the Relation message gave it ('f' for snapshot rows). */
   replicaIdentity: string;
   names: string[];
   prefixes: string[];
+  /** `"name":` of each primary key column, in key order. */
+  keyPrefixes: string[];
   writers: ValueWriter[];
   keyIndexes: number[];
   sentFlagIndex: number;
@@ -51,6 +61,8 @@ export class ChangeDecoder {
   private readonly sourceTail: string;
   private readonly tableFields: string;
   private readonly wantsMarks: boolean;
+  private txnPieces: TransactionPieces | null = null;
+  private snapshotSources: { consistentPoint: Lsn; tsMs: number; last: string; other: string } | null = null;
 
   constructor(
     private readonly table: CapturedTable,
@@ -125,11 +137,20 @@ export class ChangeDecoder {
       layout = this.layout(columns, 'f');
       this.layouts.set(-1, layout);
     }
-    const source =
-      `${this.sourceHead},"ts_ms":${tsMs},"snapshot":"${last ? 'last' : 'true'}"${this.sourceTail}"sequence":null,${this.tableFields}` +
-      `,"txId":null,"lsn":${consistentPoint},"xmin":null,"commit_lsn":"${formatLsn(consistentPoint)}"}`;
+    const source = this.snapshotSource(consistentPoint, tsMs, last);
     const value = `{"before":null,"after":${this.image(layout, row, null)},"source":${source},"op":"r","ts_ms":${Date.now()},"transaction":null}`;
     return { op: 'r', key: this.key(layout, row), value, markId: this.markId(layout, row) };
+  }
+
+  /** `source` of a snapshot row: the same text for every row but the last, built once. */
+  private snapshotSource(consistentPoint: Lsn, tsMs: number, last: boolean): string {
+    const cached = this.snapshotSources;
+    if (cached?.consistentPoint === consistentPoint && cached.tsMs === tsMs) return last ? cached.last : cached.other;
+    const text = (marker: string): string =>
+      `${this.sourceHead},"ts_ms":${tsMs},"snapshot":"${marker}"${this.sourceTail}"sequence":null,${this.tableFields}` +
+      `,"txId":null,"lsn":${consistentPoint},"xmin":null,"commit_lsn":"${formatLsn(consistentPoint)}"}`;
+    this.snapshotSources = { consistentPoint, tsMs, last: text('last'), other: text('true') };
+    return last ? this.snapshotSources.last : this.snapshotSources.other;
   }
 
   private change(layout: ColumnLayout, op: Operation, before: string | null, after: string, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange {
@@ -139,15 +160,27 @@ export class ChangeDecoder {
 
   private envelope(before: string, after: string, op: Operation, source: string, txn: TransactionContext): string {
     const order = txn.order++;
-    const transaction = `{"id":"${txn.xid}:${txn.finalLsn}","total_order":${order},"data_collection_order":${order}}`;
+    const transaction = `${this.pieces(txn).transactionHead}${order},"data_collection_order":${order}}`;
     return `{"before":${before},"after":${after},"source":${source},"op":"${op}","ts_ms":${Date.now()},"transaction":${transaction}}`;
   }
 
   private streamSource(lsn: Lsn, txn: TransactionContext): string {
-    return (
-      `${this.sourceHead},"ts_ms":${txn.commitTimeMs},"snapshot":"false"${this.sourceTail}"sequence":"[null,\\"${lsn}\\"]",${this.tableFields}` +
-      `,"txId":${txn.xid},"lsn":${lsn},"xmin":null,"commit_lsn":"${formatLsn(txn.finalLsn)}"}`
-    );
+    const { sourceHead, sourceMiddle, sourceTail } = this.pieces(txn);
+    const lsnText = String(lsn);
+    return `${sourceHead}${lsnText}${sourceMiddle}${lsnText}${sourceTail}`;
+  }
+
+  /** The parts of `source` and `transaction` every event of a transaction shares, built once per transaction. */
+  private pieces(txn: TransactionContext): TransactionPieces {
+    if (this.txnPieces?.txn === txn) return this.txnPieces;
+    this.txnPieces = {
+      txn,
+      sourceHead: `${this.sourceHead},"ts_ms":${txn.commitTimeMs},"snapshot":"false"${this.sourceTail}"sequence":"[null,\\"`,
+      sourceMiddle: `\\"]",${this.tableFields},"txId":${txn.xid},"lsn":`,
+      sourceTail: `,"xmin":null,"commit_lsn":"${formatLsn(txn.finalLsn)}"}`,
+      transactionHead: `{"id":"${txn.xid}:${txn.finalLsn}","total_order":`,
+    };
+    return this.txnPieces;
   }
 
   private layout(columns: { name: string; typeOid: number }[], replicaIdentity: string): ColumnLayout {
@@ -161,6 +194,7 @@ export class ChangeDecoder {
       replicaIdentity,
       names,
       prefixes: names.map((name, i) => `${i === 0 ? '' : ','}${JSON.stringify(name)}:`),
+      keyPrefixes: keyIndexes.map((i) => `${JSON.stringify(names[i])}:`),
       writers: columns.map((c) => valueWriter(c.typeOid)),
       keyIndexes,
       sentFlagIndex: this.table.sentFlag === null ? -1 : names.indexOf(this.table.sentFlag),
@@ -210,7 +244,7 @@ export class ChangeDecoder {
       const i = layout.keyIndexes[k]!;
       const value = row[i];
       if (typeof value !== 'string') throw new Error(`primary key column '${layout.names[i]}' has no value`);
-      json += `${k === 0 ? '' : ','}${layout.prefixes[i]!.replace(/^,/, '')}${layout.writers[i]!(value)}`;
+      json += `${k === 0 ? '' : ','}${layout.keyPrefixes[k]!}${layout.writers[i]!(value)}`;
     }
     return `${json}}`;
   }

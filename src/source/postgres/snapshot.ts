@@ -59,11 +59,16 @@ export async function readSnapshot(request: SnapshotRequest): Promise<number> {
     await client.query(`DECLARE walbridge_snapshot NO SCROLL CURSOR FOR SELECT * FROM ${from}`);
     const startedMs = Date.now();
     let read = 0;
+    const fetch = (): Promise<pg.QueryResult> => client.query({ text: `FETCH ${FETCH_ROWS} FROM walbridge_snapshot`, rowMode: 'array', types: RAW_TEXT });
+    // One fetch ahead: PostgreSQL reads the next rows while these are encoded.
+    let next = fetch();
     for (;;) {
+      const batch = await next;
+      if (batch.rows.length === 0) break;
       await request.gate.wait();
       if (request.stopped()) break;
-      const batch = await client.query({ text: `FETCH ${FETCH_ROWS} FROM walbridge_snapshot`, rowMode: 'array', types: RAW_TEXT });
-      if (batch.rows.length === 0) break;
+      next = fetch();
+      next.catch(() => {}); // awaited on the next turn; when stopping, left to finish before COMMIT
       const columns = batch.fields.map((field) => ({ name: field.name, typeOid: field.dataTypeID }));
       for (const row of batch.rows as (string | null)[][]) {
         read++;
