@@ -39,7 +39,8 @@ const cli = yargs(hideBin(process.argv))
       .option('snapshot', { choices: ['unsent', 'all', 'none'] as const, describe: 'initial load when the slot is created (default unsent; give it to recreate a lost slot)' })
       .option('once', { type: 'boolean', default: false, describe: 'drain what was committed before the start, then exit' })
       .option('from-lsn', { type: 'string', describe: 'skip ahead: start at this LSN (not before the slot\'s confirmed LSN)' })
-      .option('mark-sent', { type: 'boolean', default: true, describe: 'set sent_to_kafka = true after Kafka acknowledged (--no-mark-sent to skip)' }),
+      .option('mark-sent', { type: 'boolean', default: true, describe: 'set sent_to_kafka = true after Kafka acknowledged (--no-mark-sent to skip)' })
+      .option('failover', { type: 'boolean', default: false, describe: 'create the slot failover-enabled, kept in step on standbys (PostgreSQL 17+)' }),
   )
   .command('status', 'slot state, lag, publication tables, topic end offsets', (y) =>
     y
@@ -65,7 +66,7 @@ await runCommand(async () => {
   const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
   const logger = createLogger('cdc');
   if (command === 'start') {
-    const a = argv as typeof argv & { slot: string; publication?: string; table: string; partitions: number; snapshot?: 'unsent' | 'all' | 'none'; once: boolean; fromLsn?: string; markSent: boolean };
+    const a = argv as typeof argv & { slot: string; publication?: string; table: string; partitions: number; snapshot?: 'unsent' | 'all' | 'none'; once: boolean; fromLsn?: string; markSent: boolean; failover: boolean };
     checkSlotName(a.slot);
     if (!Number.isInteger(a.partitions) || a.partitions < 1) throw new ConfigError(`--partitions must be a positive integer, got ${a.partitions}`);
     let fromLsn = null;
@@ -93,6 +94,7 @@ await runCommand(async () => {
       once: a.once,
       fromLsn,
       markSent: a.markSent,
+      failover: a.failover,
       signal: shutdown.stopSignal,
       logger,
     });
@@ -121,7 +123,7 @@ await runCommand(async () => {
         console.log('no pgoutput slots in this database');
       } else {
         for (const s of report) {
-          console.log(`slot ${s.slot}: ${s.active ? `active (PID ${s.activePid})` : 'inactive'}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.snapshotPending ? `; initial snapshot unfinished (--snapshot ${s.snapshotPending}, resumed on the next start)` : ''}`);
+          console.log(`slot ${s.slot}: ${s.active ? `active (PID ${s.activePid})` : 'inactive'}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.failover === null ? '' : `; failover ${s.failover ? 'on' : 'off'}`}${s.snapshotPending ? `; initial snapshot unfinished (--snapshot ${s.snapshotPending}, resumed on the next start)` : ''}`);
           console.log(`  publication ${s.publication}: ${s.publicationTables === null ? 'missing' : s.publicationTables.join(', ') || 'no tables'}`);
           for (const t of s.topics) console.log(`  topic ${t.topic}: ${t.endOffsets.length ? t.endOffsets.map((o) => `p${o.partition}=${o.high}`).join(' ') : 'missing'}`);
         }

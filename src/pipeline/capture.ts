@@ -41,6 +41,8 @@ export interface CaptureOptions {
   once: boolean;
   fromLsn: Lsn | null;
   markSent: boolean;
+  /** Create the slot failover-enabled (PostgreSQL 17+; refused on older servers). */
+  failover: boolean;
   signal: AbortSignal;
   logger: Logger;
 }
@@ -65,7 +67,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
   await admin.connect();
   closers.push(() => admin.end());
   try {
-    const checked = await preflight(admin, { table: options.table, slot: options.slot, markSent: options.markSent, fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit });
+    const checked = await preflight(admin, { table: options.table, slot: options.slot, markSent: options.markSent, fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover });
     const { table } = checked;
     if (table.replicaIdentity !== 'f') {
       await admin.query(`ALTER TABLE ${qualifiedName(admin, table)} REPLICA IDENTITY FULL`);
@@ -89,7 +91,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     if (checked.slot === null) {
       // Preflight made sure the role may raise and clear the flag.
       if (options.snapshot !== 'none') await raiseSnapshotFlag(admin, options.slot, options.snapshot);
-      const slot = await createSlot(options.databaseUrl, options.slot);
+      const slot = await createSlot(options.databaseUrl, options.slot, checked.server, { failover: options.failover });
       created = slot;
       let released = false;
       releaseCreated = async () => {
@@ -98,7 +100,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
         await slot.release();
       };
       closers.push(releaseCreated);
-      logger.info({ slot: options.slot, consistentPoint: formatLsn(slot.consistentPoint) }, 'created replication slot');
+      logger.info({ slot: options.slot, consistentPoint: formatLsn(slot.consistentPoint), failover: options.failover }, 'created replication slot');
     }
 
     const marking = options.markSent && table.sentFlag !== null && table.primaryKey.length === 1;
