@@ -161,3 +161,76 @@ export function decodeEvent(key: Buffer | null, value: Buffer | null): SinkEvent
       throw new PoisonMessage(`unknown op '${op}' (expected c, r, u, d or t)`);
   }
 }
+
+/*
+ * The table's shape, travelling with each event (cdc → sink): the Kafka
+ * header `walbridge.schema` holds the JSON of a TableSchema, taken from the
+ * pgoutput Relation message in force for that change (not from today's
+ * catalog), so the sink creates and evolves the ClickHouse table from the
+ * schema of the event it holds. Debezium topics have no such header: the sink
+ * then writes into the table as it exists.
+ */
+export const SCHEMA_HEADER = 'walbridge.schema';
+
+export interface ColumnSchema {
+  name: string;
+  /** PostgreSQL type OID, as pgoutput sent it (an array has its array type's OID, e.g. 1007 for int4[]). */
+  typeOid: number;
+  /** atttypmod, -1 when none: varchar(n) → n + 4, numeric(p, s) → ((p << 16) | s) + 4, timestamp(p) → p. */
+  typmod: number;
+  /** The type's name for OIDs outside PostgreSQL's built-in ones (enums, domains, …), when known; else absent. */
+  typeName?: string;
+  /** Part of the primary key: the Kafka key, and the ClickHouse sorting key. */
+  key: boolean;
+  /**
+   * The value PostgreSQL reads for rows that existed before the column was
+   * added with a DEFAULT (pg_attribute.attmissingval), in the event's value
+   * mapping; absent when there is none.
+   */
+  missing?: unknown;
+}
+
+export interface TableSchema {
+  schema: string;
+  table: string;
+  /** In the table's column order. */
+  columns: ColumnSchema[];
+}
+
+/**
+ * The header text. `missingJson` holds each column's `missing` already as a
+ * JSON fragment in the event mapping (cdc writes values as text, losslessly).
+ */
+export function encodeTableSchema(schema: string, table: string, columns: (Omit<ColumnSchema, 'missing'> & { missingJson?: string })[]): string {
+  const parts = columns.map((c) =>
+    `{"name":${JSON.stringify(c.name)},"typeOid":${c.typeOid},"typmod":${c.typmod}` +
+    `${c.typeName === undefined ? '' : `,"typeName":${JSON.stringify(c.typeName)}`},"key":${c.key}` +
+    `${c.missingJson === undefined ? '' : `,"missing":${c.missingJson}`}}`);
+  return `{"schema":${JSON.stringify(schema)},"table":${JSON.stringify(table)},"columns":[${parts.join(',')}]}`;
+}
+
+/** Parses a `walbridge.schema` header (int8 values stay exact); a malformed one is a PoisonMessage. */
+export function parseTableSchema(text: string): TableSchema {
+  let parsed: unknown;
+  try {
+    parsed = parseJsonLossless(text);
+  } catch (error) {
+    throw new PoisonMessage(`header ${SCHEMA_HEADER} is not JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(parsed) || typeof parsed.schema !== 'string' || typeof parsed.table !== 'string' || !Array.isArray(parsed.columns)) {
+    throw new PoisonMessage(`header ${SCHEMA_HEADER} is not a table schema ({schema, table, columns})`);
+  }
+  const columns = parsed.columns.map((column: unknown): ColumnSchema => {
+    if (!isObject(column) || typeof column.name !== 'string' || typeof column.key !== 'boolean') {
+      throw new PoisonMessage(`header ${SCHEMA_HEADER}: a column needs a name and a key flag`);
+    }
+    const typeOid = Number(column.typeOid);
+    const typmod = Number(column.typmod);
+    if (!Number.isInteger(typeOid) || !Number.isInteger(typmod)) throw new PoisonMessage(`header ${SCHEMA_HEADER}: column ${column.name} has no integer typeOid/typmod`);
+    const result: ColumnSchema = { name: column.name, typeOid, typmod, key: column.key };
+    if (typeof column.typeName === 'string') result.typeName = column.typeName;
+    if ('missing' in column) result.missing = column.missing;
+    return result;
+  });
+  return { schema: parsed.schema, table: parsed.table, columns };
+}
