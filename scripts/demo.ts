@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import pg from 'pg';
 import { redactUrl, resolveConnections, withDatabase } from '../src/config/connections.js';
-import { topicName } from '../src/core/change-event.js';
+import { topicName } from '../src/core/envelope.js';
 import { ensureDatabase, openClickHouse, quoteIdentifier } from '../src/sink/clickhouse/client.js';
 import { createKafka } from '../src/kafka/client.js';
 import { topicOffsets } from '../src/kafka/topics.js';

@@ -1,7 +1,7 @@
 /** The line `cdc start` prints on stdout when it stops (docs/cdc.md). */
-import type { Operation } from '../core/change-event.js';
+import type { Operation } from '../core/envelope.js';
 import { formatLsn } from '../core/lsn.js';
-import type { CaptureSummary } from '../pipeline/capture.js';
+import type { CaptureSummary } from '../cdc/run.js';
 
 export function summaryLine(summary: CaptureSummary): string {
   const names: [Operation, string][] = [['r', 'snapshot row'], ['c', 'insert'], ['u', 'update'], ['d', 'delete'], ['t', 'truncate']];

@@ -8,7 +8,7 @@
 import pg from 'pg';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { topicName } from '../core/change-event.js';
+import { topicName } from '../core/envelope.js';
 import { ConfigError, EXIT_RUNTIME } from '../core/exit-codes.js';
 import { parseLsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
@@ -16,10 +16,10 @@ import { parseTableName } from '../config/table-name.js';
 import { createKafka } from '../kafka/client.js';
 import { topicOffsets } from '../kafka/topics.js';
 import { createLogger } from '../observability/logger.js';
-import { runCapture } from '../pipeline/capture.js';
-import { installShutdown } from '../pipeline/shutdown.js';
-import { checkSlotName } from '../source/postgres/slot.js';
-import { dropCapture, slotStatuses } from '../source/postgres/status.js';
+import { runCapture } from '../cdc/run.js';
+import { installShutdown } from '../core/shutdown.js';
+import { checkSlotName } from '../cdc/postgres/slot.js';
+import { dropCapture, slotStatuses } from '../cdc/postgres/status.js';
 import { summaryLine } from './cdc-summary.js';
 import { runCommand, usageFailure } from './run-command.js';
 

@@ -8,14 +8,14 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveConnections } from '../config/connections.js';
-import { topicName } from '../core/change-event.js';
+import { topicName } from '../core/envelope.js';
 import { EXIT_OK, EXIT_RUNTIME, ConfigError } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { createLogger } from '../observability/logger.js';
-import { DEFAULT_LIMITS } from '../pipeline/row-batch.js';
+import { DEFAULT_LIMITS } from '../sink/row-batch.js';
 import { runSink, type SinkRunResult } from '../sink/run-sink.js';
 import { parseTableName } from '../config/table-name.js';
-import { verifyTables, formatVerifyReport } from '../sink/clickhouse/verify.js';
+import { verifyTables, formatVerifyReport } from '../verify/verify.js';
 import { runCommand, usageFailure } from './run-command.js';
 
 interface TopicArgs {

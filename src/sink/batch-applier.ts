@@ -13,8 +13,8 @@
 import type { ConsumedMessage } from '../kafka/consumer.js';
 import type { DeadLetterProducer } from '../kafka/dead-letter.js';
 import type { Logger } from '../observability/logger.js';
-import type { PendingRow, RowBatch } from '../pipeline/row-batch.js';
-import { retryWithBackoff } from '../pipeline/retry.js';
+import type { PendingRow, RowBatch } from './row-batch.js';
+import { retryWithBackoff } from '../core/retry.js';
 import type { ClickHouseWriter } from './clickhouse/writer.js';
 import { isRowDataError, isTransientClickHouseError } from './clickhouse/errors.js';
 

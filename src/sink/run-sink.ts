@@ -10,15 +10,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { redactUrl } from '../config/connections.js';
-import { deadLetterTopic } from '../core/change-event.js';
+import { deadLetterTopic } from '../core/envelope.js';
 import { createKafka } from '../kafka/client.js';
 import { deleteGroup, groupOffsets, openTopicReader } from '../kafka/consumer.js';
 import { DeadLetterProducer } from '../kafka/dead-letter.js';
 import { topicOffsets } from '../kafka/topics.js';
 import type { Logger } from '../observability/logger.js';
-import type { BatchLimits } from '../pipeline/row-batch.js';
-import { retryWithBackoff } from '../pipeline/retry.js';
-import { installShutdown } from '../pipeline/shutdown.js';
+import type { BatchLimits } from './row-batch.js';
+import { retryWithBackoff } from '../core/retry.js';
+import { installShutdown } from '../core/shutdown.js';
 import { BatchApplier } from './batch-applier.js';
 import { openClickHouse } from './clickhouse/client.js';
 import { describeTarget, RowMapper } from './clickhouse/rows.js';

@@ -26,8 +26,8 @@
  */
 import type { BatchControl, ConsumedMessage, TopicReader } from '../kafka/consumer.js';
 import type { Logger } from '../observability/logger.js';
-import { RowBatch, type BatchLimits } from '../pipeline/row-batch.js';
-import { decodeEvent, PoisonMessage } from './envelope.js';
+import { RowBatch, type BatchLimits } from './row-batch.js';
+import { decodeEvent, PoisonMessage } from '../core/envelope.js';
 import type { AppliedCounts, BatchApplier } from './batch-applier.js';
 import { ValueError } from './clickhouse/column-types.js';
 import type { RowMapper } from './clickhouse/rows.js';

@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { topicName } from '../../src/core/change-event.js';
+import { topicName } from '../../src/core/envelope.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { topicOffsets } from '../../src/kafka/topics.js';
 import { openClickHouse } from '../../src/sink/clickhouse/client.js';

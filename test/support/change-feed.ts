@@ -1,13 +1,13 @@
 /**
  * Stands in for `cdc` while it is being built: applies a change to the
  * PostgreSQL table and produces the envelope cdc would, with the same format
- * (src/core/change-event.ts): Debezium envelope, schemas disabled, key
+ * (src/core/envelope.ts): Debezium envelope, schemas disabled, key
  * {"id":N}, `source.commit_lsn` = one fake but increasing commit LSN per
  * transaction, timestamp as epoch microseconds.
  */
 import pg from 'pg';
 import kafkajs from 'kafkajs';
-import type { ChangeEnvelope, Operation, RowImage } from '../../src/core/change-event.js';
+import type { ChangeEnvelope, Operation, RowImage } from '../../src/core/envelope.js';
 import { formatLsn } from '../../src/core/lsn.js';
 import { utcTimestampText } from '../../src/sink/clickhouse/column-types.js';
 

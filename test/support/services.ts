@@ -10,8 +10,8 @@ import path from 'node:path';
 import pg from 'pg';
 import kafkajs from 'kafkajs';
 import { withDatabase } from '../../src/config/connections.js';
-import { originName } from '../../src/source/postgres/marker.js';
-import { snapshotFlagNames } from '../../src/source/postgres/snapshot-flag.js';
+import { originName } from '../../src/cdc/postgres/marker.js';
+import { snapshotFlagNames } from '../../src/cdc/postgres/snapshot-flag.js';
 import { ensureDatabase, openClickHouse, quoteIdentifier } from '../../src/sink/clickhouse/client.js';
 
 export interface ServiceUrls {

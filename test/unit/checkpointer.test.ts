@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Checkpointer } from '../../src/source/postgres/checkpointer.js';
+import { Checkpointer } from '../../src/cdc/postgres/checkpointer.js';
 
 describe('Checkpointer: confirm late, never early, never backwards', () => {
   it('confirms a commit only after all its events are delivered', () => {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { OID, dateDays, daysFromCivil, timeMicros, timestampMicros, timestamptzIso, valueWriter } from '../../src/source/postgres/column-values.js';
+import { OID, dateDays, daysFromCivil, timeMicros, timestampMicros, timestamptzIso, valueWriter } from '../../src/cdc/postgres/column-values.js';
 
 describe('column values (PostgreSQL text → lossless JSON)', () => {
   it('timestamp → epoch microseconds, exact to the microsecond, whatever the process TZ', () => {

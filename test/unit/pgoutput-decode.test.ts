@@ -1,10 +1,10 @@
 /** pgoutput bytes → envelopes, with hand-built protocol messages. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChangeDecoder } from '../../src/source/postgres/decode.js';
-import { readPgoutput, UNCHANGED_TOAST, type PgoutputMessage } from '../../src/source/postgres/pgoutput-reader.js';
-import type { CapturedTable } from '../../src/source/postgres/table.js';
-import { topicName } from '../../src/core/change-event.js';
+import { ChangeDecoder } from '../../src/cdc/postgres/decode.js';
+import { readPgoutput, UNCHANGED_TOAST, type PgoutputMessage } from '../../src/cdc/postgres/pgoutput-reader.js';
+import type { CapturedTable } from '../../src/cdc/postgres/table.js';
+import { topicName } from '../../src/core/envelope.js';
 
 const table: CapturedTable = {
   schema: 'public', table: 'user_logins', primaryKey: ['id'], primaryKeyType: 'integer',

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RowBatch } from '../../src/pipeline/row-batch.js';
-import { backoffDelay } from '../../src/pipeline/retry.js';
+import { RowBatch } from '../../src/sink/row-batch.js';
+import { backoffDelay } from '../../src/core/retry.js';
 
 const limits = { maxRows: 3, maxBytes: 1000, lingerMs: 100 };
 const row = (line: string, version: bigint) => ({ line, version, deleted: false, source: line });

@@ -1,9 +1,9 @@
-/** The send batcher's contract (src/pipeline/send-batcher.ts), with a fake producer and marker. */
+/** The send batcher's contract (src/cdc/send-batcher.ts), with a fake producer and marker. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { EventProducer, OutgoingMessage } from '../../src/kafka/producer.js';
-import type { Marker } from '../../src/source/postgres/marker.js';
-import { Batcher, type BatcherOptions } from '../../src/pipeline/send-batcher.js';
+import type { Marker } from '../../src/cdc/postgres/marker.js';
+import { Batcher, type BatcherOptions } from '../../src/cdc/send-batcher.js';
 
 interface Deferred {
   promise: Promise<void>;

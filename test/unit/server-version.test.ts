@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../../src/core/exit-codes.js';
-import { checkFailoverSupported, checkSupportedServer, createSlotCommand, slotFailoverColumn, type ServerVersion } from '../../src/source/postgres/server-version.js';
+import { checkFailoverSupported, checkSupportedServer, createSlotCommand, slotFailoverColumn, type ServerVersion } from '../../src/cdc/postgres/server-version.js';
 
 const server = (num: number): ServerVersion => ({ num, major: Math.floor(num / 10_000), text: `${Math.floor(num / 10_000)}.${num % 100}` });
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeEvent, PoisonMessage } from '../../src/sink/envelope.js';
+import { decodeEvent, PoisonMessage } from '../../src/core/envelope.js';
 
 const buf = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 const source = { connector: 'postgresql', schema: 'public', table: 'user_logins', commit_lsn: '1/A0' };

@@ -15,7 +15,7 @@
  * other columns come from `before` when it has them, else the type defaults.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { RowImage } from '../../core/change-event.js';
+import type { RowImage } from '../../core/envelope.js';
 import { ConfigError } from '../../core/exit-codes.js';
 import type { Lsn } from '../../core/lsn.js';
 import { converterFor, unwrapType, utcTimestampText, ValueError, type ValueConverter } from './column-types.js';

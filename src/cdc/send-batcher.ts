@@ -12,7 +12,7 @@
  * reported once through `onFailure` and nothing is delivered after it.
  */
 import type { EventProducer, OutgoingMessage } from '../kafka/producer.js';
-import type { Marker } from '../source/postgres/marker.js';
+import type { Marker } from './postgres/marker.js';
 
 export interface BatcherOptions {
   producer: EventProducer;

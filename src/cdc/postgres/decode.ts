@@ -1,5 +1,5 @@
 /**
- * Row changes → Debezium envelopes (core/change-event.ts), written as JSON
+ * Row changes → Debezium envelopes (core/envelope.ts), written as JSON
  * text directly so lossless values (column-values.ts) are never re-parsed.
  *
  * Key: `{"<pk column>": value, …}` in primary-key order. Updates and deletes
@@ -8,7 +8,7 @@
  * old row, and without one the decoder refuses (it never writes a wrong value).
  */
 import { formatLsn, type Lsn } from '../../core/lsn.js';
-import type { Operation } from '../../core/change-event.js';
+import type { Operation } from '../../core/envelope.js';
 import { valueWriter, type ValueWriter } from './column-values.js';
 import { UNCHANGED_TOAST, type Relation, type Tuple } from './pgoutput-reader.js';
 import type { CapturedTable } from './table.js';

@@ -8,22 +8,22 @@
  * flushed and confirmed first; on failure nothing more is confirmed.
  */
 import pg from 'pg';
-import type { Operation } from '../core/change-event.js';
-import { topicName } from '../core/change-event.js';
+import type { Operation } from '../core/envelope.js';
+import { topicName } from '../core/envelope.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
 import { createKafka } from '../kafka/client.js';
 import { connectProducer, partitionCount } from '../kafka/producer.js';
 import { ensureTopic } from '../kafka/topics.js';
 import type { Logger } from '../observability/logger.js';
-import { Checkpointer } from '../source/postgres/checkpointer.js';
-import { ChangeDecoder, type DecodedChange } from '../source/postgres/decode.js';
-import { Listener } from '../source/postgres/listener.js';
-import { openMarker, originName, type Marker } from '../source/postgres/marker.js';
-import { preflight } from '../source/postgres/preflight.js';
-import { createSlot, ensurePublication, type CreatedSlot } from '../source/postgres/slot.js';
-import { clearSnapshotFlag, raiseSnapshotFlag } from '../source/postgres/snapshot-flag.js';
-import { readSnapshot, type SnapshotMode } from '../source/postgres/snapshot.js';
-import { qualifiedName } from '../source/postgres/table.js';
+import { Checkpointer } from './postgres/checkpointer.js';
+import { ChangeDecoder, type DecodedChange } from './postgres/decode.js';
+import { Listener } from './postgres/listener.js';
+import { openMarker, originName, type Marker } from './postgres/marker.js';
+import { preflight } from './postgres/preflight.js';
+import { createSlot, ensurePublication, type CreatedSlot } from './postgres/slot.js';
+import { clearSnapshotFlag, raiseSnapshotFlag } from './postgres/snapshot-flag.js';
+import { readSnapshot, type SnapshotMode } from './postgres/snapshot.js';
+import { qualifiedName } from './postgres/table.js';
 import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
 

@@ -17,10 +17,10 @@
 import { createHash, type Hash } from 'node:crypto';
 import pg from 'pg';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { ConfigError } from '../../core/exit-codes.js';
-import { openClickHouse, quoteIdentifier } from './client.js';
-import { floorDiv, unwrapType } from './column-types.js';
-import { DELETED_COLUMN, describeTarget, quoteString } from './rows.js';
+import { ConfigError } from '../core/exit-codes.js';
+import { openClickHouse, quoteIdentifier } from '../sink/clickhouse/client.js';
+import { floorDiv, unwrapType } from '../sink/clickhouse/column-types.js';
+import { DELETED_COLUMN, describeTarget, quoteString } from '../sink/clickhouse/rows.js';
 
 export interface VerifyOptions {
   databaseUrl: string;

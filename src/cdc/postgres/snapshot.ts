@@ -12,7 +12,7 @@ import pg from 'pg';
 import type { Lsn } from '../../core/lsn.js';
 import type { Logger } from '../../observability/logger.js';
 import { createProgress } from '../../observability/progress.js';
-import type { Gate } from '../../pipeline/gate.js';
+import type { Gate } from '../gate.js';
 import type { ChangeDecoder, DecodedChange } from './decode.js';
 import { TEXT_OUTPUT_OPTIONS } from './slot.js';
 import { qualifiedName, type CapturedTable } from './table.js';

@@ -1,0 +1,236 @@
+/**
+ * The event format on the Kafka topic, in one place: the types, the topic
+ * and key rules, the parser the sink uses (below), and the envelope text
+ * pieces cdc's encoder (cdc/postgres/decode.ts) writes.
+ *
+ * Debezium's PostgreSQL connector envelope
+ * with schemas disabled (`value.converter.schemas.enable=false`), so existing
+ * Debezium consumers read walbridge topics and `sink` reads Debezium topics.
+ *
+ * Topic `<prefix>.<schema>.<table>`; key `{"<pk>": value, ...}` (primary key
+ * columns, so one key's events stay in one partition, in order).
+ *
+ * walbridge adds one field: `source.commit_lsn`, the text LSN of the commit of
+ * the transaction that made the change (for snapshot rows: the slot's
+ * consistent point). It is the row version in ClickHouse (design.md §2).
+ * Debezium does not send it; `sink` then falls back to `source.lsn`.
+ *
+ * Column values follow Debezium's default type mapping, losslessly: int8 as a
+ * JSON number written from PostgreSQL's own text (never through a JS float),
+ * `timestamp` as epoch microseconds (MicroTimestamp), `timestamptz` as an
+ * ISO-8601 UTC string, `date` as epoch days, `numeric` as a decimal string
+ * (Debezium's decimal.handling.mode=string), `bytea` as base64.
+ */
+export type Operation = 'c' | 'u' | 'd' | 'r' | 't';
+
+/** A row image: column name → value in the mapping above. */
+export type RowImage = Record<string, unknown>;
+
+export interface SourceInfo {
+  version: string;
+  connector: 'postgresql';
+  /** The logical server name: the topic prefix. */
+  name: string;
+  ts_ms: number;
+  /** 'true' for snapshot rows except the last ('last'), 'false' when streaming. */
+  snapshot: 'true' | 'last' | 'false';
+  db: string;
+  /** Debezium's `[lastCommitLsn, lsn]` as a JSON string. */
+  sequence: string | null;
+  schema: string;
+  table: string;
+  txId: number | null;
+  /** LSN of the change itself, as a number (Debezium's type). */
+  lsn: number | null;
+  xmin: number | null;
+  /** walbridge: text LSN of the transaction's commit; the row version. */
+  commit_lsn?: string;
+}
+
+export interface TransactionBlock {
+  id: string;
+  total_order: number;
+  data_collection_order: number;
+}
+
+export interface ChangeEnvelope {
+  before: RowImage | null;
+  after: RowImage | null;
+  source: SourceInfo;
+  op: Operation;
+  ts_ms: number;
+  transaction: TransactionBlock | null;
+}
+
+export const TOPIC_SEPARATOR = '.';
+
+export function topicName(prefix: string, schema: string, table: string): string {
+  return [prefix, schema, table].join(TOPIC_SEPARATOR);
+}
+
+export function deadLetterTopic(topic: string): string {
+  return `${topic}.dlq`;
+}
+
+/*
+ * Parsing (sink): a Kafka message → what the sink must do with it. Reads walbridge topics and
+ * Debezium PostgreSQL connector topics (schemas disabled) alike:
+ *
+ * - value `{op, before, after, source}`; `op` c|r|u → upsert of `after`,
+ *   d → delete (key from the message key, other columns from `before`),
+ *   t → truncate; a null value (Debezium's tombstone after a delete) → skip.
+ * - version: `source.commit_lsn` (walbridge, text LSN of the commit), else
+ *   `source.lsn` (Debezium: the change's own LSN, a number).
+ *
+ * Anything else is a PoisonMessage: the caller dead-letters it and carries on.
+ */
+import { parseJsonLossless } from './json-text.js';
+import { parseLsn, type Lsn } from './lsn.js';
+
+export type SinkEvent =
+  | { kind: 'upsert'; version: Lsn; after: RowImage }
+  | { kind: 'delete'; version: Lsn; before: RowImage | null; key: RowImage | null }
+  | { kind: 'truncate'; version: Lsn }
+  | { kind: 'tombstone' };
+
+/** A message that can never be applied; its text goes into the DLQ header. */
+export class PoisonMessage extends Error {
+  override readonly name = 'PoisonMessage';
+}
+
+/** Consecutive events of one transaction share the commit LSN text: parse it once. */
+let lastLsnText = '';
+let lastLsn: Lsn = 0n;
+
+function commitVersion(source: Record<string, unknown>): Lsn {
+  const commitLsn = source.commit_lsn;
+  if (typeof commitLsn === 'string') {
+    if (commitLsn === lastLsnText) return lastLsn;
+    try {
+      lastLsn = parseLsn(commitLsn);
+    } catch (error) {
+      throw new PoisonMessage(`source.commit_lsn: ${(error as Error).message}`);
+    }
+    lastLsnText = commitLsn;
+    return lastLsn;
+  }
+  const lsn = source.lsn;
+  if (typeof lsn === 'bigint' && lsn >= 0n) return lsn;
+  if (typeof lsn === 'number' && Number.isSafeInteger(lsn) && lsn >= 0) return BigInt(lsn);
+  throw new PoisonMessage('the envelope has neither source.commit_lsn (walbridge) nor a numeric source.lsn (Debezium)');
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseJsonMessage(bytes: Buffer, what: string): unknown {
+  try {
+    return parseJsonLossless(bytes.toString('utf8'));
+  } catch (error) {
+    throw new PoisonMessage(`${what} is not JSON: ${(error as Error).message}`);
+  }
+}
+
+export function decodeEvent(key: Buffer | null, value: Buffer | null): SinkEvent {
+  if (value === null || value.length === 0) return { kind: 'tombstone' };
+  const envelope = parseJsonMessage(value, 'the message value');
+  if (!isObject(envelope)) throw new PoisonMessage('the message value is not a change envelope (expected a JSON object)');
+  // Debezium with schemas enabled wraps the envelope as {schema, payload}.
+  const body = isObject(envelope.payload) && 'schema' in envelope ? envelope.payload : envelope;
+  const { op, source } = body;
+  if (typeof op !== 'string') throw new PoisonMessage('the message value is not a change envelope: no "op"');
+  if (!isObject(source)) throw new PoisonMessage('the change envelope has no "source" object');
+  switch (op) {
+    case 'c':
+    case 'r':
+    case 'u': {
+      if (!isObject(body.after)) throw new PoisonMessage(`an op '${op}' envelope needs an "after" object`);
+      return { kind: 'upsert', version: commitVersion(source), after: body.after };
+    }
+    case 'd': {
+      const before = isObject(body.before) ? body.before : null;
+      const keyObject = key && key.length > 0 ? parseJsonMessage(key, 'the message key') : null;
+      const keyImage = isObject(keyObject) ? (isObject(keyObject.payload) && 'schema' in keyObject ? keyObject.payload : keyObject) : null;
+      if (!before && !keyImage) throw new PoisonMessage('a delete envelope needs a "before" image or a JSON object key');
+      return { kind: 'delete', version: commitVersion(source), before, key: keyImage };
+    }
+    case 't':
+      return { kind: 'truncate', version: commitVersion(source) };
+    default:
+      throw new PoisonMessage(`unknown op '${op}' (expected c, r, u, d or t)`);
+  }
+}
+
+/*
+ * The table's shape, travelling with each event (cdc → sink): the Kafka
+ * header `walbridge.schema` holds the JSON of a TableSchema, taken from the
+ * pgoutput Relation message in force for that change (not from today's
+ * catalog), so the sink creates and evolves the ClickHouse table from the
+ * schema of the event it holds. Debezium topics have no such header: the sink
+ * then writes into the table as it exists.
+ */
+export const SCHEMA_HEADER = 'walbridge.schema';
+
+export interface ColumnSchema {
+  name: string;
+  /** PostgreSQL type OID, as pgoutput sent it (an array has its array type's OID, e.g. 1007 for int4[]). */
+  typeOid: number;
+  /** atttypmod, -1 when none: varchar(n) → n + 4, numeric(p, s) → ((p << 16) | s) + 4, timestamp(p) → p. */
+  typmod: number;
+  /** The type's name for OIDs outside PostgreSQL's built-in ones (enums, domains, …), when known; else absent. */
+  typeName?: string;
+  /** Part of the primary key: the Kafka key, and the ClickHouse sorting key. */
+  key: boolean;
+  /**
+   * The value PostgreSQL reads for rows that existed before the column was
+   * added with a DEFAULT (pg_attribute.attmissingval), in the event's value
+   * mapping; absent when there is none.
+   */
+  missing?: unknown;
+}
+
+export interface TableSchema {
+  schema: string;
+  table: string;
+  /** In the table's column order. */
+  columns: ColumnSchema[];
+}
+
+/**
+ * The header text. `missingJson` holds each column's `missing` already as a
+ * JSON fragment in the event mapping (cdc writes values as text, losslessly).
+ */
+export function encodeTableSchema(schema: string, table: string, columns: (Omit<ColumnSchema, 'missing'> & { missingJson?: string })[]): string {
+  const parts = columns.map((c) =>
+    `{"name":${JSON.stringify(c.name)},"typeOid":${c.typeOid},"typmod":${c.typmod}` +
+    `${c.typeName === undefined ? '' : `,"typeName":${JSON.stringify(c.typeName)}`},"key":${c.key}` +
+    `${c.missingJson === undefined ? '' : `,"missing":${c.missingJson}`}}`);
+  return `{"schema":${JSON.stringify(schema)},"table":${JSON.stringify(table)},"columns":[${parts.join(',')}]}`;
+}
+
+/** Parses a `walbridge.schema` header (int8 values stay exact); a malformed one is a PoisonMessage. */
+export function parseTableSchema(text: string): TableSchema {
+  let parsed: unknown;
+  try {
+    parsed = parseJsonLossless(text);
+  } catch (error) {
+    throw new PoisonMessage(`header ${SCHEMA_HEADER} is not JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(parsed) || typeof parsed.schema !== 'string' || typeof parsed.table !== 'string' || !Array.isArray(parsed.columns)) {
+    throw new PoisonMessage(`header ${SCHEMA_HEADER} is not a table schema ({schema, table, columns})`);
+  }
+  const columns = parsed.columns.map((column: unknown): ColumnSchema => {
+    if (!isObject(column) || typeof column.name !== 'string' || typeof column.key !== 'boolean') {
+      throw new PoisonMessage(`header ${SCHEMA_HEADER}: a column needs a name and a key flag`);
+    }
+    const typeOid = Number(column.typeOid);
+    const typmod = Number(column.typmod);
+    if (!Number.isInteger(typeOid) || !Number.isInteger(typmod)) throw new PoisonMessage(`header ${SCHEMA_HEADER}: column ${column.name} has no integer typeOid/typmod`);
+    const result: ColumnSchema = { name: column.name, typeOid, typmod, key: column.key };
+    if (typeof column.typeName === 'string') result.typeName = column.typeName;
+    if ('missing' in column) result.missing = column.missing;
+    return result;
+  });
+  return { schema: parsed.schema, table: parsed.table, columns };
+}
