@@ -38,14 +38,17 @@ CH_DIR=$STACK_DIR/clickhouse
 # The versions an existing stack directory was made with.
 MADE_PG_VERSION=$(cat "$PG_DIR/data/PG_VERSION" 2>/dev/null || true)
 MADE_KAFKA_VERSION=$(cat "$KAFKA_DIR/version" 2>/dev/null || true)
-if [ -n "$MADE_PG_VERSION" ] && [ -n "${STACK_PG_VERSION:-}" ] && [ "$STACK_PG_VERSION" != "$MADE_PG_VERSION" ]; then
+if [ "$COMMAND" != up ]; then  # down, status, env: the stack as it was made, whatever the environment asks
+  STACK_PG_VERSION=${MADE_PG_VERSION:-${STACK_PG_VERSION:-}}
+  STACK_KAFKA_VERSION=${MADE_KAFKA_VERSION:-${STACK_KAFKA_VERSION:-}}
+elif [ -n "$MADE_PG_VERSION" ] && [ -n "${STACK_PG_VERSION:-}" ] && [ "$STACK_PG_VERSION" != "$MADE_PG_VERSION" ]; then
   echo "[stack] ERROR: $PG_DIR holds a PostgreSQL $MADE_PG_VERSION cluster, not $STACK_PG_VERSION; stop the stack and remove $STACK_DIR, or use another STACK_DIR" >&2; exit 2
 fi
 STACK_PG_VERSION=${STACK_PG_VERSION:-$MADE_PG_VERSION}
 STACK_KAFKA_VERSION=${STACK_KAFKA_VERSION:-$MADE_KAFKA_VERSION}
 # shellcheck source=stack-versions.sh
 source "$ROOT/scripts/stack-versions.sh"
-if [ -n "$MADE_KAFKA_VERSION" ] && [ "$(kafka_release "$MADE_KAFKA_VERSION")" != "$KAFKA_RELEASE" ]; then
+if [ "$COMMAND" = up ] && [ -n "$MADE_KAFKA_VERSION" ] && [ "$(kafka_release "$MADE_KAFKA_VERSION")" != "$KAFKA_RELEASE" ]; then
   echo "[stack] ERROR: $KAFKA_DIR was formatted by Kafka $MADE_KAFKA_VERSION, not $STACK_KAFKA_VERSION; stop the stack and remove $STACK_DIR, or use another STACK_DIR" >&2; exit 2
 fi
 
