@@ -49,6 +49,8 @@ export interface CaptureOptions {
   fromLsn: Lsn | null;
   markSent: boolean;
   tombstones: boolean;
+  /** Create the slot failover-enabled (PostgreSQL 17+; refused on older servers). */
+  failover: boolean;
   signal: AbortSignal;
   logger: Logger;
 }
@@ -100,7 +102,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
   closers.push(() => admin.end());
   const checked = await preflight(admin, {
     tables: options.tables, replicaIdentity: options.replicaIdentity, slot: options.slot, markSent: options.markSent,
-    fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit,
+    fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
   });
   for (const table of checked.tables) {
     if (options.replicaIdentity === 'full' && table.replicaIdentity !== 'f') {
@@ -140,7 +142,7 @@ async function openSlot(run: Run): Promise<CreatedSlot | null> {
   if (run.checked.slot !== null) return null;
   // Preflight made sure the role may raise and clear the flag.
   if (options.snapshot !== 'none') await raiseSnapshotFlag(admin, options.slot, options.snapshot);
-  const slot = await createSlot(options.databaseUrl, options.slot);
+  const slot = await createSlot(options.databaseUrl, options.slot, run.checked.server, { failover: options.failover });
   let released = false;
   const release = async (): Promise<void> => {
     if (released) return;
@@ -148,7 +150,7 @@ async function openSlot(run: Run): Promise<CreatedSlot | null> {
     await slot.release();
   };
   run.closers.push(release);
-  logger.info({ slot: options.slot, consistentPoint: formatLsn(slot.consistentPoint) }, 'created replication slot');
+  logger.info({ slot: options.slot, consistentPoint: formatLsn(slot.consistentPoint), failover: options.failover }, 'created replication slot');
   return { ...slot, release };
 }
 

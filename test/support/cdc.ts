@@ -96,3 +96,8 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 export async function slotRow(url: string, slot: string): Promise<{ active_pid: number | null; confirmed_flush_lsn: string } | undefined> {
   return (await sql(url, 'SELECT active_pid, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0];
 }
+
+/** The server's major version (13, 14, …), for tests whose expectation depends on it. */
+export async function serverMajor(url: string): Promise<number> {
+  return Math.floor(Number((await sql(url, `SELECT current_setting('server_version_num') AS n`)).rows[0].n) / 10_000);
+}

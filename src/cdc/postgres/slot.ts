@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { parseLsn, type Lsn } from '../../core/lsn.js';
 import { ConfigError } from '../../core/exit-codes.js';
+import { createSlotCommand, slotFailoverColumn, type ServerVersion } from './server-version.js';
 
 /**
  * Session settings for every connection whose text output walbridge decodes:
@@ -20,6 +21,8 @@ export interface SlotState {
   activePid: number | null;
   confirmedFlush: Lsn | null;
   restartLsn: Lsn | null;
+  /** Whether the slot is synchronized to standbys (PostgreSQL 17+); null on older servers. */
+  failover: boolean | null;
 }
 
 /** Slot names PostgreSQL accepts: lower-case letters, digits, underscore. */
@@ -29,9 +32,9 @@ export function checkSlotName(name: string): void {
   }
 }
 
-export async function readSlot(client: pg.Client, name: string): Promise<SlotState | null> {
-  const result = await client.query<{ plugin: string | null; database: string | null; active_pid: number | null; confirmed_flush_lsn: string | null; restart_lsn: string | null }>(
-    'SELECT plugin, database, active_pid, confirmed_flush_lsn::text, restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1',
+export async function readSlot(client: pg.Client, name: string, server: ServerVersion): Promise<SlotState | null> {
+  const result = await client.query<{ plugin: string | null; database: string | null; active_pid: number | null; confirmed_flush_lsn: string | null; restart_lsn: string | null; failover: boolean | null }>(
+    `SELECT plugin, database, active_pid, confirmed_flush_lsn::text, restart_lsn::text, ${slotFailoverColumn(server)} FROM pg_replication_slots WHERE slot_name = $1`,
     [name],
   );
   const row = result.rows[0];
@@ -43,6 +46,7 @@ export async function readSlot(client: pg.Client, name: string): Promise<SlotSta
     activePid: row.active_pid,
     confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : null,
     restartLsn: row.restart_lsn ? parseLsn(row.restart_lsn) : null,
+    failover: row.failover,
   };
 }
 
@@ -56,13 +60,12 @@ export interface CreatedSlot {
   release(): Promise<void>;
 }
 
-export async function createSlot(databaseUrl: string, name: string): Promise<CreatedSlot> {
+/** `failover` (PostgreSQL 17+) makes a slot that standbys with sync_replication_slots keep in step. */
+export async function createSlot(databaseUrl: string, name: string, server: ServerVersion, options: { failover: boolean }): Promise<CreatedSlot> {
   const connection = new pg.Client({ connectionString: databaseUrl, replication: 'database', application_name: `walbridge-slot-${name}` } as pg.ClientConfig);
   await connection.connect();
   try {
-    const result = await connection.query<{ consistent_point: string; snapshot_name: string }>(
-      `CREATE_REPLICATION_SLOT ${connection.escapeIdentifier(name)} LOGICAL pgoutput (SNAPSHOT 'export')`,
-    );
+    const result = await connection.query<{ consistent_point: string; snapshot_name: string }>(createSlotCommand(connection.escapeIdentifier(name), server, options));
     const row = result.rows[0];
     if (!row) throw new Error('CREATE_REPLICATION_SLOT returned nothing');
     return { consistentPoint: parseLsn(row.consistent_point), snapshotName: row.snapshot_name, release: () => connection.end() };
