@@ -110,7 +110,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
       logger.info({ table: table.qualified }, 'set REPLICA IDENTITY FULL, so updates carry unchanged TOAST values (in the old row); --replica-identity keep leaves it');
     }
   }
-  const publication = await ensurePublication(admin, options.publication, checked.tables);
+  const publication = await ensurePublication(admin, options.publication, checked.tables, checked.server);
   if (publication.created) logger.info({ publication: options.publication, tables: checked.tables.map((t) => t.qualified) }, 'created publication');
   if (publication.added.length > 0) {
     logger.warn({ publication: options.publication, tables: publication.added.map((t) => t.qualified) },

@@ -10,6 +10,7 @@
  */
 import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
+import type { ServerVersion } from './server-version.js';
 import { qualifiedName, type CapturedTable } from './table.js';
 
 const PUBLISH = 'insert, update, delete, truncate';
@@ -40,7 +41,7 @@ export async function publicationTables(client: pg.Client, name: string): Promis
   return tables.rows.map((row) => row.name);
 }
 
-export async function ensurePublication(client: pg.Client, name: string, tables: CapturedTable[]): Promise<PublicationState> {
+export async function ensurePublication(client: pg.Client, name: string, tables: CapturedTable[], server: ServerVersion): Promise<PublicationState> {
   const quoted = client.escapeIdentifier(name);
   const list = (some: CapturedTable[]): string => some.map((t) => qualifiedName(client, t)).join(', ');
   const found = await client.query<PublicationRow>(
@@ -64,7 +65,7 @@ export async function ensurePublication(client: pg.Client, name: string, tables:
         `which cdc would not recognise. Fix it: ${fix}`,
     );
   }
-  await refuseFilters(client, name, tables);
+  if (server.major >= 15) await refuseFilters(client, name, tables);
   const present = new Set(await publicationTables(client, name));
   const missing = tables.filter((t) => !present.has(t.qualified));
   if (missing.length > 0) {
@@ -76,8 +77,6 @@ export async function ensurePublication(client: pg.Client, name: string, tables:
 
 /** Row filters and column lists (PostgreSQL 15+) drop changes without a word: refused. */
 async function refuseFilters(client: pg.Client, name: string, tables: CapturedTable[]): Promise<void> {
-  const version = Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v ?? 0);
-  if (version < 150000) return;
   const filtered = await client.query<{ name: string; row_filter: boolean; column_list: boolean }>(
     `SELECT n.nspname || '.' || c.relname AS name, r.prqual IS NOT NULL AS row_filter, r.prattrs IS NOT NULL AS column_list
        FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
