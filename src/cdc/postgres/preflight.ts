@@ -5,15 +5,20 @@
 import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
 import { formatLsn, type Lsn } from '../../core/lsn.js';
-import { describeTable, type CapturedTable } from './table.js';
+import type { TableSelection } from '../../config/table-selection.js';
+import { describeTables, type CapturedTable } from './table.js';
 import { readSlot, type SlotState } from './slot.js';
 import { MARKER_FUNCTIONS, originName } from './marker.js';
 import { originExists, pendingSnapshot, SNAPSHOT_FLAG_FUNCTIONS, type FlaggedMode } from './snapshot-flag.js';
 import type { SnapshotMode } from './snapshot.js';
 import { checkFailoverSupported, checkSupportedServer, GRANTABLE_ORIGINS_MAJOR, originsGrantable, readServerVersion, type ServerVersion } from './server-version.js';
 
+/** What cdc does about REPLICA IDENTITY (docs/cdc.md): set FULL where it is not, or keep each table's own. */
+export type ReplicaIdentityChoice = 'full' | 'keep';
+
 export interface PreflightRequest {
-  table: { schema: string; table: string };
+  tables: TableSelection;
+  replicaIdentity: ReplicaIdentityChoice;
   slot: string;
   markSent: boolean;
   fromLsn: Lsn | null;
@@ -29,7 +34,7 @@ export interface PreflightResult {
   server: ServerVersion;
   role: string;
   database: string;
-  table: CapturedTable;
+  tables: CapturedTable[];
   /** null when the slot does not exist yet. */
   slot: SlotState | null;
   /** The mode of the slot's unfinished initial snapshot (to resume), or null. */
@@ -57,17 +62,20 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
   if (!replication && !superuser) {
     throw new ConfigError(`role ${role} may not replicate; as a superuser run: ALTER ROLE ${client.escapeIdentifier(role)} REPLICATION`);
   }
-  const table = await describeTable(client, request.table);
-  const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`;
-  if (!table.owned && table.replicaIdentity !== 'f') {
-    throw new ConfigError(
-      `table ${table.schema}.${table.table} needs REPLICA IDENTITY FULL (so updates that leave a TOASTed value unchanged still carry it) ` +
-        `and role ${role} does not own it to set it; as its owner run: ALTER TABLE ${qualified} REPLICA IDENTITY FULL`,
-    );
+  const tables = await describeTables(client, request.tables);
+  for (const table of tables) {
+    const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`;
+    if (request.replicaIdentity === 'full' && !table.owned && table.replicaIdentity !== 'f') {
+      throw new ConfigError(
+        `table ${table.qualified} needs REPLICA IDENTITY FULL (so updates that leave a TOASTed value unchanged still carry it) ` +
+          `and role ${role} does not own it to set it; as its owner run: ALTER TABLE ${qualified} REPLICA IDENTITY FULL ` +
+          `(or pass --replica-identity keep: docs/cdc.md says what that means for unchanged TOAST values)`,
+      );
+    }
+    await checkTablePrivilege(client, role, qualified, 'SELECT');
+    if (request.markSent && table.sentFlag !== null) await checkFlagPrivilege(client, role, qualified, table.sentFlag);
   }
-  await checkTablePrivilege(client, role, qualified, 'SELECT');
-  if (request.markSent && table.sentFlag !== null) {
-    await checkFlagPrivilege(client, role, qualified, table.sentFlag);
+  if (request.markSent && tables.some((t) => t.sentFlag !== null)) {
     await checkFunctions(client, caller, MARKER_FUNCTIONS, 'which marks sent_to_kafka in a session of its own replication origin', '--no-mark-sent');
   }
   const slot = await usableSlot(client, request.slot, database, server);
@@ -102,7 +110,7 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
       );
     }
   }
-  return { server, role, database, table, slot, pendingSnapshot: pending };
+  return { server, role, database, tables, slot, pendingSnapshot: pending };
 }
 
 interface Caller {

@@ -1,12 +1,11 @@
 /**
- * The replication slot and publication that `cdc start` creates when missing
- * and `cdc drop` removes. The slot is the source of truth for what was sent:
+ * The replication slot that `cdc start` creates when missing and `cdc drop`
+ * removes. The slot is the source of truth for what was sent:
  * its confirmed_flush_lsn is where a restart resumes.
  */
 import pg from 'pg';
 import { parseLsn, type Lsn } from '../../core/lsn.js';
 import { ConfigError } from '../../core/exit-codes.js';
-import type { CapturedTable } from './table.js';
 import { createSlotCommand, slotFailoverColumn, type ServerVersion } from './server-version.js';
 
 /**
@@ -74,35 +73,4 @@ export async function createSlot(databaseUrl: string, name: string, server: Serv
     await connection.end();
     throw error;
   }
-}
-
-/** Tables in a publication as `schema.table`, or null when it does not exist. */
-export async function publicationTables(client: pg.Client, name: string): Promise<string[] | null> {
-  const exists = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [name]);
-  if (!exists.rowCount) return null;
-  const tables = await client.query<{ name: string }>(
-    `SELECT schemaname || '.' || tablename AS name FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1`,
-    [name],
-  );
-  return tables.rows.map((row) => row.name);
-}
-
-/** Creates the publication for the table when missing; refuses one that lacks it. Returns true when created. */
-export async function ensurePublication(client: pg.Client, name: string, table: CapturedTable): Promise<boolean> {
-  const tables = await publicationTables(client, name);
-  const wanted = `${table.schema}.${table.table}`;
-  if (tables === null) {
-    await client.query(
-      `CREATE PUBLICATION ${client.escapeIdentifier(name)} FOR TABLE ${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)} ` +
-        `WITH (publish = 'insert, update, delete, truncate')`,
-    );
-    return true;
-  }
-  if (!tables.includes(wanted)) {
-    throw new ConfigError(
-      `publication ${name} does not include ${wanted} (it has: ${tables.join(', ') || 'no tables'}); ` +
-        `add it: ALTER PUBLICATION ${client.escapeIdentifier(name)} ADD TABLE ${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`,
-    );
-  }
-  return false;
 }

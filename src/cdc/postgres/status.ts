@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
 import { originName } from './marker.js';
-import { publicationTables } from './slot.js';
+import { publicationTables } from './publication.js';
 import { originExists, pendingSnapshot, snapshotFlagNames } from './snapshot-flag.js';
 import { readServerVersion, slotFailoverColumn } from './server-version.js';
 
