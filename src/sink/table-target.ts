@@ -11,7 +11,7 @@
  * fitted costs one Buffer comparison.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { parseTableSchema, type TableSchema } from '../core/envelope.js';
+import { parseTableSchema, replicatedSchema, type TableSchema } from '../core/envelope.js';
 import { ConfigError } from '../core/exit-codes.js';
 import type { Logger } from '../observability/logger.js';
 import { describeTable, RowMapper, targetTableOf, type DescribedColumn, type TargetTable } from './clickhouse/rows.js';
@@ -67,7 +67,7 @@ export class TableTarget {
       }
       return [];
     }
-    const schema = parseTableSchema(header.toString('utf8'));
+    const schema = replicatedSchema(parseTableSchema(header.toString('utf8')));
     if (!this.described) await this.create(schema);
     const blockers = await this.fit(schema);
     if (blockers.length === 0) this.fittedHeader = Buffer.from(header);
