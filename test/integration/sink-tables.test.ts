@@ -121,6 +121,15 @@ describe('sink: many tables, tables from the schema header', () => {
     const verify = await sink(['verify', '--table', 'evolving']);
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     assert.match(verify.stdout, /columns: id, n, note\n/); // name is gone from PostgreSQL, kept in ClickHouse
+
+    // A non-Nullable column with a DEFAULT, added in ClickHouse only: rows take the default (none dead-lettered).
+    await clickhouse.command({ query: `ALTER TABLE evolving ADD COLUMN origin String DEFAULT 'pg'` });
+    await feed.db.query(`INSERT INTO evolving VALUES (15, 15, 'fifteen')`);
+    await feed.sendRows('evolving', 'id = 15', await feed.header('evolving', { note: '"x"' }));
+    const more = await sink(['start', '--once', '--table', 'public.evolving']);
+    assert.equal(more.code, 0, more.stderr);
+    assert.equal(more.stdout.trim(), `wrote 1 rows to evolving (1 upserts, 0 deletes) from ${feed.topic('evolving')}`);
+    assert.deepEqual(await query('SELECT id, origin FROM evolving FINAL WHERE id = 15'), [{ id: 15, origin: 'pg' }]);
   });
 
   it('pauses on a ClickHouse column dropped by hand, resumes once it is back, dead-letters nothing; picks up a topic created after the start', async () => {

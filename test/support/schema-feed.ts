@@ -2,10 +2,8 @@
  * Stands in for cdc capturing many tables: reads rows of any PostgreSQL
  * table and produces the events cdc sends for them, each with the
  * `walbridge.schema` header built from the catalog (encodeTableSchema), on
- * topic `<prefix>.public.<table>`, key = the primary key columns. Scalar
- * values go through cdc's own mapping (column-values.ts); arrays as
- * PostgreSQL's to_json of them (exact for the int, text and bool arrays the
- * tests use).
+ * topic `<prefix>.public.<table>`, key = the primary key columns. Values go
+ * through cdc's own mapping (column-values.ts), arrays included.
  */
 import pg from 'pg';
 import kafkajs from 'kafkajs';
@@ -21,7 +19,6 @@ interface CatalogColumn {
   typmod: number;
   typname: string;
   builtin: boolean;
-  array: boolean;
   key: boolean;
 }
 
@@ -64,14 +61,13 @@ export class SchemaFeed {
   }
 
   private async columns(table: string): Promise<CatalogColumn[]> {
-    const result = await this.db.query<{ name: string; oid: string; typmod: string; typname: string; builtin: string; array: string; key: string }>(
+    const result = await this.db.query<{ name: string; oid: string; typmod: string; typname: string; builtin: string; key: string }>(
       `SELECT a.attname AS name, a.atttypid AS oid, a.atttypmod AS typmod, ty.typname, (a.atttypid < 10000)::text AS builtin,
-              (ty.typcategory = 'A')::text AS array,
               (a.attnum = ANY(coalesce((SELECT i.indkey::int2[] FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary), '{}')))::text AS key
          FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
         WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, [`public.${table}`]);
     return result.rows.map((r) => ({
-      name: r.name, oid: Number(r.oid), typmod: Number(r.typmod), typname: r.typname, builtin: r.builtin === 'true', array: r.array === 'true', key: r.key === 'true',
+      name: r.name, oid: Number(r.oid), typmod: Number(r.typmod), typname: r.typname, builtin: r.builtin === 'true', key: r.key === 'true',
     }));
   }
 
@@ -87,14 +83,14 @@ export class SchemaFeed {
   /** Produces one transaction's 'c' (or 'u') events for the rows matching `where`, under the given header. */
   async sendRows(table: string, where: string, header: string, op: 'c' | 'u' = 'c'): Promise<number> {
     const columns = await this.columns(table);
-    const select = columns.map((c) => (c.array ? `to_json(t."${c.name}")::text AS "${c.name}"` : `t."${c.name}"`)).join(', ');
+    const select = columns.map((c) => `t."${c.name}"`).join(', ');
     const rows = (await this.db.query<Record<string, string | null>>(`SELECT ${select} FROM public."${table}" t WHERE ${where}`)).rows;
     const lsn = this.nextLsn();
     const messages = rows.map((row) => {
       const json = (c: CatalogColumn): string => {
         const text = row[c.name];
         if (text === null || text === undefined) return 'null';
-        return c.array ? text : valueWriter(c.oid)(text);
+        return valueWriter(c.oid)(text);
       };
       const after = `{${columns.map((c) => `${JSON.stringify(c.name)}:${json(c)}`).join(',')}}`;
       const key = `{${columns.filter((c) => c.key).map((c) => `${JSON.stringify(c.name)}:${json(c)}`).join(',')}}`;
