@@ -187,9 +187,17 @@ describe('sink: many tables, tables from the schema header', () => {
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   });
 
-  it('--once refuses a topic that does not exist (exit 2)', async () => {
+  it('--once refuses a topic that does not exist, and --no-create-tables a missing table (exit 2)', async () => {
     const run = await sink(['start', '--once', '--table', 'public.nowhere']);
     assert.equal(run.code, 2, run.stdout + run.stderr);
     assert.match(run.stderr, /topic \S+\.public\.nowhere does not exist/);
+
+    await feed.db.query(`CREATE TABLE refused (id int4 PRIMARY KEY)`);
+    await feed.db.query(`INSERT INTO refused VALUES (1)`);
+    await feed.createTopic('refused', 1);
+    await feed.sendRows('refused', 'true', await feed.header('refused'));
+    const refused = await sink(['start', '--once', '--table', 'public.refused', '--no-create-tables']);
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.match(refused.stderr, /ClickHouse table \S+\.refused does not exist and --no-create-tables is set/);
   });
 });
