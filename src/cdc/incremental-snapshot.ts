@@ -90,6 +90,7 @@ export class IncrementalSnapshot {
       chunk++;
       const mark = (kind: Watermark['kind']): Watermark => ({ slot, run, table: name, chunk, kind });
       const pushed = windows.open(name, chunk);
+      pushed.catch(() => {}); // awaited below; a stop may reject it while the chunk is still being read
       let read: Chunk;
       try {
         await source.emit(mark('low'));
@@ -97,8 +98,8 @@ export class IncrementalSnapshot {
         windows.rowsRead(name, chunk, { columns: read.columns, rows: read.rows });
         await source.emit(mark('high'));
       } catch (error) {
+        if (this.stopping) return false; // `stop` closed the window under the read
         windows.abort(error as Error);
-        pushed.catch(() => {});
         throw error;
       }
       let count: number;
