@@ -12,7 +12,8 @@
  * bytes bounded) plus the keys changed during its window; the stream is
  * never paused for it. Progress is recorded only after delivery, so a killed
  * cdc resumes after the last delivered chunk. `run` resolves when `stop` is
- * called or the chunks' window is aborted; it rejects on a database failure.
+ * called (or, with `untilIdle`, when no request is left); it rejects on a
+ * database failure.
  */
 import type { Logger } from '../observability/logger.js';
 import type { ChunkWindows } from './chunk-window.js';
@@ -23,12 +24,15 @@ import type { Watermark } from './postgres/watermarks.js';
 /** Where chunks come from: watermarks and reads on one session, in call order. */
 export interface ChunkSource {
   emit(watermark: Watermark): Promise<void>;
+  highestKey(table: ChunkTable, unsentOnly: boolean): Promise<string[] | null>;
   read(query: ChunkQuery): Promise<Chunk>;
 }
 
 /** The durable requests (snapshot-requests.ts, bound to a session). */
 export interface RequestStore {
   list(): Promise<SnapshotRequest[]>;
+  /** Fixes where the reading ends; false: the request was replaced meanwhile. */
+  start(request: SnapshotRequest, maxKey: string[]): Promise<boolean>;
   /** false: the request was replaced meanwhile. */
   record(request: SnapshotRequest, lastKey: string[], rows: number): Promise<boolean>;
   finish(request: SnapshotRequest, rows: number): Promise<boolean>;
@@ -49,6 +53,8 @@ export interface IncrementalSnapshotOptions {
   chunkBytes: number;
   /** How often to look for new requests when there is nothing to do. */
   pollMs: number;
+  /** End `run` once no request is left (`cdc start --once`) instead of waiting for new ones. */
+  untilIdle?: boolean;
   logger: Logger;
 }
 
@@ -72,7 +78,10 @@ export class IncrementalSnapshot {
         if (this.stopping) return;
         if (!(await this.snapshotTable(request))) return;
       }
-      if (requests.length === 0) await this.sleep(this.options.pollMs);
+      if (requests.length === 0) {
+        if (this.options.untilIdle) return;
+        await this.sleep(this.options.pollMs);
+      }
     }
   }
 
@@ -82,6 +91,17 @@ export class IncrementalSnapshot {
     const name = `${request.table.schema}.${request.table.table}`;
     const table = await this.options.describe(request.table);
     const unsentOnly = request.mode === 'unsent' && table.sentFlag !== null;
+    let upTo = request.maxKey;
+    if (request.state === 'requested' || upTo === null) {
+      // Bounded by today's highest key: rows inserted above it later stream anyway.
+      upTo = await source.highestKey(table, unsentOnly);
+      if (upTo === null) {
+        await store.finish(request, 0);
+        logger.info({ table: name }, 'incremental snapshot: no rows to read');
+        return true;
+      }
+      if (!(await store.start(request, upTo))) return true;
+    }
     let after = request.lastKey;
     let chunk = request.chunks;
     logger.info({ table: name, mode: request.mode, resumedAfterChunk: chunk || undefined }, chunk ? 'incremental snapshot: resuming' : 'incremental snapshot: starting');
@@ -94,7 +114,7 @@ export class IncrementalSnapshot {
       let read: Chunk;
       try {
         await source.emit(mark('low'));
-        read = await source.read({ table, after, unsentOnly, maxRows: this.options.chunkRows, maxBytes: this.options.chunkBytes });
+        read = await source.read({ table, after, upTo, unsentOnly, maxRows: this.options.chunkRows, maxBytes: this.options.chunkBytes });
         windows.rowsRead(name, chunk, { columns: read.columns, rows: read.rows });
         await source.emit(mark('high'));
       } catch (error) {

@@ -25,6 +25,8 @@ import { clearSnapshotFlag, raiseSnapshotFlag } from './postgres/snapshot-flag.j
 import { readSnapshot, type SnapshotMode } from './postgres/snapshot.js';
 import { qualifiedName } from './postgres/table.js';
 import { Batcher } from './send-batcher.js';
+import { startSnapshotStage, type SnapshotStage } from './snapshot-stage.js';
+import { watermarksSupported } from './postgres/watermarks.js';
 import { Gate } from './gate.js';
 
 export interface CaptureOptions {
@@ -125,6 +127,8 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     };
     signal.addEventListener('abort', () => gate.open(), { once: true });
     let listener: Listener | null = null;
+    let snapshots: SnapshotStage | null = null;
+    const capturedName = `${table.schema}.${table.table}`;
     const counts: Record<Operation, number> = { c: 0, u: 0, d: 0, r: 0, t: 0 };
     let delivered = 0;
     const summary = (confirmed: Lsn): CaptureSummary => ({ slot: options.slot, topic, counts, undelivered: batcher.pushedCount - delivered, confirmed });
@@ -149,6 +153,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
       onFailure: fail,
     });
     const push = (change: DecodedChange, partition?: number): void => {
+      snapshots?.observe(capturedName, change.key);
       if (partition === undefined) batcher.push({ key: change.key, value: change.value }, change.markId);
       else batcher.push({ key: null, value: change.value, partition }, null);
       checkpointer?.submit(1);
@@ -191,6 +196,8 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     let reachedTarget: () => void = () => {};
     const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
     if (target !== null && startLsn >= target) reachedTarget();
+    // Incremental snapshots (cdc snapshot) need pgoutput's logical messages: PostgreSQL 14+.
+    const incremental = await watermarksSupported(admin);
     const stream = new Listener({
       databaseUrl: options.databaseUrl,
       slot: options.slot,
@@ -206,6 +213,7 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
       onFailure: fail,
       statusIntervalMs: options.once ? 1_000 : 10_000,
       pingOnInterval: options.once,
+      ...(incremental ? { onLogicalMessage: (message, txn) => snapshots?.onLogicalMessage(message, txn) } : {}),
     });
     listener = stream;
     logger.info({ slot: options.slot, publication: options.publication, topic, from: formatLsn(startLsn), marking }, 'streaming');
@@ -216,11 +224,27 @@ export async function runCapture(options: CaptureOptions): Promise<CaptureSummar
     running.catch(fail);
     try {
       await Promise.race([stream.started, aborted, failed]);
+      if (incremental && !stopped()) {
+        snapshots = await startSnapshotStage({
+          databaseUrl: options.databaseUrl,
+          slot: options.slot,
+          captures: (name) => name === capturedName,
+          encode: (_table, columns, row, version) => decoder.snapshotRow(columns, row, version, false, Date.now()),
+          push,
+          delivered: () => batcher.drain(),
+          untilIdle: options.once,
+          onFailure: fail,
+          logger,
+        });
+      }
       await Promise.race([targetReached, aborted, failed]);
-      // Orderly stop: no more reading; deliver what was read; confirm it.
+      if (options.once && snapshots) await Promise.race([snapshots.idle, aborted, failed]);
+      // Orderly stop: no more reading (no new chunk either); deliver what was read; confirm it.
+      await snapshots?.stop();
       stream.pause();
       await Promise.race([batcher.drain(), failed, new Promise((resolve) => setTimeout(resolve, STOP_FLUSH_MS).unref())]);
     } finally {
+      await snapshots?.stop();
       await stream.stop();
     }
     logger.info({ confirmed: formatLsn(checkpointer.confirmed), skippedOwnChanges: stream.skippedOwnChanges }, 'stopped');

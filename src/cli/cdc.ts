@@ -3,6 +3,7 @@
  * `cdc`: the PostgreSQL → Kafka half of walbridge.
  *   cdc start --slot user_logins [--once]   stream changes (pgoutput) to Kafka
  *   cdc status [--slot X] [--json]          slots, lag, publication, topic offsets
+ *   cdc snapshot --slot X --table T         incremental snapshot of a table, while cdc streams
  *   cdc drop --slot X --yes                 remove the slot, publication, origins
  */
 import pg from 'pg';
@@ -17,6 +18,8 @@ import { createKafka } from '../kafka/client.js';
 import { topicOffsets } from '../kafka/topics.js';
 import { createLogger } from '../observability/logger.js';
 import { runCapture } from '../cdc/run.js';
+import { requestIncrementalSnapshots } from '../cdc/request-snapshot.js';
+import { dropRequests } from '../cdc/postgres/snapshot-requests.js';
 import { installShutdown } from '../core/shutdown.js';
 import { checkSlotName } from '../cdc/postgres/slot.js';
 import { dropCapture, slotStatuses } from '../cdc/postgres/status.js';
@@ -46,6 +49,13 @@ const cli = yargs(hideBin(process.argv))
       .option('slot', { type: 'string', describe: 'one slot (default: every pgoutput slot of the database)' })
       .option('publication', { type: 'string', describe: 'publication (default walbridge_<slot>)' })
       .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+  )
+  .command('snapshot', 'incremental snapshot of tables of an existing slot, read in chunks while the stream goes on (PostgreSQL 14+)', (y) =>
+    y
+      .option('slot', { type: 'string', demandOption: true })
+      .option('publication', { type: 'string', describe: 'publication (default walbridge_<slot>); a table it lacks is added' })
+      .option('table', { type: 'string', array: true, demandOption: true, describe: 'table to snapshot, schema.table (repeatable)' })
+      .option('snapshot', { choices: ['all', 'unsent'] as const, default: 'all' as const, describe: 'all rows, or those with sent_to_kafka = false' }),
   )
   .command('drop', 'drop the slot, its publication and replication origins (not the topics)', (y) =>
     y
@@ -129,6 +139,23 @@ await runCommand(async () => {
     } finally {
       await client.end();
     }
+  } else if (command === 'snapshot') {
+    const a = argv as typeof argv & { slot: string; publication?: string; table: string[]; snapshot: 'all' | 'unsent' };
+    checkSlotName(a.slot);
+    const requested = await requestIncrementalSnapshots({
+      databaseUrl: connections.databaseUrl,
+      slot: a.slot,
+      publication: a.publication ?? defaultPublication(a.slot),
+      tables: a.table.map(parseTableName),
+      mode: a.snapshot,
+      logger,
+    });
+    for (const r of requested) {
+      console.log(
+        `requested an incremental snapshot (--snapshot ${a.snapshot}${r.readsEveryRow ? ': no sent_to_kafka column, every row' : ''}) of ${r.table} for slot ${a.slot}` +
+          `${r.addedToPublication ? ', added to the publication' : ''}; the running cdc picks it up within seconds, or the next cdc start does`,
+      );
+    }
   } else if (command === 'drop') {
     const a = argv as typeof argv & { slot: string; publication?: string; yes: boolean };
     checkSlotName(a.slot);
@@ -140,6 +167,7 @@ await runCommand(async () => {
     await client.connect();
     try {
       const dropped = await dropCapture(client, a.slot, publication);
+      await dropRequests(client, a.slot);
       console.log(
         `dropped: slot ${a.slot} ${dropped.slot ? 'dropped' : 'did not exist'}; publication ${publication} ${dropped.publication ? 'dropped' : 'did not exist'}; ` +
           `origins ${dropped.origins.join(', ') || 'none'}`,

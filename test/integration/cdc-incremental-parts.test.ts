@@ -13,7 +13,7 @@ import pg from 'pg';
 import { ChunkWindows } from '../../src/cdc/chunk-window.js';
 import { IncrementalSnapshot } from '../../src/cdc/incremental-snapshot.js';
 import { Checkpointer } from '../../src/cdc/postgres/checkpointer.js';
-import { chunkSource, readChunk } from '../../src/cdc/postgres/chunk-reader.js';
+import { chunkSource, highestKey, readChunk } from '../../src/cdc/postgres/chunk-reader.js';
 import { ChangeDecoder, type DecodedChange } from '../../src/cdc/postgres/decode.js';
 import { Listener } from '../../src/cdc/postgres/listener.js';
 import type { LogicalMessage } from '../../src/cdc/postgres/pgoutput-reader.js';
@@ -121,12 +121,12 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
     const client = await connect(url, TEXT_OUTPUT_OPTIONS);
     const table = await describeTable(client, { schema: 'public', table: 'composite' });
     assert.deepEqual(table.primaryKey, ['a', 'b']);
-    const readAll = async (maxRows: number, maxBytes: number, unsentOnly: boolean) => {
+    const readAll = async (maxRows: number, maxBytes: number, unsentOnly: boolean, upTo: string[] | null = null) => {
       const keys: string[] = [];
       let after: string[] | null = null;
       let chunks = 0;
       for (;;) {
-        const chunk = await readChunk(client, { table, after, unsentOnly, maxRows, maxBytes });
+        const chunk = await readChunk(client, { table, after, upTo, unsentOnly, maxRows, maxBytes });
         chunks++;
         assert.ok(chunk.rows.length <= maxRows);
         for (const row of chunk.rows) keys.push(`${row[0]}|${row[1]}`);
@@ -147,6 +147,12 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
     const unsent = (await client.query(`SELECT a::text || '|' || b AS k FROM composite WHERE NOT sent_to_kafka ORDER BY a, b`)).rows.map((r) => r.k as string);
     assert.ok(unsent.length > 0 && unsent.length < expected.length);
     assert.deepEqual((await readAll(50, 1 << 20, true)).keys, unsent);
+    const highest = await highestKey(client, table, false);
+    assert.deepEqual(highest, expected.at(-1)!.split('|'));
+    assert.deepEqual((await readAll(37, 1 << 20, false, highest)).keys, expected);
+    const middle = expected[Math.floor(expected.length / 2)]!;
+    assert.deepEqual((await readAll(37, 1 << 20, false, middle.split('|'))).keys, expected.slice(0, Math.floor(expected.length / 2) + 1), 'up to a key, included');
+    assert.deepEqual(await highestKey(client, table, true), unsent.at(-1)!.split('|'));
     await client.end();
   });
 
@@ -199,7 +205,7 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
     // hold each read back a little so the concurrent writers hit that gap often.
     const source = chunkSource(reader);
     const slowSource = {
-      emit: source.emit,
+      ...source,
       read: async (query: Parameters<typeof source.read>[0]) => {
         const chunk = await source.read(query);
         await new Promise((resolve) => setTimeout(resolve, 30));

@@ -34,6 +34,8 @@ export interface TopicMessage {
   partition: number;
   offset: bigint;
   key: string | null;
+  /** Kafka's message timestamp (the producer's send time), ms. */
+  timestamp: number;
   /** The value's raw JSON text (int8 digits intact). */
   raw: string;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -65,7 +67,7 @@ export async function readTopic(brokers: string, topic: string): Promise<TopicMe
           eachMessage: async ({ partition, message }) => {
             if (BigInt(message.offset) >= (ends.get(partition) ?? 0n)) return;
             const raw = message.value?.toString() ?? '';
-            messages.push({ partition, offset: BigInt(message.offset), key: message.key?.toString() ?? null, raw, value: raw ? JSON.parse(raw) : null });
+            messages.push({ partition, offset: BigInt(message.offset), key: message.key?.toString() ?? null, timestamp: Number(message.timestamp), raw, value: raw ? JSON.parse(raw) : null });
             if (BigInt(messages.length) >= wanted) {
               clearTimeout(timer);
               resolve();

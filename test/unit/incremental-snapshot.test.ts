@@ -23,9 +23,14 @@ class FakeDatabase implements ChunkSource {
     const version = (this.version += 10n);
     setImmediate(() => this.windows.watermark(watermark, version));
   }
+  async highestKey(): Promise<string[] | null> {
+    this.log.push('max');
+    return this.ids.length ? [String(Math.max(...this.ids))] : null;
+  }
   async read(query: ChunkQuery): Promise<Chunk> {
     const after = query.after === null ? -Infinity : Number(query.after[0]);
-    const rows = this.ids.filter((id) => id > after).slice(0, query.maxRows).map((id) => [String(id)]);
+    const upTo = query.upTo === null ? Infinity : Number(query.upTo[0]);
+    const rows = this.ids.filter((id) => id > after && id <= upTo).slice(0, query.maxRows).map((id) => [String(id)]);
     this.log.push(`read>${query.after?.[0] ?? '-'}`);
     const lastKey = rows.length ? [rows.at(-1)![0]!] : null;
     return { columns, rows, lastKey, last: rows.length < query.maxRows };
@@ -39,6 +44,11 @@ class FakeStore implements RequestStore {
   constructor(public requests: SnapshotRequest[]) {}
   async list(): Promise<SnapshotRequest[]> {
     return this.requests.filter((r) => r.state !== 'done');
+  }
+  async start(request: SnapshotRequest, maxKey: string[]): Promise<boolean> {
+    request.state = 'running';
+    request.maxKey = maxKey;
+    return true;
   }
   async record(request: SnapshotRequest, lastKey: string[], rows: number): Promise<boolean> {
     if (this.replaced) return false;
@@ -54,8 +64,9 @@ class FakeStore implements RequestStore {
   }
 }
 
-function request(lastKey: string[] | null = null, chunks = 0): SnapshotRequest {
-  return { slot: 's', table: { schema: 'public', table: 't' }, mode: 'all', state: 'requested', generation: 1, lastKey, chunks, rows: 0 };
+function request(lastKey: string[] | null = null, chunks = 0, maxKey: string[] | null = null): SnapshotRequest {
+  const state = maxKey === null ? 'requested' : 'running';
+  return { slot: 's', table: { schema: 'public', table: 't' }, mode: 'all', state, generation: 1, maxKey, lastKey, chunks, rows: 0 };
 }
 
 function setup(ids: number[], store: FakeStore, delivered: () => Promise<void> = async () => {}) {
@@ -83,12 +94,38 @@ describe('IncrementalSnapshot', () => {
     snapshot.stop();
     await running;
     assert.deepEqual(pushed, ['1', '2', '3', '4', '5', '6', '7'].map((id) => `{"id":${id}}`));
-    assert.deepEqual(db.log, ['low1', 'read>-', 'high1', 'low2', 'read>3', 'high2', 'low3', 'read>6', 'high3']);
+    assert.deepEqual(db.log, ['max', 'low1', 'read>-', 'high1', 'low2', 'read>3', 'high2', 'low3', 'read>6', 'high3']);
     assert.deepEqual(store.recorded, [{ lastKey: ['3'], rows: 3 }, { lastKey: ['6'], rows: 3 }, { lastKey: ['7'], rows: 1 }]);
   });
 
+  it('reads up to the highest key it found at the start: rows inserted above it later stream anyway, so it never chases the inserts', async () => {
+    const ids = [1, 2, 3, 4, 5];
+    const store = new FakeStore([request()]);
+    const { db, pushed, snapshot } = setup(ids, store);
+    const read = db.read.bind(db);
+    db.read = async (query) => {
+      ids.push(ids.length + 1, ids.length + 2, ids.length + 3); // a busy table: inserts outpace the chunks
+      return read(query);
+    };
+    const running = snapshot.run();
+    while (store.finished === 0) await new Promise((r) => setTimeout(r, 2));
+    snapshot.stop();
+    await running;
+    assert.deepEqual(pushed, [1, 2, 3, 4, 5].map((id) => `{"id":${id}}`));
+  });
+
+  it('an empty table finishes at once', async () => {
+    const store = new FakeStore([request()]);
+    const { db, snapshot } = setup([], store);
+    const running = snapshot.run();
+    while (store.finished === 0) await new Promise((r) => setTimeout(r, 2));
+    snapshot.stop();
+    await running;
+    assert.deepEqual(db.log, ['max']);
+  });
+
   it('resumes after the recorded key, numbering chunks on', async () => {
-    const store = new FakeStore([request(['6'], 2)]);
+    const store = new FakeStore([request(['6'], 2, ['7'])]);
     const { db, pushed, snapshot } = setup([1, 2, 3, 4, 5, 6, 7], store);
     const running = snapshot.run();
     while (store.finished === 0) await new Promise((r) => setTimeout(r, 2));
@@ -100,22 +137,17 @@ describe('IncrementalSnapshot', () => {
 
   it('records a chunk only after its events are delivered; a stop before that leaves it unrecorded', async () => {
     const store = new FakeStore([request()]);
-    let release: () => void = () => {};
-    let deliveries = 0;
-    const { snapshot } = setup([1, 2, 3, 4], store, () => {
-      deliveries++;
-      return new Promise<void>((resolve, reject) => {
-        release = resolve;
-        setTimeout(() => reject(new Error('stopped before delivery')), 50);
-      });
-    });
+    const deliveries: { resolve: () => void; reject: (error: Error) => void }[] = [];
+    const { snapshot } = setup([1, 2, 3, 4], store, () => new Promise<void>((resolve, reject) => deliveries.push({ resolve, reject })));
     const running = snapshot.run();
-    while (deliveries === 0) await new Promise((r) => setTimeout(r, 2));
+    while (deliveries.length === 0) await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, 20));
     assert.equal(store.recorded.length, 0, 'not recorded while undelivered');
-    release();
-    while (deliveries < 2) await new Promise((r) => setTimeout(r, 2));
+    deliveries[0]!.resolve();
+    while (deliveries.length < 2) await new Promise((r) => setTimeout(r, 2));
     assert.equal(store.recorded.length, 1);
     snapshot.stop();
+    deliveries[1]!.reject(new Error('stopped before delivery'));
     await running;
     assert.equal(store.recorded.length, 1, 'the second chunk, undelivered at the stop, is not recorded');
     assert.equal(store.finished, 0);

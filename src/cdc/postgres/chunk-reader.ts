@@ -29,6 +29,8 @@ export interface ChunkQuery {
   table: ChunkTable;
   /** The previous chunk's last key (text per key column); null for the first chunk. */
   after: string[] | null;
+  /** The last key to read (included); null for no bound. */
+  upTo: string[] | null;
   /** Only rows whose `sent_to_kafka` is false (the table must have the column). */
   unsentOnly: boolean;
   maxRows: number;
@@ -50,14 +52,21 @@ const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 
 export async function readChunk(client: pg.Client, query: ChunkQuery): Promise<Chunk> {
   const { table } = query;
-  if (query.after !== null && query.after.length !== table.primaryKey.length) {
-    throw new Error(`chunk key has ${query.after.length} values, ${table.schema}.${table.table} has ${table.primaryKey.length} key columns`);
+  for (const key of [query.after, query.upTo]) {
+    if (key !== null && key.length !== table.primaryKey.length) {
+      throw new Error(`chunk key has ${key.length} values, ${table.schema}.${table.table} has ${table.primaryKey.length} key columns`);
+    }
   }
   if (query.unsentOnly && table.sentFlag === null) throw new Error(`${table.schema}.${table.table} has no sent_to_kafka column to read unsent rows by`);
   const keyColumns = table.primaryKey.map((column) => client.escapeIdentifier(column));
   const conditions: string[] = [];
   if (query.unsentOnly) conditions.push(`${client.escapeIdentifier(table.sentFlag!)} = false`);
-  if (query.after !== null) conditions.push(`(${keyColumns.join(', ')}) > (${keyColumns.map((_, i) => `$${i + 1}`).join(', ')})`);
+  const values: string[] = [];
+  const compare = (operator: string, key: string[]): void => {
+    conditions.push(`(${keyColumns.join(', ')}) ${operator} (${key.map((value) => `$${values.push(value)}`).join(', ')})`);
+  };
+  if (query.after !== null) compare('>', query.after);
+  if (query.upTo !== null) compare('<=', query.upTo);
   const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
   const text = `DECLARE ${CURSOR} NO SCROLL CURSOR FOR SELECT * FROM ${qualifiedName(client, table)}${where} ORDER BY ${keyColumns.join(', ')} LIMIT ${Math.max(1, Math.floor(query.maxRows))}`;
 
@@ -68,7 +77,7 @@ export async function readChunk(client: pg.Client, query: ChunkQuery): Promise<C
   let exhausted = false;
   await client.query('BEGIN READ ONLY');
   try {
-    await client.query(text, query.after ?? []);
+    await client.query(text, values);
     while (!cut && !exhausted) {
       const batch = await client.query({ text: `FETCH ${FETCH_ROWS} FROM ${CURSOR}`, rowMode: 'array', types: RAW_TEXT });
       columns = batch.fields.map((field) => ({ name: field.name, typeOid: field.dataTypeID }));
@@ -95,12 +104,29 @@ export async function readChunk(client: pg.Client, query: ChunkQuery): Promise<C
   return { columns, rows, lastKey, last };
 }
 
+/** The table's highest primary key now (text per key column; among unsent rows with `unsentOnly`), or null when it has no such row. */
+export async function highestKey(client: pg.Client, table: ChunkTable, unsentOnly: boolean): Promise<string[] | null> {
+  const keyColumns = table.primaryKey.map((column) => client.escapeIdentifier(column));
+  const where = unsentOnly ? ` WHERE ${client.escapeIdentifier(table.sentFlag!)} = false` : '';
+  const result = await client.query({
+    text: `SELECT ${keyColumns.join(', ')} FROM ${qualifiedName(client, table)}${where} ORDER BY ${keyColumns.map((c) => `${c} DESC`).join(', ')} LIMIT 1`,
+    rowMode: 'array',
+    types: RAW_TEXT,
+  });
+  return (result.rows[0] as string[] | undefined) ?? null;
+}
+
 /** Watermarks and chunk reads on one session (TEXT_OUTPUT_OPTIONS), so each read's snapshot follows its low watermark. */
-export function chunkSource(client: pg.Client): { emit(watermark: Watermark): Promise<void>; read(query: ChunkQuery): Promise<Chunk> } {
+export function chunkSource(client: pg.Client): {
+  emit(watermark: Watermark): Promise<void>;
+  highestKey(table: ChunkTable, unsentOnly: boolean): Promise<string[] | null>;
+  read(query: ChunkQuery): Promise<Chunk>;
+} {
   return {
     emit: async (watermark) => {
       await emitWatermark(client, watermark);
     },
+    highestKey: (table, unsentOnly) => highestKey(client, table, unsentOnly),
     read: (query) => readChunk(client, query),
   };
 }

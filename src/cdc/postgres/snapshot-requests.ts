@@ -1,9 +1,12 @@
 /**
  * The durable bookkeeping of incremental snapshots: one row per slot and
  * table in `public.walbridge_snapshot_requests`, created when missing. It
- * holds what was asked (`mode`), how far the reading got (`last_key`, the
- * primary key of the last row of the last chunk whose events are delivered)
- * and the state (`requested` → `running` → `done`).
+ * holds what was asked (`mode`), where the reading ends (`max_key`, the
+ * table's highest key when it started: rows inserted above it later stream
+ * anyway, and without that bound a snapshot could chase a table's inserts
+ * forever), how far it got (`last_key`, the primary key of the last row of
+ * the last chunk whose events are delivered) and the state (`requested` →
+ * `running` → `done`).
  *
  * The table is never in a publication (cdc only publishes the tables it is
  * told to; a wildcard selection must leave `walbridge_*` tables out), so its
@@ -28,7 +31,9 @@ export interface SnapshotRequest {
   mode: RequestMode;
   state: 'requested' | 'running' | 'done';
   generation: number;
-  /** Key of the last delivered row (PostgreSQL text per key column); null before the first chunk. */
+  /** The highest key when the reading started (PostgreSQL text per key column); null before. */
+  maxKey: string[] | null;
+  /** Key of the last delivered row; null before the first chunk. */
   lastKey: string[] | null;
   chunks: number;
   rows: number;
@@ -46,6 +51,7 @@ export async function ensureRequestTable(client: pg.Client): Promise<void> {
     "mode" text NOT NULL CHECK ("mode" IN ('unsent', 'all')),
     "state" text NOT NULL CHECK ("state" IN ('requested', 'running', 'done')),
     "generation" integer NOT NULL DEFAULT 1,
+    "max_key" text[],
     "last_key" text[],
     "chunks" integer NOT NULL DEFAULT 0,
     "rows" bigint NOT NULL DEFAULT 0,
@@ -60,7 +66,7 @@ export async function requestSnapshot(client: pg.Client, slot: string, table: { 
   await client.query(
     `INSERT INTO ${tableName(client)} AS r ("slot", "table_schema", "table_name", "mode", "state") VALUES ($1, $2, $3, $4, 'requested')
      ON CONFLICT ("slot", "table_schema", "table_name") DO UPDATE
-        SET "mode" = EXCLUDED."mode", "state" = 'requested', "generation" = r."generation" + 1, "last_key" = NULL,
+        SET "mode" = EXCLUDED."mode", "state" = 'requested', "generation" = r."generation" + 1, "max_key" = NULL, "last_key" = NULL,
             "chunks" = 0, "rows" = 0, "requested_at" = now(), "updated_at" = now()`,
     [slot, table.schema, table.table, mode],
   );
@@ -73,6 +79,7 @@ interface RequestRow {
   mode: RequestMode;
   state: SnapshotRequest['state'];
   generation: number;
+  max_key: string[] | null;
   last_key: string[] | null;
   chunks: number;
   rows: string;
@@ -93,10 +100,21 @@ export async function listRequests(client: pg.Client, slot: string, unfinishedOn
     mode: row.mode,
     state: row.state,
     generation: row.generation,
+    maxKey: row.max_key,
     lastKey: row.last_key,
     chunks: row.chunks,
     rows: Number(row.rows),
   }));
+}
+
+/** Starts the reading up to `maxKey`; false when the request was replaced meanwhile. */
+export async function startRequest(client: pg.Client, request: SnapshotRequest, maxKey: string[]): Promise<boolean> {
+  const result = await client.query(
+    `UPDATE ${tableName(client)} SET "state" = 'running', "max_key" = $5, "updated_at" = now()
+      WHERE "slot" = $1 AND "table_schema" = $2 AND "table_name" = $3 AND "generation" = $4 AND "state" = 'requested'`,
+    [request.slot, request.table.schema, request.table.table, request.generation, maxKey],
+  );
+  return result.rowCount === 1;
 }
 
 /** Records a delivered chunk; false when the request was replaced meanwhile (start over from the new one). */
@@ -122,11 +140,13 @@ export async function finishRequest(client: pg.Client, request: SnapshotRequest,
 /** The store the incremental snapshot uses, bound to one session and slot. */
 export function requestStore(client: pg.Client, slot: string): {
   list(): Promise<SnapshotRequest[]>;
+  start(request: SnapshotRequest, maxKey: string[]): Promise<boolean>;
   record(request: SnapshotRequest, lastKey: string[], rows: number): Promise<boolean>;
   finish(request: SnapshotRequest, rows: number): Promise<boolean>;
 } {
   return {
     list: () => listRequests(client, slot),
+    start: (request, maxKey) => startRequest(client, request, maxKey),
     record: (request, lastKey, rows) => recordChunk(client, request, lastKey, rows),
     finish: (request, rows) => finishRequest(client, request, rows),
   };

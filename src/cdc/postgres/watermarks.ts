@@ -59,11 +59,20 @@ export function readWatermark(message: LogicalMessage, slot: string): Watermark 
   return { slot: w.slot!, run: w.run!, table: w.table!, chunk: w.chunk!, kind: w.kind! };
 }
 
+async function serverVersion(client: pg.Client): Promise<{ num: number; version: string }> {
+  const result = await client.query<{ num: string; version: string }>(`SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version`);
+  return { num: Number(result.rows[0]!.num), version: result.rows[0]!.version };
+}
+
+/** Whether pgoutput on this server sends logical messages (and accepts `messages 'true'`, which 13 refuses). */
+export async function watermarksSupported(client: pg.Client): Promise<boolean> {
+  return (await serverVersion(client)).num >= MIN_SERVER_VERSION_NUM;
+}
+
 /** Refuses (exit 2) on a server whose pgoutput cannot send watermarks. */
 export async function checkWatermarkSupport(client: pg.Client): Promise<void> {
-  const result = await client.query<{ num: string; version: string }>(`SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version`);
-  const { num, version } = result.rows[0]!;
-  if (Number(num) < MIN_SERVER_VERSION_NUM) {
+  const { num, version } = await serverVersion(client);
+  if (num < MIN_SERVER_VERSION_NUM) {
     throw new ConfigError(
       `incremental snapshots need PostgreSQL 14 or later (pgoutput sends the logical messages they use as watermarks from 14 on); ` +
         `this server is ${version}. Upgrade PostgreSQL, or re-snapshot by recreating the slot (cdc drop, then cdc start --snapshot all)`,
