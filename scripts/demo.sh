@@ -17,7 +17,7 @@ npx tsc -p tsconfig.json
 
 local_stack_installed() {
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v clickhouse-server >/dev/null 2>&1 \
-    && compgen -G "$ROOT/.stack-cache/kafka-libs/kafka_2.13-*.jar" >/dev/null
+    && compgen -G "$ROOT/.stack-cache/kafka-libs-*/kafka_2.13-*.jar" >/dev/null
 }
 
 if ! local_stack_installed && docker info >/dev/null 2>&1; then

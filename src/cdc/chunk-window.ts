@@ -22,10 +22,11 @@
  */
 import type { Lsn } from '../core/lsn.js';
 import type { DecodedChange } from './postgres/decode.js';
+import type { RelationColumn } from './postgres/pgoutput-reader.js';
 import type { Watermark } from './postgres/watermarks.js';
 
 export interface ChunkRows {
-  columns: { name: string; typeOid: number }[];
+  columns: RelationColumn[];
   rows: (string | null)[][];
 }
 

@@ -2,7 +2,8 @@
  * `cdc snapshot --slot S --table X [--table …]`: asks for an incremental
  * snapshot of tables of an existing slot (the seed's clean-slate round for
  * one table, without touching the slot). It adds a table the publication
- * lacks (so its changes stream from now on) and records the request; the
+ * lacks (so its changes stream from now on) and records the request, in one
+ * transaction; the
  * running cdc of that slot picks it up within seconds (it polls), or the
  * next `cdc start` does. The slot, its position and the other tables are left
  * alone.
@@ -14,9 +15,11 @@
 import pg from 'pg';
 import { ConfigError } from '../core/exit-codes.js';
 import type { Logger } from '../observability/logger.js';
-import { publicationTables, readSlot } from './postgres/slot.js';
+import { ensurePublication, publicationTables } from './postgres/publication.js';
+import { readServerVersion } from './postgres/server-version.js';
+import { readSlot } from './postgres/slot.js';
 import { requestSnapshot, type RequestMode } from './postgres/snapshot-requests.js';
-import { describeTable, qualifiedName } from './postgres/table.js';
+import { describeTable } from './postgres/table.js';
 import { checkWatermarkSupport } from './postgres/watermarks.js';
 
 export interface SnapshotCommand {
@@ -39,31 +42,28 @@ export async function requestIncrementalSnapshots(command: SnapshotCommand): Pro
   const client = new pg.Client({ connectionString: command.databaseUrl, application_name: 'walbridge-cdc-snapshot' });
   await client.connect();
   try {
-    await checkWatermarkSupport(client);
-    if (!(await readSlot(client, command.slot))) {
+    const server = await readServerVersion(client);
+    checkWatermarkSupport(server);
+    if (!(await readSlot(client, command.slot, server))) {
       throw new ConfigError(`slot ${command.slot} does not exist in this database; cdc start --slot ${command.slot} creates it (with an initial snapshot)`);
     }
-    const inPublication = await publicationTables(client, command.publication);
-    if (inPublication === null) {
+    if ((await publicationTables(client, command.publication)) === null) {
       throw new ConfigError(`publication ${command.publication} does not exist; cdc start --slot ${command.slot} creates it (or pass --publication)`);
     }
     const requested: RequestedSnapshot[] = [];
     for (const name of command.tables) {
       const table = await describeTable(client, name);
-      const qualified = qualifiedName(client, table);
-      const fullName = `${table.schema}.${table.table}`;
-      if (table.replicaIdentity !== 'f') {
-        if (!table.owned) {
-          throw new ConfigError(`table ${fullName} needs REPLICA IDENTITY FULL (unchanged TOAST values); as its owner run: ALTER TABLE ${qualified} REPLICA IDENTITY FULL`);
-        }
-        await client.query(`ALTER TABLE ${qualified} REPLICA IDENTITY FULL`);
-        command.logger.info({ table: fullName }, 'set REPLICA IDENTITY FULL, so updates carry unchanged TOAST values (in the old row)');
+      // One transaction: a running cdc never sees the request before the table's changes stream.
+      await client.query('BEGIN');
+      try {
+        const publication = await ensurePublication(client, command.publication, [table], server);
+        await requestSnapshot(client, command.slot, table, command.mode);
+        await client.query('COMMIT');
+        requested.push({ table: table.qualified, addedToPublication: publication.added.length > 0, readsEveryRow: command.mode === 'unsent' && table.sentFlag === null });
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw error;
       }
-      const added = !inPublication.includes(fullName);
-      // Before the request: a chunk is only read once the table's changes stream.
-      if (added) await client.query(`ALTER PUBLICATION ${client.escapeIdentifier(command.publication)} ADD TABLE ${qualified}`);
-      await requestSnapshot(client, command.slot, table, command.mode);
-      requested.push({ table: fullName, addedToPublication: added, readsEveryRow: command.mode === 'unsent' && table.sentFlag === null });
     }
     return requested;
   } finally {

@@ -1,32 +1,42 @@
 /**
- * `cdc start`: preflight → publication, topic, marker → slot (created with its
- * initial snapshot, or resumed) → replication stream, until `--once` has
- * drained what was committed before the start, or a signal, or a failure.
+ * `cdc start`, as a short sequence of named stages:
+ *   prepare   preflight, REPLICA IDENTITY, publication, topics
+ *   openSlot  the slot: created (with its exported snapshot), or resumed
+ *   deliver   producer, marker, send batcher, and how a failure stops all
+ *   snapshot  the initial load (or the rest of an interrupted one)
+ *   stream    the replication stream, until `--once` has drained what was
+ *             committed before the start, or a signal, or a failure; with it
+ *             the incremental snapshots (snapshot-stage.ts) of tables added
+ *             to an existing slot or asked for by `cdc snapshot`
  *
- * Contract: the slot's confirmed LSN only ever covers events acknowledged by
- * Kafka and marked `sent_to_kafka` (design.md §2); on stop, what was read is
- * flushed and confirmed first; on failure nothing more is confirmed.
+ * Contract (docs/design.md, "confirm late"): the slot's confirmed LSN only
+ * ever covers events acknowledged by Kafka and marked `sent_to_kafka`; on
+ * stop, what was read is flushed and confirmed first; after a failure
+ * nothing more is confirmed.
  */
 import pg from 'pg';
-import type { Operation } from '../core/envelope.js';
-import { topicName } from '../core/envelope.js';
+import type { TableSelection } from '../config/table-selection.js';
+import { topicName, type Operation } from '../core/envelope.js';
+import { ConfigError } from '../core/exit-codes.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
 import { createKafka } from '../kafka/client.js';
-import { connectProducer, partitionCount } from '../kafka/producer.js';
+import { connectProducer, partitionCount, type EventProducer } from '../kafka/producer.js';
 import { ensureTopic } from '../kafka/topics.js';
 import type { Logger } from '../observability/logger.js';
 import { Checkpointer } from './postgres/checkpointer.js';
 import { ChangeDecoder, type DecodedChange } from './postgres/decode.js';
 import { Listener } from './postgres/listener.js';
 import { openMarker, originName, type Marker } from './postgres/marker.js';
-import { preflight } from './postgres/preflight.js';
-import { createSlot, ensurePublication, type CreatedSlot } from './postgres/slot.js';
+import { preflight, type PreflightResult, type ReplicaIdentityChoice } from './postgres/preflight.js';
+import { ensurePublication } from './postgres/publication.js';
+import { createSlot, type CreatedSlot } from './postgres/slot.js';
 import { clearSnapshotFlag, raiseSnapshotFlag } from './postgres/snapshot-flag.js';
 import { readSnapshot, type SnapshotMode } from './postgres/snapshot.js';
-import { qualifiedName } from './postgres/table.js';
-import { Batcher } from './send-batcher.js';
+import { requestSnapshot } from './postgres/snapshot-requests.js';
+import { describeTable, missingValues, qualifiedName, type CapturedTable } from './postgres/table.js';
+import { supportsWatermarks, WATERMARKS_MAJOR } from './postgres/watermarks.js';
 import { startSnapshotStage, type SnapshotStage } from './snapshot-stage.js';
-import { watermarksSupported } from './postgres/watermarks.js';
+import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
 
 export interface CaptureOptions {
@@ -34,7 +44,8 @@ export interface CaptureOptions {
   kafkaBrokers: string[];
   slot: string;
   publication: string;
-  table: { schema: string; table: string };
+  tables: TableSelection;
+  replicaIdentity: ReplicaIdentityChoice;
   topicPrefix: string;
   partitions: number;
   snapshot: SnapshotMode;
@@ -43,13 +54,16 @@ export interface CaptureOptions {
   once: boolean;
   fromLsn: Lsn | null;
   markSent: boolean;
+  tombstones: boolean;
+  /** Create the slot failover-enabled (PostgreSQL 17+; refused on older servers). */
+  failover: boolean;
   signal: AbortSignal;
   logger: Logger;
 }
 
 export interface CaptureSummary {
   slot: string;
-  topic: string;
+  topics: string[];
   /** Events read, by operation (a truncate counts once, though it is sent to every partition). */
   counts: Record<Operation, number>;
   /** Kafka messages read but not delivered (acknowledged and marked) before the stop: not confirmed, so sent again on restart. */
@@ -60,196 +74,321 @@ export interface CaptureSummary {
 const BATCH = { maxBatchBytes: 512 * 1024, maxBatchMessages: 5_000, highWaterBytes: 8 * 1024 * 1024, lowWaterBytes: 2 * 1024 * 1024 };
 const STOP_FLUSH_MS = 10_000;
 
+/** What the stages share. `closers` run in reverse order when the run ends. */
+interface Run {
+  options: CaptureOptions;
+  logger: Logger;
+  closers: (() => Promise<unknown>)[];
+  admin: pg.Client;
+  kafka: ReturnType<typeof createKafka>;
+  checked: PreflightResult;
+  decoder: ChangeDecoder;
+  partitions: Map<CapturedTable, number>;
+  /** `--once`: the WAL position at the start, which the stream must reach. */
+  target: Lsn | null;
+}
+
 export async function runCapture(options: CaptureOptions): Promise<CaptureSummary> {
-  const { logger, signal } = options;
-  const closers: (() => Promise<unknown>)[] = [];
+  const closers: Run['closers'] = [];
+  try {
+    const run = await prepare(options, closers);
+    const slot = await openSlot(run);
+    const delivery = await deliver(run);
+    const startLsn = await snapshot(run, slot, delivery);
+    if (delivery.stopped()) return delivery.summary(startLsn);
+    return await stream(run, startLsn, delivery);
+  } finally {
+    for (const close of closers.reverse()) await close().catch((error: Error) => options.logger.warn({ err: error.message }, 'while closing'));
+  }
+}
+
+async function prepare(options: CaptureOptions, closers: Run['closers']): Promise<Run> {
+  const { logger } = options;
   const admin = new pg.Client({ connectionString: options.databaseUrl, application_name: 'walbridge-cdc-admin' });
   await admin.connect();
   closers.push(() => admin.end());
-  try {
-    const checked = await preflight(admin, { table: options.table, slot: options.slot, markSent: options.markSent, fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit });
-    const { table } = checked;
-    if (table.replicaIdentity !== 'f') {
+  const checked = await preflight(admin, {
+    tables: options.tables, replicaIdentity: options.replicaIdentity, slot: options.slot, markSent: options.markSent,
+    fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
+  });
+  for (const table of checked.tables) {
+    if (options.replicaIdentity === 'full' && table.replicaIdentity !== 'f') {
       await admin.query(`ALTER TABLE ${qualifiedName(admin, table)} REPLICA IDENTITY FULL`);
-      logger.info({ table: `${table.schema}.${table.table}` }, 'set REPLICA IDENTITY FULL, so updates carry unchanged TOAST values (in the old row)');
+      logger.info({ table: table.qualified }, 'set REPLICA IDENTITY FULL, so updates carry unchanged TOAST values (in the old row); --replica-identity keep leaves it');
     }
-    if (await ensurePublication(admin, options.publication, table)) logger.info({ publication: options.publication }, 'created publication');
-    const target = options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
-
-    const kafka = createKafka(options.kafkaBrokers, 'walbridge-cdc', logger);
-    const topic = topicName(options.topicPrefix, table.schema, table.table);
-    await ensureTopic(kafka, topic, options.partitions);
-    const partitions = await partitionCount(kafka, topic);
-    const producer = await connectProducer(options.kafkaBrokers, 'walbridge-cdc');
-    closers.push(() => producer.disconnect());
-
-    // A missing slot is created before the marker opens: walbridge's origin
-    // (the marker's) then only ever exists for a slot that did, which is how
-    // preflight tells a lost slot from a new one.
-    let created: CreatedSlot | null = null;
-    let releaseCreated = async (): Promise<void> => {};
-    if (checked.slot === null) {
-      // Preflight made sure the role may raise and clear the flag.
-      if (options.snapshot !== 'none') await raiseSnapshotFlag(admin, options.slot, options.snapshot);
-      const slot = await createSlot(options.databaseUrl, options.slot);
-      created = slot;
-      let released = false;
-      releaseCreated = async () => {
-        if (released) return;
-        released = true;
-        await slot.release();
-      };
-      closers.push(releaseCreated);
-      logger.info({ slot: options.slot, consistentPoint: formatLsn(slot.consistentPoint) }, 'created replication slot');
-    }
-
-    const marking = options.markSent && table.sentFlag !== null && table.primaryKey.length === 1;
-    if (options.markSent && !marking) logger.info('not marking sent_to_kafka: the table has no such boolean column or a composite primary key');
-    let marker: Marker | null = null;
-    if (marking) {
-      marker = await openMarker(options.databaseUrl, table, options.slot, logger);
-      closers.push(() => marker!.close());
-    }
-
-    let failure: Error | null = null;
-    let checkpointer: Checkpointer | null = null;
-    let rejectFailed: (error: Error) => void = () => {};
-    const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
-    failed.catch(() => {});
-    const gate = new Gate();
-    const fail = (error: Error): void => {
-      if (failure) return;
-      failure = error;
-      // Nothing after a failure is confirmed, not even by the final status on stop.
-      checkpointer?.freeze();
-      rejectFailed(error);
-      gate.open(); // a snapshot waiting on backpressure sees the failure and ends
-    };
-    signal.addEventListener('abort', () => gate.open(), { once: true });
-    let listener: Listener | null = null;
-    let snapshots: SnapshotStage | null = null;
-    const capturedName = `${table.schema}.${table.table}`;
-    const counts: Record<Operation, number> = { c: 0, u: 0, d: 0, r: 0, t: 0 };
-    let delivered = 0;
-    const summary = (confirmed: Lsn): CaptureSummary => ({ slot: options.slot, topic, counts, undelivered: batcher.pushedCount - delivered, confirmed });
-    const batcher = new Batcher({
-      producer,
-      topic,
-      marker,
-      ...BATCH,
-      onDelivered: (count) => {
-        delivered = count;
-        if (checkpointer?.deliveredThrough(count)) listener?.confirmedMoved();
-      },
-      onPressure: (paused) => {
-        if (paused) {
-          gate.close();
-          listener?.pause();
-        } else {
-          gate.open();
-          listener?.resume();
-        }
-      },
-      onFailure: fail,
-    });
-    const push = (change: DecodedChange, partition?: number): void => {
-      snapshots?.observe(capturedName, change.key);
-      if (partition === undefined) batcher.push({ key: change.key, value: change.value }, change.markId);
-      else batcher.push({ key: null, value: change.value, partition }, null);
-      checkpointer?.submit(1);
-      if (!partition) counts[change.op]++;
-    };
-    const decoder = new ChangeDecoder(table, options.topicPrefix, checked.database, marking);
-    const stopped = (): boolean => signal.aborted || failure !== null;
-
-    // The slot: created with its snapshot, or resumed (finishing an interrupted snapshot first).
-    let startLsn: Lsn;
-    let snapshotDone = true;
-    const snapshotBase = { databaseUrl: options.databaseUrl, table, decoder, gate, push, stopped, logger };
-    if (created !== null) {
-      try {
-        if (options.snapshot !== 'none') {
-          await readSnapshot({ ...snapshotBase, snapshotName: created.snapshotName, mode: options.snapshot, consistentPoint: created.consistentPoint });
-          snapshotDone = !stopped();
-        }
-      } finally {
-        await releaseCreated();
-      }
-      startLsn = created.consistentPoint;
-    } else {
-      const confirmed = checked.slot!.confirmedFlush ?? 0n;
-      startLsn = options.fromLsn === null ? confirmed : maxLsn(confirmed, options.fromLsn);
-      const pending = checked.pendingSnapshot;
-      if (pending !== null) {
-        // The mode it was started with, whatever --snapshot says now (it applies to a slot's creation only).
-        logger.warn({ slot: options.slot, mode: pending }, `the initial snapshot of this slot was interrupted: reading the remaining rows again, as --snapshot ${pending}`);
-        await readSnapshot({ ...snapshotBase, snapshotName: null, mode: pending, consistentPoint: confirmed });
-        snapshotDone = !stopped();
-      }
-    }
-    await Promise.race([batcher.drain(), failed]);
-    if (snapshotDone) await clearSnapshotFlag(admin, options.slot);
-    if (stopped()) return summary(startLsn);
-
-    // The stream.
-    checkpointer = new Checkpointer(startLsn, batcher.pushedCount);
-    let reachedTarget: () => void = () => {};
-    const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
-    if (target !== null && startLsn >= target) reachedTarget();
-    // Incremental snapshots (cdc snapshot) need pgoutput's logical messages: PostgreSQL 14+.
-    const incremental = await watermarksSupported(admin);
-    const stream = new Listener({
-      databaseUrl: options.databaseUrl,
-      slot: options.slot,
-      publication: options.publication,
-      ownOrigin: originName(options.slot),
-      decoder,
-      checkpointer,
-      partitions,
-      push,
-      onConfirmed: (lsn) => {
-        if (target !== null && lsn >= target) reachedTarget();
-      },
-      onFailure: fail,
-      statusIntervalMs: options.once ? 1_000 : 10_000,
-      pingOnInterval: options.once,
-      ...(incremental ? { onLogicalMessage: (message, txn) => snapshots?.onLogicalMessage(message, txn) } : {}),
-    });
-    listener = stream;
-    logger.info({ slot: options.slot, publication: options.publication, topic, from: formatLsn(startLsn), marking }, 'streaming');
-    const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    const running = stream.run(startLsn).then(() => {
-      if (!stopped()) throw new Error('the replication stream ended unexpectedly');
-    });
-    running.catch(fail);
-    try {
-      await Promise.race([stream.started, aborted, failed]);
-      if (incremental && !stopped()) {
-        snapshots = await startSnapshotStage({
-          databaseUrl: options.databaseUrl,
-          slot: options.slot,
-          captures: (name) => name === capturedName,
-          encode: (_table, columns, row, version) => decoder.snapshotRow(columns, row, version, false, Date.now()),
-          push,
-          delivered: () => batcher.drain(),
-          untilIdle: options.once,
-          onFailure: fail,
-          logger,
-        });
-      }
-      await Promise.race([targetReached, aborted, failed]);
-      if (options.once && snapshots) await Promise.race([snapshots.idle, aborted, failed]);
-      // Orderly stop: no more reading (no new chunk either); deliver what was read; confirm it.
-      await snapshots?.stop();
-      stream.pause();
-      await Promise.race([batcher.drain(), failed, new Promise((resolve) => setTimeout(resolve, STOP_FLUSH_MS).unref())]);
-    } finally {
-      await snapshots?.stop();
-      await stream.stop();
-    }
-    logger.info({ confirmed: formatLsn(checkpointer.confirmed), skippedOwnChanges: stream.skippedOwnChanges }, 'stopped');
-    return summary(checkpointer.confirmed);
-  } finally {
-    for (const close of closers.reverse()) await close().catch((error: Error) => logger.warn({ err: error.message }, 'while closing'));
   }
+  const publication = await publishAndRequest(options, admin, checked);
+  if (publication.created) logger.info({ publication: options.publication, tables: checked.tables.map((t) => t.qualified) }, 'created publication');
+  if (publication.added.length > 0) {
+    const requested = checked.slot !== null && options.snapshot !== 'none';
+    logger.warn({ publication: options.publication, tables: publication.added.map((t) => t.qualified) },
+      requested
+        ? `added to the publication: their changes are captured from now on, and their rows are read by an incremental snapshot (--snapshot ${options.snapshot}) while the stream goes on`
+        : 'added to the publication: their changes are captured from now on; rows they already had are not sent (snapshot them with cdc snapshot)');
+  }
+  const target = options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
+
+  const kafka = createKafka(options.kafkaBrokers, 'walbridge-cdc', logger);
+  const decoder = new ChangeDecoder(checked.tables, {
+    topicPrefix: options.topicPrefix, database: checked.database, markSent: options.markSent, tombstones: options.tombstones,
+    missingValues: (table) => missingValues(admin, table),
+  });
+  const partitions = new Map<CapturedTable, number>();
+  for (const table of checked.tables) {
+    const topic = decoder.topicOf(table);
+    await ensureTopic(kafka, topic, options.partitions);
+    partitions.set(table, await partitionCount(kafka, topic));
+  }
+  return { options, logger, closers, admin, kafka, checked, decoder, partitions, target };
+}
+
+/**
+ * The publication, and for each table it lacked on an existing slot (whose
+ * initial snapshot is long done) an incremental snapshot request, in one
+ * transaction: a table is never in the publication without its request.
+ * A new slot's initial snapshot reads every table, so it needs none.
+ */
+async function publishAndRequest(options: CaptureOptions, admin: pg.Client, checked: PreflightResult): Promise<{ created: boolean; added: CapturedTable[] }> {
+  const requesting = checked.slot !== null && options.snapshot !== 'none';
+  await admin.query('BEGIN');
+  try {
+    const publication = await ensurePublication(admin, options.publication, checked.tables, checked.server);
+    if (requesting && publication.added.length > 0) {
+      if (!supportsWatermarks(checked.server)) {
+        throw new ConfigError(
+          `${publication.added.map((t) => t.qualified).join(', ')} would join the existing slot ${options.slot}, and their rows need an incremental snapshot, ` +
+            `which needs PostgreSQL ${WATERMARKS_MAJOR} or later (this server is ${checked.server.text}). ` +
+            `Pass --snapshot none to capture only their changes from now on, or start a new slot for them`,
+        );
+      }
+      for (const table of publication.added) await requestSnapshot(admin, options.slot, table, options.snapshot === 'all' ? 'all' : 'unsent');
+    }
+    await admin.query('COMMIT');
+    return publication;
+  } catch (error) {
+    await admin.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * A missing slot is created (raising the snapshot flag first) before the
+ * marker opens: walbridge's origin (the marker's) then only ever exists for a
+ * slot that did, which is how preflight tells a lost slot from a new one.
+ */
+async function openSlot(run: Run): Promise<CreatedSlot | null> {
+  const { options, admin, logger } = run;
+  if (run.checked.slot !== null) return null;
+  // Preflight made sure the role may raise and clear the flag.
+  if (options.snapshot !== 'none') await raiseSnapshotFlag(admin, options.slot, options.snapshot);
+  const slot = await createSlot(options.databaseUrl, options.slot, run.checked.server, { failover: options.failover });
+  let released = false;
+  const release = async (): Promise<void> => {
+    if (released) return;
+    released = true;
+    await slot.release();
+  };
+  run.closers.push(release);
+  logger.info({ slot: options.slot, consistentPoint: formatLsn(slot.consistentPoint), failover: options.failover }, 'created replication slot');
+  return { ...slot, release };
+}
+
+interface Delivery {
+  batcher: Batcher;
+  gate: Gate;
+  /** Rejects with the first failure of any part. */
+  failed: Promise<never>;
+  fail(error: Error): void;
+  stopped(): boolean;
+  push(change: DecodedChange, partition?: number): void;
+  /** Set once the stream starts: from then on, delivery moves the confirmed LSN. */
+  attach(checkpointer: Checkpointer, listener: Listener): void;
+  summary(confirmed: Lsn): CaptureSummary;
+}
+
+async function deliver(run: Run): Promise<Delivery> {
+  const { options, logger } = run;
+  const producer: EventProducer = await connectProducer(options.kafkaBrokers, 'walbridge-cdc');
+  run.closers.push(() => producer.disconnect());
+  let marker: Marker | null = null;
+  const marked = run.checked.tables.filter((t) => t.sentFlag !== null);
+  if (options.markSent && marked.length > 0) {
+    marker = await openMarker(options.databaseUrl, options.slot, logger);
+    run.closers.push(() => marker!.close());
+  }
+  logger.info({ marking: options.markSent ? marked.map((t) => t.qualified) : [] }, options.markSent ? 'marking sent_to_kafka on the tables that have it' : 'not marking sent_to_kafka');
+
+  let failure: Error | null = null;
+  let checkpointer: Checkpointer | null = null;
+  let listener: Listener | null = null;
+  let rejectFailed: (error: Error) => void = () => {};
+  const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
+  failed.catch(() => {});
+  const gate = new Gate();
+  const fail = (error: Error): void => {
+    if (failure) return;
+    failure = error;
+    // Nothing after a failure is confirmed, not even by the final status on stop.
+    checkpointer?.freeze();
+    rejectFailed(error);
+    gate.open(); // a snapshot waiting on backpressure sees the failure and ends
+  };
+  options.signal.addEventListener('abort', () => gate.open(), { once: true });
+  const counts: Record<Operation, number> = { c: 0, u: 0, d: 0, r: 0, t: 0 };
+  let delivered = 0;
+  const batcher = new Batcher({
+    producer,
+    marker,
+    ...BATCH,
+    onDelivered: (count) => {
+      delivered = count;
+      if (checkpointer?.deliveredThrough(count)) listener?.confirmedMoved();
+    },
+    onPressure: (paused) => {
+      if (paused) {
+        gate.close();
+        listener?.pause();
+      } else {
+        gate.open();
+        listener?.resume();
+      }
+    },
+    onFailure: fail,
+  });
+  return {
+    batcher, gate, failed, fail,
+    stopped: () => options.signal.aborted || failure !== null,
+    push: (change, partition) => {
+      batcher.push(change, partition);
+      checkpointer?.submit(1);
+      // A truncate counts once, though sent to each partition; a tombstone not at all.
+      if (!partition && change.value !== null) counts[change.op]++;
+    },
+    attach: (c, l) => {
+      checkpointer = c;
+      listener = l;
+    },
+    summary: (confirmed) => ({
+      slot: options.slot, topics: run.checked.tables.map((t) => run.decoder.topicOf(t)), counts, undelivered: batcher.pushedCount - delivered, confirmed,
+    }),
+  };
+}
+
+/** The initial load of a created slot, or the rest of an interrupted one; returns where the stream starts. */
+async function snapshot(run: Run, created: CreatedSlot | null, delivery: Delivery): Promise<Lsn> {
+  const { options, logger, admin, checked, decoder } = run;
+  const base = { databaseUrl: options.databaseUrl, tables: checked.tables, decoder, gate: delivery.gate, push: delivery.push, stopped: delivery.stopped, logger };
+  let startLsn: Lsn;
+  let done = true;
+  if (created !== null) {
+    try {
+      if (options.snapshot !== 'none') {
+        await readSnapshot({ ...base, snapshotName: created.snapshotName, mode: options.snapshot, consistentPoint: created.consistentPoint });
+        done = !delivery.stopped();
+      }
+    } finally {
+      await created.release();
+    }
+    startLsn = created.consistentPoint;
+  } else {
+    const confirmed = checked.slot!.confirmedFlush ?? 0n;
+    startLsn = options.fromLsn === null ? confirmed : maxLsn(confirmed, options.fromLsn);
+    const pending = checked.pendingSnapshot;
+    if (pending !== null) {
+      // The mode it was started with, whatever --snapshot says now (it applies to a slot's creation only).
+      logger.warn({ slot: options.slot, mode: pending }, `the initial snapshot of this slot was interrupted: reading the remaining rows again, as --snapshot ${pending}`);
+      await readSnapshot({ ...base, snapshotName: null, mode: pending, consistentPoint: confirmed });
+      done = !delivery.stopped();
+    }
+  }
+  await Promise.race([delivery.batcher.drain(), delivery.failed]);
+  if (done) await clearSnapshotFlag(admin, options.slot);
+  return startLsn;
+}
+
+async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<CaptureSummary> {
+  const { options, logger, target } = run;
+  const incremental = supportsWatermarks(run.checked.server);
+  let snapshots: SnapshotStage | null = null;
+  const checkpointer = new Checkpointer(startLsn, delivery.batcher.pushedCount);
+  let reachedTarget: () => void = () => {};
+  const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
+  if (target !== null && startLsn >= target) reachedTarget();
+  const listener = new Listener({
+    databaseUrl: options.databaseUrl,
+    slot: options.slot,
+    publication: options.publication,
+    ownOrigin: originName(options.slot),
+    decoder: run.decoder,
+    checkpointer,
+    partitionsOf: (table) => run.partitions.get(table) ?? 1,
+    push: (change, partition) => {
+      snapshots?.observe(change.table.qualified, change.key);
+      delivery.push(change, partition);
+    },
+    onConfirmed: (lsn) => {
+      if (target !== null && lsn >= target) reachedTarget();
+    },
+    onFailure: delivery.fail,
+    statusIntervalMs: options.once ? 1_000 : 10_000,
+    pingOnInterval: options.once,
+    ...(incremental ? { onLogicalMessage: (message, txn) => snapshots?.onLogicalMessage(message, txn) } : {}),
+  });
+  delivery.attach(checkpointer, listener);
+  logger.info({ slot: options.slot, publication: options.publication, tables: run.checked.tables.map((t) => t.qualified), from: formatLsn(startLsn) }, 'streaming');
+  const aborted = new Promise<void>((resolve) => options.signal.addEventListener('abort', () => resolve(), { once: true }));
+  const running = listener.run(startLsn).then(() => {
+    if (!delivery.stopped()) throw new Error('the replication stream ended unexpectedly');
+  });
+  running.catch(delivery.fail);
+  try {
+    await Promise.race([listener.started, aborted, delivery.failed]);
+    if (incremental && !delivery.stopped()) {
+      snapshots = await startSnapshotStage({
+        databaseUrl: options.databaseUrl,
+        slot: options.slot,
+        server: run.checked.server,
+        selection: options.tables,
+        adopt: (name) => adopt(run, name),
+        encode: (table, columns, row, version) =>
+          run.decoder.snapshotRow(run.decoder.snapshotLayout(table, columns), row, { version, txId: null, tsMs: Date.now() }, 'incremental'),
+        push: delivery.push,
+        delivered: () => delivery.batcher.drain(),
+        untilIdle: options.once,
+        onFailure: delivery.fail,
+        logger,
+      });
+    }
+    await Promise.race([targetReached, aborted, delivery.failed]);
+    if (snapshots && options.once) await Promise.race([snapshots.idle, aborted, delivery.failed]);
+    // Orderly stop: no new chunk; no more reading; deliver what was read; confirm it.
+    await snapshots?.stop();
+    listener.pause();
+    await Promise.race([delivery.batcher.drain(), delivery.failed, new Promise((resolve) => setTimeout(resolve, STOP_FLUSH_MS).unref())]);
+  } finally {
+    await snapshots?.stop();
+    await listener.stop();
+  }
+  logger.info({ confirmed: formatLsn(checkpointer.confirmed), skippedOwnChanges: listener.skippedOwnChanges }, 'stopped');
+  return delivery.summary(checkpointer.confirmed);
+}
+
+/**
+ * The captured table of that name; one of the selection that the run does
+ * not capture yet (`cdc snapshot` added it to the publication while running)
+ * is set up as `prepare` does, then decoded from its next change on.
+ */
+async function adopt(run: Run, name: { schema: string; table: string }): Promise<CapturedTable> {
+  const known = run.decoder.captured.find((t) => t.schema === name.schema && t.table === name.table);
+  if (known) return known;
+  const table = await describeTable(run.admin, name);
+  if (run.options.replicaIdentity === 'full' && table.replicaIdentity !== 'f') {
+    await run.admin.query(`ALTER TABLE ${qualifiedName(run.admin, table)} REPLICA IDENTITY FULL`);
+  }
+  const topic = topicName(run.options.topicPrefix, table.schema, table.table);
+  await ensureTopic(run.kafka, topic, run.options.partitions);
+  run.partitions.set(table, await partitionCount(run.kafka, topic));
+  run.decoder.capture(table);
+  run.logger.info({ table: table.qualified, topic }, 'capturing a table added while running');
+  return table;
 }

@@ -1,22 +1,25 @@
 /**
  * Groups events into Kafka sends and sets the pace of the replication stream.
  *
- * Contract: events are delivered in the order pushed. One send is in flight
- * at a time (the idempotent producer's rule); while it is, new events gather
- * into the next batch. After a batch is acknowledged, its `sent_to_kafka`
- * marks are committed (in batch order, overlapping the next send), and only
- * then `onDelivered(n)` reports that the first n events pushed are done.
+ * Contract: events are delivered in the order pushed (a batch holds events of
+ * any captured table, each to its table's topic). One send is in flight at a
+ * time (the idempotent producer's rule); while it is, new events gather into
+ * the next batch. A batch is sent once the schema headers it carries are
+ * ready. After a batch is acknowledged, its `sent_to_kafka` marks are
+ * committed (in batch order, overlapping the next send), and only then
+ * `onDelivered(n)` reports that the first n events pushed are done.
  * Memory is bounded: past `highWaterBytes` of undelivered events
  * `onPressure(true)` asks the source to stop reading, below `lowWaterBytes`
  * `onPressure(false)` lets it go on. The first failure is final: it is
  * reported once through `onFailure` and nothing is delivered after it.
  */
+import { SCHEMA_HEADER } from '../core/envelope.js';
 import type { EventProducer, OutgoingMessage } from '../kafka/producer.js';
-import type { Marker } from './postgres/marker.js';
+import type { DecodedChange, SchemaHeader } from './postgres/decode.js';
+import type { Marker, MarkKeys } from './postgres/marker.js';
 
 export interface BatcherOptions {
   producer: EventProducer;
-  topic: string;
   marker: Marker | null;
   maxBatchBytes: number;
   maxBatchMessages: number;
@@ -28,8 +31,12 @@ export interface BatcherOptions {
 }
 
 interface Batch {
-  messages: OutgoingMessage[];
-  ids: string[];
+  changes: DecodedChange[];
+  /** The partition of each change sent to an explicit one (truncates), by index. */
+  partitions: Map<number, number>;
+  marks: MarkKeys;
+  /** Schema headers of the batch not ready when pushed. */
+  pendingSchemas: Set<SchemaHeader>;
   bytes: number;
   /** Count of events pushed up to and including this batch's last one. */
   end: number;
@@ -54,16 +61,23 @@ export class Batcher {
     return this.pushed;
   }
 
-  push(message: OutgoingMessage, markId: string | null): void {
+  /** Queues one event; `partition` sends it to that partition rather than by key (a truncate, to each). */
+  push(change: DecodedChange, partition?: number): void {
     if (this.failure) return;
-    const bytes = message.value.length + (message.key?.length ?? 0) + 64;
+    const bytes = (change.value?.length ?? 0) + (change.key?.length ?? 0) + 64;
     const batch = this.current;
-    batch.messages.push(message);
-    if (markId !== null) batch.ids.push(markId);
+    if (partition !== undefined) batch.partitions.set(batch.changes.length, partition);
+    batch.changes.push(change);
+    if (change.markKey !== null) {
+      const keys = batch.marks.get(change.table);
+      if (keys) keys.push(change.markKey);
+      else batch.marks.set(change.table, [change.markKey]);
+    }
+    if (change.schema && change.schema.value === null) batch.pendingSchemas.add(change.schema);
     batch.bytes += bytes;
     batch.end = ++this.pushed;
     this.buffered += bytes;
-    if (batch.bytes >= this.options.maxBatchBytes || batch.messages.length >= this.options.maxBatchMessages) this.seal();
+    if (batch.bytes >= this.options.maxBatchBytes || batch.changes.length >= this.options.maxBatchMessages) this.seal();
     if (!this.paused && this.buffered > this.options.highWaterBytes) {
       this.paused = true;
       this.options.onPressure(true);
@@ -79,7 +93,7 @@ export class Batcher {
   }
 
   private seal(): void {
-    if (this.current.messages.length === 0) return;
+    if (this.current.changes.length === 0) return;
     this.sealed.push(this.current);
     this.current = emptyBatch(this.pushed);
   }
@@ -100,10 +114,10 @@ export class Batcher {
     const batch = this.sealed.shift();
     if (!batch) return;
     this.sending = true;
-    this.options.producer.send(this.options.topic, batch.messages).then(
+    this.send(batch).then(
       () => {
         this.sending = false;
-        batch.messages = [];
+        batch.changes = [];
         this.marks = this.marks.then(() => this.markAndReport(batch));
         this.pump();
       },
@@ -111,10 +125,22 @@ export class Batcher {
     );
   }
 
+  private async send(batch: Batch): Promise<void> {
+    if (batch.pendingSchemas.size > 0) await Promise.all([...batch.pendingSchemas].map((schema) => schema.ready));
+    const messages = batch.changes.map((change, i): OutgoingMessage => {
+      const headers = new Map<Buffer, Buffer>();
+      if (change.schema?.value) headers.set(SCHEMA_HEADER_KEY, change.schema.value);
+      for (const [name, value] of change.headers ?? []) headers.set(Buffer.from(name), Buffer.from(value, 'utf8'));
+      const partition = batch.partitions.get(i);
+      return { topic: change.topic, key: partition === undefined ? change.key : null, value: change.value, ...(partition === undefined ? {} : { partition }), headers };
+    });
+    await this.options.producer.send(messages);
+  }
+
   private async markAndReport(batch: Batch): Promise<void> {
     if (this.failure) return;
     try {
-      if (this.options.marker) await this.options.marker.mark(batch.ids);
+      if (this.options.marker && batch.marks.size > 0) await this.options.marker.mark(batch.marks);
     } catch (error) {
       this.fail(error as Error);
       return;
@@ -142,6 +168,8 @@ export class Batcher {
   }
 }
 
+const SCHEMA_HEADER_KEY = Buffer.from(SCHEMA_HEADER);
+
 function emptyBatch(end: number): Batch {
-  return { messages: [], ids: [], bytes: 0, end };
+  return { changes: [], partitions: new Map(), marks: new Map(), pendingSchemas: new Set(), bytes: 0, end };
 }

@@ -3,8 +3,10 @@
  * for watermarks and chunk reads, one for the requests), the chunk windows
  * and the driver, and the two hooks the stream calls: `onLogicalMessage` (the
  * listener's option) and `observe` (every streamed change, from the push
- * funnel). Requests for tables this run does not capture wait for a run that
- * does.
+ * funnel). A request for a table of the run's selection that it does not
+ * capture yet (added to the publication by `cdc snapshot` while it runs) is
+ * adopted first: topic, decoder; requests for tables outside the selection
+ * wait for a run that selects them.
  *
  * Contract: start it once the stream runs. Chunk rows are pushed through
  * `push` inside the high watermark's transaction (so the checkpointer counts
@@ -16,25 +18,30 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { isSelected, type TableSelection } from '../config/table-selection.js';
 import type { Lsn } from '../core/lsn.js';
 import type { Logger } from '../observability/logger.js';
-import { ChunkWindows, type ChunkRows } from './chunk-window.js';
+import { ChunkWindows } from './chunk-window.js';
 import { IncrementalSnapshot } from './incremental-snapshot.js';
 import { chunkSource } from './postgres/chunk-reader.js';
 import type { DecodedChange, TransactionContext } from './postgres/decode.js';
-import type { LogicalMessage } from './postgres/pgoutput-reader.js';
+import type { LogicalMessage, RelationColumn } from './postgres/pgoutput-reader.js';
+import type { ServerVersion } from './postgres/server-version.js';
 import { TEXT_OUTPUT_OPTIONS } from './postgres/slot.js';
 import { requestStore } from './postgres/snapshot-requests.js';
-import { describeTable } from './postgres/table.js';
+import type { CapturedTable } from './postgres/table.js';
 import { checkWatermarkSupport, readWatermark } from './postgres/watermarks.js';
 
 export interface SnapshotStageOptions {
   databaseUrl: string;
   slot: string;
-  /** Whether this run captures the table (`schema.table`). */
-  captures(table: string): boolean;
+  server: ServerVersion;
+  /** The run's table selection: requests for other tables wait. */
+  selection: TableSelection;
+  /** The captured table of that name, capturing it first when the run does not yet (topic, decoder). */
+  adopt(name: { schema: string; table: string }): Promise<CapturedTable>;
   /** A row of a captured table as an op 'r' event at `version` (its key text as the stream writes it). */
-  encode(table: string, columns: ChunkRows['columns'], row: (string | null)[], version: Lsn): DecodedChange;
+  encode(table: CapturedTable, columns: RelationColumn[], row: (string | null)[], version: Lsn): DecodedChange;
   push(change: DecodedChange): void;
   /** Resolves when every event pushed so far is delivered (acknowledged and marked). */
   delivered(): Promise<void>;
@@ -62,17 +69,16 @@ const POLL_MS = 2_000;
 export async function startSnapshotStage(options: SnapshotStageOptions): Promise<SnapshotStage> {
   const reader = new pg.Client({ connectionString: options.databaseUrl, options: TEXT_OUTPUT_OPTIONS, application_name: `walbridge-isnap-${options.slot}` });
   const bookkeeper = new pg.Client({ connectionString: options.databaseUrl, application_name: `walbridge-isnap-requests-${options.slot}` });
+  checkWatermarkSupport(options.server);
   await reader.connect();
   await bookkeeper.connect();
-  try {
-    await checkWatermarkSupport(reader);
-  } catch (error) {
-    await reader.end();
-    await bookkeeper.end();
-    throw error;
-  }
   const run = randomBytes(6).toString('hex');
-  const windows = new ChunkWindows({ run, encode: options.encode, push: options.push });
+  const adopted = new Map<string, CapturedTable>();
+  const windows = new ChunkWindows({
+    run,
+    encode: (name, columns, row, version) => options.encode(adopted.get(name)!, columns, row, version),
+    push: options.push,
+  });
   const store = requestStore(bookkeeper, options.slot);
   const driver = new IncrementalSnapshot({
     slot: options.slot,
@@ -80,10 +86,14 @@ export async function startSnapshotStage(options: SnapshotStageOptions): Promise
     source: chunkSource(reader),
     store: {
       ...store,
-      list: async () => (await store.list()).filter((request) => options.captures(`${request.table.schema}.${request.table.table}`)),
+      list: async () => (await store.list()).filter((request) => isSelected(options.selection, request.table)),
     },
     windows,
-    describe: (table) => describeTable(bookkeeper, table),
+    describe: async (name) => {
+      const table = await options.adopt(name);
+      adopted.set(table.qualified, table);
+      return table;
+    },
     delivered: options.delivered,
     chunkRows: options.chunkRows ?? CHUNK_ROWS,
     chunkBytes: options.chunkBytes ?? CHUNK_BYTES,

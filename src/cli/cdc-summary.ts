@@ -8,7 +8,8 @@ export function summaryLine(summary: CaptureSummary): string {
   const total = names.reduce((sum, [op]) => sum + summary.counts[op], 0);
   const parts = names.filter(([op]) => summary.counts[op] > 0).map(([op, name]) => `${summary.counts[op]} ${name}${summary.counts[op] === 1 ? '' : 's'}`);
   const events = `${total} event${total === 1 ? '' : 's'}${parts.length ? ` (${parts.join(', ')})` : ''}`;
-  const where = `from slot ${summary.slot} to ${summary.topic}; confirmed ${formatLsn(summary.confirmed)}`;
+  const topics = summary.topics.length === 1 ? summary.topics[0] : `${summary.topics.length} topics (${summary.topics.join(', ')})`;
+  const where = `from slot ${summary.slot} to ${topics}; confirmed ${formatLsn(summary.confirmed)}`;
   if (summary.undelivered === 0) return `sent ${events} ${where}`;
   // The stop's flush ran out of time: say so rather than count those as sent.
   return `read ${events} ${where}; ${summary.undelivered} Kafka message${summary.undelivered === 1 ? ' was' : 's were'} not delivered before the stop (not confirmed: a restart sends them again)`;

@@ -12,8 +12,19 @@
  *
  * walbridge adds one field: `source.commit_lsn`, the text LSN of the commit of
  * the transaction that made the change (for snapshot rows: the slot's
- * consistent point). It is the row version in ClickHouse (design.md §2).
+ * consistent point). It is the row version in ClickHouse (docs/design.md, "Versions and order").
  * Debezium does not send it; `sink` then falls back to `source.lsn`.
+ *
+ * Fields as Debezium 3's PostgreSQL connector sends them, checked side by
+ * side: `ts_ms`/`ts_us`/`ts_ns` at the top (when the event was built) and in
+ * `source` (the commit time); `source.snapshot` `first`, `true`,
+ * `first_in_data_collection`, `last_in_data_collection`, `last` (snapshot
+ * rows), `false` (streamed); `source.sequence` `["<last commit LSN>","<LSN>"]`
+ * (the first element null before the first commit a cdc process read, and on
+ * snapshot rows); `txId` on snapshot rows is the reading snapshot's xmin. A
+ * primary-key change is a delete (header `__debezium.newkey`) and a create
+ * (header `__debezium.oldkey`); `--tombstones` adds a null-value message after
+ * each delete, for compacted topics.
  *
  * Column values follow Debezium's default type mapping, losslessly: int8 as a
  * JSON number written from PostgreSQL's own text (never through a JS float),
@@ -21,6 +32,9 @@
  * ISO-8601 UTC string, `date` as epoch days, `numeric` as a decimal string
  * (Debezium's decimal.handling.mode=string), `bytea` as base64.
  */
+/** `source.version` of walbridge's events. */
+export const CONNECTOR_VERSION_TEXT = 'walbridge-0.2.0';
+
 export type Operation = 'c' | 'u' | 'd' | 'r' | 't';
 
 /** A row image: column name → value in the mapping above. */
@@ -32,8 +46,10 @@ export interface SourceInfo {
   /** The logical server name: the topic prefix. */
   name: string;
   ts_ms: number;
-  /** 'true' for snapshot rows except the last ('last'), 'false' when streaming. */
-  snapshot: 'true' | 'last' | 'false';
+  ts_us: number;
+  /** Nanoseconds: past 2^53, exact only as text or bigint. */
+  ts_ns: number | bigint;
+  snapshot: 'first' | 'true' | 'first_in_data_collection' | 'last_in_data_collection' | 'last' | 'incremental' | 'false';
   db: string;
   /** Debezium's `[lastCommitLsn, lsn]` as a JSON string. */
   sequence: string | null;

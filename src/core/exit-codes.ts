@@ -1,5 +1,5 @@
 /**
- * Exit codes shared by every command (design.md §4):
+ * Exit codes shared by every command (docs/design.md, "What users rely on"):
  * 0 success, 1 runtime failure, 2 usage or configuration error.
  */
 export const EXIT_OK = 0;

@@ -1,7 +1,7 @@
 /**
  * JSON text → value without losing integers. JSON.parse turns an int8 above
  * 2^53 into the nearest float; the envelope carries int8 as a JSON number
- * (design.md §3), so such a number must come back as a bigint.
+ * (docs/design.md), so such a number must come back as a bigint.
  *
  * Fast path: JSON.parse, when the text cannot hold an unsafe integer. An
  * integer beyond Number.MAX_SAFE_INTEGER (9007199254740991, 16 digits) has at

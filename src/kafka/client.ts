@@ -2,7 +2,7 @@
  * kafkajs, behind walbridge's admin calls, the sink's consumer and the
  * dead-letter producer. cdc's producer is @platformatic/kafka (producer.ts).
  * Only files in src/kafka/ import a Kafka client, so either can be swapped
- * (design.md §4: kafkajs is unmaintained).
+ * (kafkajs is unmaintained since 2023: keep it swappable).
  * kafkajs' own log lines go through walbridge's logger, warnings and up.
  */
 import kafkajs from 'kafkajs';

@@ -145,12 +145,20 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
   };
 }
 
+/**
+ * kafkajs' admin.fetchOffsets does not retry, and for a few seconds after a
+ * broker starts its group coordinator answers "the coordinator is loading"
+ * (retriable): seen failing `sink --once` on a fresh test stack.
+ */
+const FETCH_OFFSETS_ATTEMPTS = 30;
+const FETCH_OFFSETS_RETRY_MS = 500;
+
 /** The group's committed next offset per partition of the topic (partitions without one are absent). */
 export async function groupOffsets(kafka: Kafka, groupId: string, topic: string): Promise<Map<number, bigint>> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const [entry] = await fetchOffsetsRetrying(() => admin.fetchOffsets({ groupId, topics: [topic] }));
     const offsets = new Map<number, bigint>();
     for (const { partition, offset } of entry?.partitions ?? []) {
       if (BigInt(offset) >= 0n) offsets.set(partition, BigInt(offset));
@@ -158,6 +166,17 @@ export async function groupOffsets(kafka: Kafka, groupId: string, topic: string)
     return offsets;
   } finally {
     await admin.disconnect();
+  }
+}
+
+async function fetchOffsetsRetrying<T>(fetch: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await fetch();
+    } catch (error) {
+      if ((error as { retriable?: boolean }).retriable !== true || attempt >= FETCH_OFFSETS_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, FETCH_OFFSETS_RETRY_MS));
+    }
   }
 }
 

@@ -13,10 +13,13 @@ import { compatibilityPartitioner, Producer } from '@platformatic/kafka';
 import type { Kafka } from './client.js';
 
 export interface OutgoingMessage {
+  topic: string;
   /** null for a message sent to an explicit partition (a truncate). */
   key: string | null;
-  value: string;
+  /** null: a tombstone. */
+  value: string | null;
   partition?: number;
+  headers?: Map<Buffer, Buffer>;
 }
 
 /**
@@ -26,7 +29,7 @@ export interface OutgoingMessage {
  * A rejected send means some messages of it may or may not be stored.
  */
 export interface EventProducer {
-  send(topic: string, messages: OutgoingMessage[]): Promise<void>;
+  send(messages: OutgoingMessage[]): Promise<void>;
   disconnect(): Promise<void>;
 }
 
@@ -45,12 +48,18 @@ export async function connectProducer(brokers: string[], clientId: string): Prom
   // The producer id is fetched on the first send otherwise: fail at start, not mid-stream.
   await producer.initIdempotentProducer({});
   return {
-    send: async (topic, messages) => {
+    send: async (messages) => {
       const keys = encodeAll(messages.map((m) => m.key ?? ''));
-      const values = encodeAll(messages.map((m) => m.value));
+      const values = encodeAll(messages.map((m) => m.value ?? ''));
       await producer.send({
-        messages: messages.map(({ key, partition }, i) =>
-          partition === undefined ? { topic, key: key === null ? undefined : keys[i], value: values[i]! } : { topic, value: values[i]!, partition }),
+        messages: messages.map(({ topic, key, value, partition, headers }, i) => ({
+          topic,
+          ...(key === null ? {} : { key: keys[i] }),
+          // A tombstone's value is absent (null on the wire).
+          ...(value === null ? {} : { value: values[i] }),
+          ...(partition === undefined ? {} : { partition }),
+          ...(headers === undefined ? {} : { headers }),
+        })),
       });
     },
     disconnect: () => producer.close(),

@@ -17,7 +17,9 @@ import { chunkSource, highestKey, readChunk } from '../../src/cdc/postgres/chunk
 import { ChangeDecoder, type DecodedChange } from '../../src/cdc/postgres/decode.js';
 import { Listener } from '../../src/cdc/postgres/listener.js';
 import type { LogicalMessage } from '../../src/cdc/postgres/pgoutput-reader.js';
-import { createSlot, ensurePublication, TEXT_OUTPUT_OPTIONS } from '../../src/cdc/postgres/slot.js';
+import { ensurePublication } from '../../src/cdc/postgres/publication.js';
+import { readServerVersion } from '../../src/cdc/postgres/server-version.js';
+import { createSlot, TEXT_OUTPUT_OPTIONS } from '../../src/cdc/postgres/slot.js';
 import { listRequests, recordChunk, finishRequest, requestSnapshot, requestStore } from '../../src/cdc/postgres/snapshot-requests.js';
 import { describeTable } from '../../src/cdc/postgres/table.js';
 import { emitWatermark, readWatermark, type Watermark } from '../../src/cdc/postgres/watermarks.js';
@@ -39,15 +41,16 @@ async function connect(url: string, options?: string): Promise<pg.Client> {
 async function stream(url: string, slot: string, tableName: string, onChange: (change: DecodedChange) => void, onMessage: (message: LogicalMessage, version: Lsn) => void) {
   const admin = await connect(url);
   const table = await describeTable(admin, { schema: 'public', table: tableName });
-  await ensurePublication(admin, `pub_${slot}`, table);
+  const server = await readServerVersion(admin);
+  await ensurePublication(admin, `pub_${slot}`, [table], server);
   await admin.end();
-  const created = await createSlot(url, slot);
+  const created = await createSlot(url, slot, server, { failover: false });
   await created.release();
-  const decoder = new ChangeDecoder(table, 'test', 'db', false);
+  const decoder = new ChangeDecoder([table], { topicPrefix: 'test', database: 'db', markSent: false, tombstones: false, missingValues: async () => new Map() });
   const checkpointer = new Checkpointer(created.consistentPoint);
   let pushed = 0;
   const listener = new Listener({
-    databaseUrl: url, slot, publication: `pub_${slot}`, ownOrigin: `walbridge_${slot}`, decoder, checkpointer, partitions: 1,
+    databaseUrl: url, slot, publication: `pub_${slot}`, ownOrigin: `walbridge_${slot}`, decoder, checkpointer, partitionsOf: () => 1,
     push: (change) => {
       onChange(change);
       checkpointer.submit(1);
@@ -86,7 +89,7 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
     const seen: string[] = [];
     const versions = new Map<string, Lsn>();
     const s = await stream(url, 'wm', 'wm', (change) => {
-      const commit = parseLsn(JSON.parse(change.value).source.commit_lsn);
+      const commit = parseLsn(JSON.parse(change.value!).source.commit_lsn);
       seen.push(`c${change.key}`);
       versions.set(`c${change.key}`, commit);
     }, (message, version) => {
@@ -185,7 +188,7 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
     // What the sink keeps per key: the highest version; of equal versions, the later event.
     const folded = new Map<string, { version: Lsn; after: Record<string, unknown> | null }>();
     const fold = (change: DecodedChange): void => {
-      const value = JSON.parse(change.value);
+      const value = JSON.parse(change.value!);
       const version = parseLsn(value.source.commit_lsn);
       const known = folded.get(change.key!);
       if (!known || version >= known.version) folded.set(change.key!, { version, after: value.after });
@@ -216,7 +219,7 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
       const run = randomBytes(4).toString('hex');
       windows = new ChunkWindows({
         run,
-        encode: (_table, columns, row, version) => s.decoder.snapshotRow(columns, row, version, false, Date.now()),
+        encode: (_table, columns, row, version) => s.decoder.snapshotRow(s.decoder.snapshotLayout(s.table, columns), row, { version, txId: null, tsMs: Date.now() }, 'incremental'),
         push: (change) => {
           snapshotRows.push(change.key!);
           fold(change);

@@ -38,6 +38,7 @@ export interface TopicMessage {
   timestamp: number;
   /** The value's raw JSON text (int8 digits intact). */
   raw: string;
+  headers: Record<string, string>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   value: any;
 }
@@ -67,7 +68,8 @@ export async function readTopic(brokers: string, topic: string): Promise<TopicMe
           eachMessage: async ({ partition, message }) => {
             if (BigInt(message.offset) >= (ends.get(partition) ?? 0n)) return;
             const raw = message.value?.toString() ?? '';
-            messages.push({ partition, offset: BigInt(message.offset), key: message.key?.toString() ?? null, timestamp: Number(message.timestamp), raw, value: raw ? JSON.parse(raw) : null });
+            const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([name, value]) => [name, String(value)]));
+            messages.push({ partition, offset: BigInt(message.offset), key: message.key?.toString() ?? null, timestamp: Number(message.timestamp), raw, headers, value: raw ? JSON.parse(raw) : null });
             if (BigInt(messages.length) >= wanted) {
               clearTimeout(timer);
               resolve();
@@ -95,4 +97,9 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 
 export async function slotRow(url: string, slot: string): Promise<{ active_pid: number | null; confirmed_flush_lsn: string } | undefined> {
   return (await sql(url, 'SELECT active_pid, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0];
+}
+
+/** The server's major version (13, 14, …), for tests whose expectation depends on it. */
+export async function serverMajor(url: string): Promise<number> {
+  return Math.floor(Number((await sql(url, `SELECT current_setting('server_version_num') AS n`)).rows[0].n) / 10_000);
 }

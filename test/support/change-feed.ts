@@ -31,7 +31,7 @@ export function envelope(op: Operation, before: RowImage | null, after: RowImage
     before,
     after,
     source: {
-      version: 'walbridge-test', connector: 'postgresql', name: 'walbridge', ts_ms: 1_700_000_000_000, snapshot: 'false',
+      version: 'walbridge-test', connector: 'postgresql', name: 'walbridge', ts_ms: 1_700_000_000_000, ts_us: 1_700_000_000_000_000, ts_ns: 1.7e18, snapshot: 'false',
       db: 'walbridge', sequence: null, schema: 'public', table, txId: 1, lsn: null, xmin: null, commit_lsn: commitLsn,
     },
     op,

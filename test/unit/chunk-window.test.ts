@@ -6,7 +6,7 @@ import type { DecodedChange } from '../../src/cdc/postgres/decode.js';
 import type { Watermark } from '../../src/cdc/postgres/watermarks.js';
 
 const TABLE = 'public.t';
-const columns = [{ name: 'id', typeOid: 23 }, { name: 'v', typeOid: 25 }];
+const columns = [{ name: 'id', typeOid: 23, typmod: -1 }, { name: 'v', typeOid: 25, typmod: -1 }];
 const row = (id: number, v = `v${id}`): (string | null)[] => [String(id), v];
 const mark = (chunk: number, kind: Watermark['kind'], run = 'run1', table = TABLE): Watermark => ({ slot: 's', run, table, chunk, kind });
 
@@ -14,8 +14,8 @@ function windows(): { w: ChunkWindows; pushed: { key: string; value: string }[] 
   const pushed: { key: string; value: string }[] = [];
   const w = new ChunkWindows({
     run: 'run1',
-    encode: (_table, _columns, r, version): DecodedChange => ({ op: 'r', key: `{"id":${r[0]}}`, value: `${r[1]}@${version}`, markId: null }),
-    push: (change) => pushed.push({ key: change.key!, value: change.value }),
+    encode: (_table, _columns, r, version) => ({ op: 'r', key: `{"id":${r[0]}}`, value: `${r[1]}@${version}` }) as DecodedChange,
+    push: (change) => pushed.push({ key: change.key!, value: change.value! }),
   });
   return { w, pushed };
 }

@@ -40,4 +40,14 @@ describe('column values (PostgreSQL text → lossless JSON)', () => {
     assert.equal(valueWriter(OID.float8)('1.5e+300'), '1.5e+300');
     assert.equal(valueWriter(25)('he said "hi"\n'), '"he said \\"hi\\"\\n"');
   });
+
+  it('arrays of scalars → JSON arrays of the element mapping (Debezium), NULLs and quoting kept', () => {
+    assert.equal(valueWriter(1016)('{1,9007199254740993,NULL}'), '[1,9007199254740993,null]');
+    assert.equal(valueWriter(1009)('{a,"b c","with \\"quote\\"",NULL,"NULL"}'), '["a","b c","with \\"quote\\"",null,"NULL"]');
+    assert.equal(valueWriter(1007)('{{1,2},{3,4}}'), '[[1,2],[3,4]]');
+    assert.equal(valueWriter(1007)('[0:1]={5,6}'), '[5,6]');
+    assert.equal(valueWriter(1007)('{}'), '[]');
+    assert.equal(valueWriter(1115)('{"2024-05-01 10:00:00.000001"}'), '[1714557600000001]');
+    assert.equal(valueWriter(1231)('{1.50,-2}'), '["1.50","-2"]');
+  });
 });

@@ -4,13 +4,14 @@ import assert from 'node:assert/strict';
 import { ChunkWindows } from '../../src/cdc/chunk-window.js';
 import { IncrementalSnapshot, type ChunkSource, type RequestStore } from '../../src/cdc/incremental-snapshot.js';
 import type { Chunk, ChunkQuery } from '../../src/cdc/postgres/chunk-reader.js';
+import type { DecodedChange } from '../../src/cdc/postgres/decode.js';
 import type { SnapshotRequest } from '../../src/cdc/postgres/snapshot-requests.js';
 import type { Watermark } from '../../src/cdc/postgres/watermarks.js';
 import { createLogger } from '../../src/observability/logger.js';
 
 const logger = createLogger('test');
 logger.level = 'silent';
-const columns = [{ name: 'id', typeOid: 23 }];
+const columns = [{ name: 'id', typeOid: 23, typmod: -1 }];
 
 /** A table of ids 1..n read by key, and a "stream" that meets each watermark right after it is emitted. */
 class FakeDatabase implements ChunkSource {
@@ -74,7 +75,7 @@ function setup(ids: number[], store: FakeStore, delivered: () => Promise<void> =
   const pushed: string[] = [];
   const windows = new ChunkWindows({
     run: 'r',
-    encode: (_t, _c, row) => ({ op: 'r', key: `{"id":${row[0]}}`, value: '', markId: null }),
+    encode: (_t, _c, row) => ({ op: 'r', key: `{"id":${row[0]}}`, value: '' }) as DecodedChange,
     push: (change) => pushed.push(change.key!),
   });
   db.windows = windows;

@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { EventProducer, OutgoingMessage } from '../../src/kafka/producer.js';
 import type { Marker } from '../../src/cdc/postgres/marker.js';
+import type { DecodedChange } from '../../src/cdc/postgres/decode.js';
+import type { CapturedTable } from '../../src/cdc/postgres/table.js';
 import { Batcher, type BatcherOptions } from '../../src/cdc/send-batcher.js';
 
 interface Deferred {
@@ -33,7 +35,7 @@ function fakes(log: string[]) {
   let inFlight = 0;
   let maxInFlight = 0;
   const producer: EventProducer = {
-    send: (_topic, messages) => {
+    send: (messages) => {
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
       const done = deferred();
@@ -44,7 +46,8 @@ function fakes(log: string[]) {
     disconnect: async () => {},
   };
   const marker: Marker = {
-    mark: (ids) => {
+    mark: (keys) => {
+      const ids = [...keys.values()].flat().map((key) => key.join('|'));
       const done = deferred();
       marks.push({ ids, done });
       log.push(`mark ${ids.join(',')}`);
@@ -59,7 +62,6 @@ function batcher(overrides: Partial<BatcherOptions> & Pick<BatcherOptions, 'prod
   const failures: Error[] = [];
   const pressure: boolean[] = [];
   const b = new Batcher({
-    topic: 't',
     marker: null,
     maxBatchBytes: 1_000_000,
     maxBatchMessages: 1_000,
@@ -73,19 +75,22 @@ function batcher(overrides: Partial<BatcherOptions> & Pick<BatcherOptions, 'prod
   return { b, failures, pressure };
 }
 
-const message = (value: string): OutgoingMessage => ({ key: `{"id":${value}}`, value });
+const TABLE = { qualified: 'public.t', primaryKey: ['id'] } as CapturedTable;
+/** An event of table t; `marked`: its row is to be flagged sent_to_kafka. */
+const message = (value: string, marked = false): DecodedChange =>
+  ({ op: 'c', table: TABLE, topic: 't', key: `{"id":${value}}`, value, markKey: marked ? [value] : null, schema: null, headers: null });
 
 describe('send batcher', () => {
   it('keeps one send in flight; events pushed meanwhile form the next batch', async () => {
     const log: string[] = [];
     const f = fakes(log);
     const { b } = batcher({ producer: f.producer }, log);
-    b.push(message('1'), null);
-    b.push(message('2'), null);
+    b.push(message('1'));
+    b.push(message('2'));
     await settle();
     assert.equal(f.sends.length, 1, 'one socket read, one batch');
-    b.push(message('3'), null);
-    b.push(message('4'), null);
+    b.push(message('3'));
+    b.push(message('4'));
     await settle();
     assert.equal(f.sends.length, 1, 'no second send while the first is in flight');
     f.sends[0]!.done.resolve();
@@ -102,10 +107,10 @@ describe('send batcher', () => {
     const log: string[] = [];
     const f = fakes(log);
     const { b } = batcher({ producer: f.producer, marker: f.marker, maxBatchMessages: 2 }, log);
-    b.push(message('1'), '1');
-    b.push(message('2'), null); // nothing to mark (already flagged)
-    b.push(message('3'), '3');
-    b.push(message('4'), '4');
+    b.push(message('1', true));
+    b.push(message('2')); // nothing to mark (already flagged)
+    b.push(message('3', true));
+    b.push(message('4', true));
     await settle();
     assert.deepEqual(log, ['send 1,2'], 'nothing marked before the ack');
     f.sends[0]!.done.resolve();
@@ -128,8 +133,8 @@ describe('send batcher', () => {
     const log: string[] = [];
     const f = fakes(log);
     const { b, failures } = batcher({ producer: f.producer, marker: f.marker, maxBatchMessages: 1 }, log);
-    b.push(message('1'), '1');
-    b.push(message('2'), '2');
+    b.push(message('1', true));
+    b.push(message('2', true));
     await settle();
     f.sends[0]!.done.resolve();
     await settle();
@@ -141,7 +146,7 @@ describe('send batcher', () => {
     assert.match(failures[0]!.message, /marker lost its connection/);
     await assert.rejects(b.drain(), /marker lost its connection/);
     assert.equal(f.marks.length, 1, 'the batch after the failure is not marked');
-    b.push(message('3'), '3');
+    b.push(message('3', true));
     await settle();
     assert.equal(f.sends.length, 2, 'nothing sent after the failure');
     assert.ok(!log.some((line) => line.startsWith('delivered')), 'nothing delivered');
@@ -151,12 +156,12 @@ describe('send batcher', () => {
     const log: string[] = [];
     const f = fakes(log);
     const { b, failures } = batcher({ producer: f.producer }, log);
-    b.push(message('1'), null);
+    b.push(message('1'));
     await settle();
     f.sends[0]!.done.reject(new Error('broker down'));
     await settle();
     await assert.rejects(b.drain(), /broker down/);
-    b.push(message('2'), null);
+    b.push(message('2'));
     await settle();
     assert.equal(f.sends.length, 1);
     assert.equal(failures.length, 1);
@@ -166,14 +171,14 @@ describe('send batcher', () => {
     const log: string[] = [];
     const f = fakes(log);
     // Each message counts its value + key + 64 bytes of overhead.
-    const big = (n: string): OutgoingMessage => ({ key: null, value: `${n}${'x'.repeat(999)}` });
+    const big = (n: string): DecodedChange => ({ ...message(n), key: null, value: `${n}${'x'.repeat(999)}` });
     const { b, pressure } = batcher({ producer: f.producer, maxBatchMessages: 1, highWaterBytes: 2_500, lowWaterBytes: 1_500 }, log);
-    b.push(big('1'), null);
-    b.push(big('2'), null);
+    b.push(big('1'));
+    b.push(big('2'));
     assert.deepEqual(pressure, []);
-    b.push(big('3'), null);
+    b.push(big('3'));
     assert.deepEqual(pressure, [true], 'paused once past 2500 bytes');
-    b.push(big('4'), null);
+    b.push(big('4'));
     assert.deepEqual(pressure, [true], 'reported once');
     await settle();
     f.sends[0]!.done.resolve();

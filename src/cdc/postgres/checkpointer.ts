@@ -1,5 +1,5 @@
 /**
- * Which LSN cdc may confirm to PostgreSQL (design.md §2, "confirm late, never
+ * Which LSN cdc may confirm to PostgreSQL (docs/design.md, "confirm late, never
  * early").
  *
  * Contract: events are numbered in the order they are handed to delivery;

@@ -13,6 +13,7 @@
  * `last` is true only when no row can follow it.
  */
 import type pg from 'pg';
+import type { RelationColumn } from './pgoutput-reader.js';
 import { qualifiedName } from './table.js';
 import { emitWatermark, type Watermark } from './watermarks.js';
 
@@ -39,7 +40,7 @@ export interface ChunkQuery {
 }
 
 export interface Chunk {
-  columns: { name: string; typeOid: number }[];
+  columns: RelationColumn[];
   rows: (string | null)[][];
   lastKey: string[] | null;
   last: boolean;
@@ -80,7 +81,7 @@ export async function readChunk(client: pg.Client, query: ChunkQuery): Promise<C
     await client.query(text, values);
     while (!cut && !exhausted) {
       const batch = await client.query({ text: `FETCH ${FETCH_ROWS} FROM ${CURSOR}`, rowMode: 'array', types: RAW_TEXT });
-      columns = batch.fields.map((field) => ({ name: field.name, typeOid: field.dataTypeID }));
+      columns = batch.fields.map((field) => ({ name: field.name, typeOid: field.dataTypeID, typmod: field.dataTypeModifier }));
       for (const row of batch.rows as (string | null)[][]) {
         rows.push(row);
         for (const value of row) bytes += value === null ? 1 : value.length;

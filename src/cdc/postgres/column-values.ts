@@ -13,7 +13,9 @@
  *   date                      epoch days (Date)
  *   time                      microseconds since midnight (MicroTime)
  *   bytea                     base64 string
- *   anything else             PostgreSQL's text as a string (json, uuid, arrays, …)
+ *   arrays of the above       JSON arrays of the element mapping (nested for
+ *                             several dimensions); text[], uuid[], jsonb[] … of strings
+ *   anything else             PostgreSQL's text as a string (json, jsonb, uuid, enums, …)
  *
  * ±infinity: timestamp → int64 max/min, date → int32 max/min, timestamptz →
  * "infinity"/"-infinity". The text must be in DateStyle ISO (connections set it).
@@ -49,7 +51,17 @@ const TIME = /^(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$/;
 const writeString: ValueWriter = (text) => JSON.stringify(text);
 const writeNumber: ValueWriter = (text) => text;
 
+/** Array type OID → element type OID, for the built-in scalar types. */
+const ARRAY_ELEMENTS = new Map<number, number>([
+  [1000, OID.bool], [1001, OID.bytea], [1016, OID.int8], [1005, OID.int2], [1007, OID.int4], [1028, OID.oid],
+  [1021, OID.float4], [1022, OID.float8], [1231, OID.numeric], [1182, OID.date], [1183, OID.time],
+  [1115, OID.timestamp], [1185, OID.timestamptz],
+  [1009, 25], [1015, 1043], [1014, 1042], [2951, 2950], [199, 114], [3807, 3802], [1002, 18], [1003, 19],
+]);
+
 export function valueWriter(typeOid: number): ValueWriter {
+  const element = ARRAY_ELEMENTS.get(typeOid);
+  if (element !== undefined) return arrayWriter(valueWriter(element));
   switch (typeOid) {
     case OID.bool:
       return (text) => (text === 't' ? 'true' : 'false');
@@ -170,4 +182,49 @@ export function timeMicros(text: string): string {
 
 function pad2(n: number): string {
   return String(n).padStart(2, '0');
+}
+
+/**
+ * A one- or more-dimensional array literal (`{1,2,NULL}`, `{{"a b","c"}}`,
+ * `[0:1]={…}` bounds dropped) → a JSON array of the element writer's values.
+ */
+function arrayWriter(element: ValueWriter): ValueWriter {
+  return (text) => {
+    const start = text.startsWith('[') ? text.indexOf('=') + 1 : 0;
+    let position = start;
+    const parse = (): string => {
+      if (text[position] !== '{') throw new Error(`unexpected array text '${text}'`);
+      position++;
+      const items: string[] = [];
+      while (position < text.length && text[position] !== '}') {
+        if (text[position] === '{') {
+          items.push(parse());
+        } else if (text[position] === '"') {
+          let value = '';
+          position++;
+          while (text[position] !== '"') {
+            if (text[position] === '\\') position++;
+            value += text[position++];
+          }
+          position++;
+          items.push(element(value));
+        } else {
+          const end = nextDelimiter(text, position);
+          const raw = text.slice(position, end).trim();
+          position = end;
+          items.push(raw === 'NULL' ? 'null' : element(raw));
+        }
+        if (text[position] === ',') position++;
+      }
+      position++;
+      return `[${items.join(',')}]`;
+    };
+    return parse();
+  };
+}
+
+function nextDelimiter(text: string, from: number): number {
+  let i = from;
+  while (i < text.length && text[i] !== ',' && text[i] !== '}') i++;
+  return i;
 }

@@ -1,49 +1,87 @@
 /**
- * Row changes → Debezium envelopes (core/envelope.ts), written as JSON
- * text directly so lossless values (column-values.ts) are never re-parsed.
+ * Row changes of the captured tables → Debezium envelopes (the format:
+ * core/envelope.ts), written as JSON text directly so lossless values
+ * (column-values.ts) are never re-parsed.
  *
  * Key: `{"<pk column>": value, …}` in primary-key order. Updates and deletes
  * carry `before` when PostgreSQL sent an old row (REPLICA IDENTITY FULL) or
  * the old key; an unchanged TOAST column in `after` takes its value from the
  * old row, and without one the decoder refuses (it never writes a wrong value).
+ *
+ * Every change carries the schema header of the relation it was decoded with
+ * (pgoutput's Relation message, or the snapshot query's columns), built once
+ * per relation: its `missing` values come from the catalog, asynchronously, so
+ * the header is `ready` a moment after the Relation message; the send batcher
+ * waits for it before the first send that carries it.
  */
+import { CONNECTOR_VERSION_TEXT, encodeTableSchema, topicName, type Operation } from '../../core/envelope.js';
 import { formatLsn, type Lsn } from '../../core/lsn.js';
-import type { Operation } from '../../core/envelope.js';
 import { valueWriter, type ValueWriter } from './column-values.js';
-import { UNCHANGED_TOAST, type Relation, type Tuple } from './pgoutput-reader.js';
+import { UNCHANGED_TOAST, type Relation, type RelationColumn, type Tuple } from './pgoutput-reader.js';
 import type { CapturedTable } from './table.js';
 
-export const CONNECTOR_VERSION = 'walbridge-0.1.0';
+/** A relation's `walbridge.schema` header; `value` is set once `ready` resolved. */
+export interface SchemaHeader {
+  value: Buffer | null;
+  ready: Promise<void>;
+}
 
-/** One change ready for Kafka. `markId` is the primary key text of a row to flag `sent_to_kafka`. */
+/** One Kafka message ready to send. */
 export interface DecodedChange {
   op: Operation;
+  table: CapturedTable;
+  topic: string;
   /** null for a truncate (it is sent to every partition). */
   key: string | null;
-  value: string;
-  markId: string | null;
+  /** null for a tombstone (`--tombstones`, after a delete). */
+  value: string | null;
+  /** The primary key texts of a row to flag `sent_to_kafka`, or null. */
+  markKey: string[] | null;
+  schema: SchemaHeader | null;
+  /** Debezium's headers on the delete/create pair of a primary-key change, else null. */
+  headers: [string, string][] | null;
 }
 
 /** What a streamed transaction contributes to each of its events' `source`. */
 export interface TransactionContext {
   xid: number;
   finalLsn: Lsn;
-  commitTimeMs: number;
+  commitTimeUs: number;
+  /** The commit LSN of the transaction before this one in the stream (Debezium's lastCommitLsn), null for the first one read. */
+  lastCommitLsn: Lsn | null;
   /** Position of the next event in the transaction, from 1. */
   order: number;
 }
 
-const IDENTITY_NAMES: Record<string, string> = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'USING INDEX' };
+/** Where a snapshot row stands, for `source.snapshot` (Debezium's markers). */
+export type SnapshotMarker = 'first' | 'first_in_data_collection' | 'true' | 'last_in_data_collection' | 'last' | 'incremental';
 
-interface TransactionPieces {
-  txn: TransactionContext;
-  sourceHead: string;
-  sourceMiddle: string;
-  sourceTail: string;
-  transactionHead: string;
+/** What every row of one snapshot read shares. */
+export interface SnapshotContext {
+  /** The row version: the slot's consistent point, or the commit LSN of an incremental chunk's high watermark. */
+  version: Lsn;
+  /** The reading transaction's id (Debezium sends it), or null. */
+  txId: number | null;
+  tsMs: number;
 }
 
-interface ColumnLayout {
+export interface DecoderOptions {
+  topicPrefix: string;
+  database: string;
+  markSent: boolean;
+  /** Send a null-value message after each delete (for compacted topics). */
+  tombstones: boolean;
+  /** Column → attmissingval text of a table (table.ts `missingValues`). */
+  missingValues(table: CapturedTable): Promise<Map<string, string>>;
+}
+
+const IDENTITY_NAMES: Record<string, string> = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'USING INDEX' };
+export const OLD_KEY_HEADER = '__debezium.oldkey';
+export const NEW_KEY_HEADER = '__debezium.newkey';
+
+/** The columns of one relation (or one snapshot query) of a captured table. */
+export interface ColumnLayout {
+  table: CapturedTable;
   /** REPLICA IDENTITY as the Relation message gave it ('f' for snapshot rows). */
   replicaIdentity: string;
   names: string[];
@@ -53,152 +91,256 @@ interface ColumnLayout {
   writers: ValueWriter[];
   keyIndexes: number[];
   sentFlagIndex: number;
+  schema: SchemaHeader;
+}
+
+interface TableState {
+  table: CapturedTable;
+  topic: string;
+  /** `"schema":…,"table":…` of `source`. */
+  fields: string;
+  wantsMarks: boolean;
+  /** Snapshot layouts by their columns' signature. */
+  snapshotLayouts: Map<string, ColumnLayout>;
+}
+
+interface TransactionPieces {
+  txn: TransactionContext;
+  head: string;
+  sequenceHead: string;
+  tail: string;
+  transactionHead: string;
 }
 
 export class ChangeDecoder {
+  private readonly tables = new Map<string, TableState>();
   private readonly layouts = new Map<number, ColumnLayout>();
+  /**
+   * Every Relation message read, captured or not: pgoutput sends one per
+   * relation per stream, so a table captured later (an incremental snapshot
+   * of a table added while running) takes its layout from here.
+   */
+  private readonly relations = new Map<number, Relation>();
+  private readonly typeNames = new Map<number, string>();
   private readonly sourceHead: string;
-  private readonly sourceTail: string;
-  private readonly tableFields: string;
-  private readonly wantsMarks: boolean;
+  private readonly sourceDb: string;
   private txnPieces: TransactionPieces | null = null;
-  private snapshotSources: { consistentPoint: Lsn; tsMs: number; last: string; other: string } | null = null;
 
-  constructor(
-    private readonly table: CapturedTable,
-    topicPrefix: string,
-    database: string,
-    markSent: boolean,
-  ) {
-    this.sourceHead = `{"version":"${CONNECTOR_VERSION}","connector":"postgresql","name":${JSON.stringify(topicPrefix)}`;
-    this.sourceTail = `,"db":${JSON.stringify(database)},`;
-    this.tableFields = `"schema":${JSON.stringify(table.schema)},"table":${JSON.stringify(table.table)}`;
-    this.wantsMarks = markSent && table.sentFlag !== null && table.primaryKey.length === 1;
+  constructor(tables: readonly CapturedTable[], private readonly options: DecoderOptions) {
+    this.sourceHead = `{"version":"${CONNECTOR_VERSION_TEXT}","connector":"postgresql","name":${JSON.stringify(options.topicPrefix)}`;
+    this.sourceDb = `,"db":${JSON.stringify(options.database)}`;
+    for (const table of tables) this.capture(table);
   }
 
-  /** Registers a relation's columns when it is the captured table (`captures` tells afterwards). */
+  /** Adds a table to the captured set (a table added while running); its changes are decoded from the next one on. */
+  capture(table: CapturedTable): void {
+    this.tables.set(table.qualified, {
+      table,
+      topic: topicName(this.options.topicPrefix, table.schema, table.table),
+      fields: `"schema":${JSON.stringify(table.schema)},"table":${JSON.stringify(table.table)}`,
+      wantsMarks: this.options.markSent && table.sentFlag !== null,
+      snapshotLayouts: new Map(),
+    });
+    for (const relation of this.relations.values()) {
+      if (relation.schema === table.schema && relation.table === table.table) this.relation(relation);
+    }
+  }
+
+  get captured(): CapturedTable[] {
+    return [...this.tables.values()].map((state) => state.table);
+  }
+
+  topicOf(table: CapturedTable): string {
+    return this.state(table).topic;
+  }
+
+  /** pgoutput's Type message: the name of a type outside the built-in ones (enums, domains), for the schema header. */
+  type(oid: number, namespace: string, name: string): void {
+    this.typeNames.set(oid, namespace === 'pg_catalog' ? name : `${namespace}.${name}`);
+  }
+
+  /** Registers a relation's columns when it is a captured table (`captures` tells afterwards); forgets it otherwise. */
   relation(relation: Relation): void {
-    if (relation.schema !== this.table.schema || relation.table !== this.table.table) return;
-    this.layouts.set(relation.oid, this.layout(relation.columns.map((c) => ({ name: c.name, typeOid: c.typeOid })), relation.replicaIdentity));
+    this.relations.set(relation.oid, relation);
+    const state = this.tables.get(`${relation.schema}.${relation.table}`);
+    if (!state) {
+      this.layouts.delete(relation.oid);
+      return;
+    }
+    this.layouts.set(relation.oid, this.layout(state, relation.columns, relation.replicaIdentity));
   }
 
   captures(relationOid: number): boolean {
     return this.layouts.has(relationOid);
   }
 
+  /** The captured table of a relation, or undefined. */
+  tableOf(relationOid: number): CapturedTable | undefined {
+    return this.layouts.get(relationOid)?.table;
+  }
+
   insert(relationOid: number, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange {
     const layout = this.layoutOf(relationOid);
-    return this.change(layout, 'c', null, this.image(layout, row, null), row, lsn, txn);
+    return this.change(layout, 'c', 'null', this.image(layout, row, null), this.key(layout, row), row, lsn, txn, null);
   }
 
   /**
    * One 'u' event; or, when the primary key changed, a 'd' for the old key
-   * (before = the old row) and a 'c' for the new one, as Debezium does, so the
-   * old key's row does not stay behind downstream. Both carry the
-   * transaction's commit LSN as their version.
+   * (before = the old row) and a 'c' for the new one, as Debezium does (with
+   * its `__debezium.newkey` / `__debezium.oldkey` headers), so the old key's
+   * row does not stay behind downstream. All carry the transaction's commit
+   * LSN as their version.
    */
   update(relationOid: number, oldRow: Tuple | null, oldKey: Tuple | null, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange[] {
     const layout = this.layoutOf(relationOid);
     const before = oldRow ? this.image(layout, oldRow, null) : oldKey ? this.keyImage(layout, oldKey) : null;
     const after = this.image(layout, row, oldRow);
+    const key = this.key(layout, row);
     const previous = oldRow ?? oldKey;
     if (previous && before !== null) {
       const oldKeyText = this.key(layout, previous);
-      if (oldKeyText !== this.key(layout, row)) {
-        const source = this.streamSource(lsn, txn);
+      if (oldKeyText !== key) {
         return [
-          { op: 'd', key: oldKeyText, value: this.envelope(before, 'null', 'd', source, txn), markId: null },
-          this.change(layout, 'c', null, after, row, lsn, txn),
+          ...this.deletion(layout, oldKeyText, before, lsn, txn, [[NEW_KEY_HEADER, key]]),
+          this.change(layout, 'c', 'null', after, key, row, lsn, txn, [[OLD_KEY_HEADER, oldKeyText]]),
         ];
       }
     }
-    return [this.change(layout, 'u', before, after, row, lsn, txn)];
+    return [this.change(layout, 'u', before ?? 'null', after, key, row, lsn, txn, null)];
   }
 
-  delete(relationOid: number, oldRow: Tuple | null, oldKey: Tuple | null, lsn: Lsn, txn: TransactionContext): DecodedChange {
+  delete(relationOid: number, oldRow: Tuple | null, oldKey: Tuple | null, lsn: Lsn, txn: TransactionContext): DecodedChange[] {
     const layout = this.layoutOf(relationOid);
     const row = oldRow ?? oldKey;
     if (!row) throw new Error('pgoutput delete without an old row or key');
     const before = oldRow ? this.image(layout, oldRow, null) : this.keyImage(layout, row);
-    return { op: 'd', key: this.key(layout, row), value: this.envelope(before, 'null', 'd', this.streamSource(lsn, txn), txn), markId: null };
+    return this.deletion(layout, this.key(layout, row), before, lsn, txn, null);
   }
 
-  truncate(lsn: Lsn, txn: TransactionContext): DecodedChange {
-    return { op: 't', key: null, value: this.envelope('null', 'null', 't', this.streamSource(lsn, txn), txn), markId: null };
+  /** The truncate event of one captured table (the caller sends it to every partition of its topic). */
+  truncate(relationOid: number, lsn: Lsn, txn: TransactionContext): DecodedChange {
+    const layout = this.layoutOf(relationOid);
+    const value = this.envelope('null', 'null', 't', this.streamSource(layout, lsn, txn), txn);
+    return { op: 't', table: layout.table, topic: this.state(layout.table).topic, key: null, value, markKey: null, schema: layout.schema, headers: null };
   }
 
-  /**
-   * A snapshot row (op 'r'), from a query's text values and column type OIDs.
-   * Its version is the slot's consistent point.
-   */
-  snapshotRow(columns: { name: string; typeOid: number }[], row: (string | null)[], consistentPoint: Lsn, last: boolean, tsMs: number): DecodedChange {
-    let layout = this.layouts.get(-1);
+  /** The layout of a snapshot query's columns (once per fetched batch; cached by the columns' signature). */
+  snapshotLayout(table: CapturedTable, columns: RelationColumn[]): ColumnLayout {
+    const state = this.state(table);
+    const signature = columns.map((c) => `${c.name}:${c.typeOid}:${c.typmod}`).join(',');
+    let layout = state.snapshotLayouts.get(signature);
     if (!layout) {
-      layout = this.layout(columns, 'f');
-      this.layouts.set(-1, layout);
+      layout = this.layout(state, columns, 'f');
+      state.snapshotLayouts.set(signature, layout);
     }
-    const source = this.snapshotSource(consistentPoint, tsMs, last);
-    const value = `{"before":null,"after":${this.image(layout, row, null)},"source":${source},"op":"r","ts_ms":${Date.now()},"transaction":null}`;
-    return { op: 'r', key: this.key(layout, row), value, markId: this.markId(layout, row) };
+    return layout;
   }
 
-  /** `source` of a snapshot row: the same text for every row but the last, built once. */
-  private snapshotSource(consistentPoint: Lsn, tsMs: number, last: boolean): string {
-    const cached = this.snapshotSources;
-    if (cached?.consistentPoint === consistentPoint && cached.tsMs === tsMs) return last ? cached.last : cached.other;
-    const text = (marker: string): string =>
-      `${this.sourceHead},"ts_ms":${tsMs},"snapshot":"${marker}"${this.sourceTail}"sequence":null,${this.tableFields}` +
-      `,"txId":null,"lsn":${consistentPoint},"xmin":null,"commit_lsn":"${formatLsn(consistentPoint)}"}`;
-    this.snapshotSources = { consistentPoint, tsMs, last: text('last'), other: text('true') };
-    return last ? this.snapshotSources.last : this.snapshotSources.other;
+  /** A snapshot row (op 'r'), from a query's text values. */
+  snapshotRow(layout: ColumnLayout, row: (string | null)[], context: SnapshotContext, marker: SnapshotMarker): DecodedChange {
+    const state = this.state(layout.table);
+    const lsn = String(context.version);
+    const nowMs = Date.now();
+    const source =
+      `${this.sourceHead},"ts_ms":${context.tsMs},"ts_us":${times1000(context.tsMs)},"ts_ns":${times1000(times1000(context.tsMs))},"snapshot":"${marker}"${this.sourceDb}` +
+      `,"sequence":"[null,\\"${lsn}\\"]",${state.fields},"txId":${context.txId ?? 'null'},"lsn":${lsn},"xmin":null,"commit_lsn":"${formatLsn(context.version)}"}`;
+    const value = `{"before":null,"after":${this.image(layout, row, null)},"source":${source},"op":"r","ts_ms":${nowMs},"ts_us":${nowMs}000,"ts_ns":${nowMs}000000,"transaction":null}`;
+    return { op: 'r', table: layout.table, topic: state.topic, key: this.key(layout, row), value, markKey: this.markKey(layout, row), schema: layout.schema, headers: null };
   }
 
-  private change(layout: ColumnLayout, op: Operation, before: string | null, after: string, row: Tuple, lsn: Lsn, txn: TransactionContext): DecodedChange {
-    const value = this.envelope(before ?? 'null', after, op, this.streamSource(lsn, txn), txn);
-    return { op, key: this.key(layout, row), value, markId: this.markId(layout, row) };
+  private deletion(layout: ColumnLayout, key: string, before: string, lsn: Lsn, txn: TransactionContext, headers: [string, string][] | null): DecodedChange[] {
+    const topic = this.state(layout.table).topic;
+    const value = this.envelope(before, 'null', 'd', this.streamSource(layout, lsn, txn), txn);
+    const deletion: DecodedChange = { op: 'd', table: layout.table, topic, key, value, markKey: null, schema: layout.schema, headers };
+    if (!this.options.tombstones) return [deletion];
+    return [deletion, { op: 'd', table: layout.table, topic, key, value: null, markKey: null, schema: layout.schema, headers: null }];
+  }
+
+  private change(layout: ColumnLayout, op: Operation, before: string, after: string, key: string, row: Tuple, lsn: Lsn, txn: TransactionContext, headers: [string, string][] | null): DecodedChange {
+    const value = this.envelope(before, after, op, this.streamSource(layout, lsn, txn), txn);
+    return { op, table: layout.table, topic: this.state(layout.table).topic, key, value, markKey: this.markKey(layout, row), schema: layout.schema, headers };
   }
 
   private envelope(before: string, after: string, op: Operation, source: string, txn: TransactionContext): string {
     const order = txn.order++;
     const transaction = `${this.pieces(txn).transactionHead}${order},"data_collection_order":${order}}`;
-    return `{"before":${before},"after":${after},"source":${source},"op":"${op}","ts_ms":${Date.now()},"transaction":${transaction}}`;
+    const nowMs = Date.now();
+    return `{"before":${before},"after":${after},"source":${source},"op":"${op}","ts_ms":${nowMs},"ts_us":${nowMs}000,"ts_ns":${nowMs}000000,"transaction":${transaction}}`;
   }
 
-  private streamSource(lsn: Lsn, txn: TransactionContext): string {
-    const { sourceHead, sourceMiddle, sourceTail } = this.pieces(txn);
+  private streamSource(layout: ColumnLayout, lsn: Lsn, txn: TransactionContext): string {
+    const { head, sequenceHead, tail } = this.pieces(txn);
     const lsnText = String(lsn);
-    return `${sourceHead}${lsnText}${sourceMiddle}${lsnText}${sourceTail}`;
+    return `${head}${sequenceHead}${lsnText}\\"]",${this.state(layout.table).fields},"txId":${txn.xid},"lsn":${lsnText}${tail}`;
   }
 
   /** The parts of `source` and `transaction` every event of a transaction shares, built once per transaction. */
   private pieces(txn: TransactionContext): TransactionPieces {
     if (this.txnPieces?.txn === txn) return this.txnPieces;
+    const commitMs = Math.floor(txn.commitTimeUs / 1000);
+    const lastCommit = txn.lastCommitLsn === null ? 'null' : `\\"${txn.lastCommitLsn}\\"`;
     this.txnPieces = {
       txn,
-      sourceHead: `${this.sourceHead},"ts_ms":${txn.commitTimeMs},"snapshot":"false"${this.sourceTail}"sequence":"[null,\\"`,
-      sourceMiddle: `\\"]",${this.tableFields},"txId":${txn.xid},"lsn":`,
-      sourceTail: `,"xmin":null,"commit_lsn":"${formatLsn(txn.finalLsn)}"}`,
+      head: `${this.sourceHead},"ts_ms":${commitMs},"ts_us":${txn.commitTimeUs},"ts_ns":${times1000(txn.commitTimeUs)},"snapshot":"false"${this.sourceDb}`,
+      sequenceHead: `,"sequence":"[${lastCommit},\\"`,
+      tail: `,"xmin":null,"commit_lsn":"${formatLsn(txn.finalLsn)}"}`,
       transactionHead: `{"id":"${txn.xid}:${txn.finalLsn}","total_order":`,
     };
     return this.txnPieces;
   }
 
-  private layout(columns: { name: string; typeOid: number }[], replicaIdentity: string): ColumnLayout {
+  private state(table: CapturedTable): TableState {
+    const state = this.tables.get(table.qualified);
+    if (!state) throw new Error(`table ${table.qualified} is not captured`);
+    return state;
+  }
+
+  private layout(state: TableState, columns: RelationColumn[], replicaIdentity: string): ColumnLayout {
+    const { table } = state;
     const names = columns.map((c) => c.name);
-    const keyIndexes = this.table.primaryKey.map((pk) => {
+    const keyIndexes = table.primaryKey.map((pk) => {
       const index = names.indexOf(pk);
-      if (index < 0) throw new Error(`primary key column '${pk}' is not in the replicated columns of ${this.table.schema}.${this.table.table}`);
+      if (index < 0) throw new Error(`primary key column '${pk}' is not in the replicated columns of ${table.qualified}`);
       return index;
     });
+    const writers = columns.map((c) => valueWriter(c.typeOid));
     return {
+      table,
       replicaIdentity,
       names,
       prefixes: names.map((name, i) => `${i === 0 ? '' : ','}${JSON.stringify(name)}:`),
       keyPrefixes: keyIndexes.map((i) => `${JSON.stringify(names[i])}:`),
-      writers: columns.map((c) => valueWriter(c.typeOid)),
+      writers,
       keyIndexes,
-      sentFlagIndex: this.table.sentFlag === null ? -1 : names.indexOf(this.table.sentFlag),
+      sentFlagIndex: state.wantsMarks && table.sentFlag !== null ? names.indexOf(table.sentFlag) : -1,
+      schema: this.schemaHeader(table, columns, writers),
     };
+  }
+
+  private schemaHeader(table: CapturedTable, columns: RelationColumn[], writers: ValueWriter[]): SchemaHeader {
+    const header: SchemaHeader = { value: null, ready: Promise.resolve() };
+    header.ready = this.options.missingValues(table).then(
+      (missing) => {
+        const text = encodeTableSchema(table.schema, table.table, columns.map((column, i) => {
+          const stored = missing.get(column.name);
+          const typeName = this.typeNames.get(column.typeOid);
+          return {
+            name: column.name,
+            typeOid: column.typeOid,
+            typmod: column.typmod,
+            ...(typeName === undefined ? {} : { typeName }),
+            key: table.primaryKey.includes(column.name),
+            ...(stored === undefined ? {} : { missingJson: writers[i]!(stored) }),
+          };
+        }));
+        header.value = Buffer.from(text, 'utf8');
+      },
+      (error: Error) => {
+        throw new Error(`reading the column defaults of ${table.qualified} for its schema header: ${error.message}`);
+      },
+    );
+    header.ready.catch(() => {}); // awaited by the batcher; a failure surfaces there
+    return header;
   }
 
   private layoutOf(relationOid: number): ColumnLayout {
@@ -219,18 +361,18 @@ export class ChangeDecoder {
   }
 
   private unchangedToast(layout: ColumnLayout, column: number): Error {
-    const name = `${this.table.schema}.${this.table.table}`;
+    const name = layout.table.qualified;
     const fix = `ALTER TABLE ${name} REPLICA IDENTITY FULL`;
     if (layout.replicaIdentity !== 'f') {
       const identity = IDENTITY_NAMES[layout.replicaIdentity] ?? layout.replicaIdentity;
       return new Error(
-        `column '${layout.names[column]}' arrived as an unchanged TOAST value, and ${name} had REPLICA IDENTITY ${identity} when the change was written ` +
-          `(it was changed after cdc set FULL), so PostgreSQL logged no old row and the value is not in the WAL. ` +
-          `Run ${fix} for later changes; this transaction cannot be decoded: to skip it, start with --from-lsn just past its commit LSN ` +
-          `and send the row again (UPDATE ${name} SET sent_to_kafka = false WHERE …)`,
+        `column '${layout.names[column]}' of ${name} arrived as an unchanged TOAST value, and the table had REPLICA IDENTITY ${identity} when the change was written, ` +
+          `so PostgreSQL logged no old row and the value is not in the WAL. ` +
+          `Run ${fix} for later changes (or start cdc with --replica-identity full); this transaction cannot be decoded: to skip it, start with --from-lsn just past its commit LSN ` +
+          `and re-snapshot the table (cdc snapshot --table ${name})`,
       );
     }
-    return new Error(`column '${layout.names[column]}' arrived as an unchanged TOAST value without an old row to take it from; set ${fix} (cdc start does this when it may)`);
+    return new Error(`column '${layout.names[column]}' of ${name} arrived as an unchanged TOAST value without an old row to take it from; set ${fix}`);
   }
 
   private keyImage(layout: ColumnLayout, row: Tuple): string {
@@ -243,16 +385,20 @@ export class ChangeDecoder {
     for (let k = 0; k < layout.keyIndexes.length; k++) {
       const i = layout.keyIndexes[k]!;
       const value = row[i];
-      if (typeof value !== 'string') throw new Error(`primary key column '${layout.names[i]}' has no value`);
+      if (typeof value !== 'string') throw new Error(`primary key column '${layout.names[i]}' of ${layout.table.qualified} has no value`);
       json += `${k === 0 ? '' : ','}${layout.keyPrefixes[k]!}${layout.writers[i]!(value)}`;
     }
     return `${json}}`;
   }
 
-  /** The row's key text when its `sent_to_kafka` is false, so the marker flags it. */
-  private markId(layout: ColumnLayout, row: Tuple): string | null {
-    if (!this.wantsMarks || layout.sentFlagIndex < 0 || row[layout.sentFlagIndex] !== 'f') return null;
-    const id = row[layout.keyIndexes[0]!];
-    return typeof id === 'string' ? id : null;
+  /** The row's primary key texts when its `sent_to_kafka` is false, so the marker flags it. */
+  private markKey(layout: ColumnLayout, row: Tuple): string[] | null {
+    if (layout.sentFlagIndex < 0 || row[layout.sentFlagIndex] !== 'f') return null;
+    return layout.keyIndexes.map((i) => row[i] as string);
   }
+}
+
+/** n × 1000 as exact digits (a nanosecond epoch is past 2^53). */
+function times1000(n: number | string): string {
+  return n === 0 || n === '0' ? '0' : `${n}000`;
 }

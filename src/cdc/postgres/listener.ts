@@ -32,6 +32,7 @@ import type { Checkpointer } from './checkpointer.js';
 import type { ChangeDecoder, DecodedChange, TransactionContext } from './decode.js';
 import { isRowMessage, readPgoutput, type LogicalMessage } from './pgoutput-reader.js';
 import { TEXT_OUTPUT_OPTIONS } from './slot.js';
+import type { CapturedTable } from './table.js';
 
 export interface ListenerOptions {
   databaseUrl: string;
@@ -41,8 +42,8 @@ export interface ListenerOptions {
   ownOrigin: string;
   decoder: ChangeDecoder;
   checkpointer: Checkpointer;
-  /** Partitions of the topic: a truncate is sent to each. */
-  partitions: number;
+  /** Partitions of a captured table's topic: its truncate is sent to each. */
+  partitionsOf(table: CapturedTable): number;
   push(change: DecodedChange, partition?: number): void;
   /** Called after the confirmed LSN moved (on a commit or an idle keepalive). */
   onConfirmed(lsn: Lsn): void;
@@ -93,6 +94,8 @@ export class Listener {
   private readonly service: LogicalReplicationService;
   private connection: PgConnection | null = null;
   private txn: TransactionContext | null = null;
+  /** The commit LSN of the last transaction read (Debezium's lastCommitLsn in `source.sequence`). */
+  private lastCommitLsn: Lsn | null = null;
   private skipping = false;
   private statusTimer: NodeJS.Timeout | null = null;
   private statusSoon: NodeJS.Timeout | null = null;
@@ -192,7 +195,7 @@ export class Listener {
     const { decoder, checkpointer } = this.options;
     switch (message.tag) {
       case 'begin':
-        this.txn = { xid: message.xid, finalLsn: message.finalLsn, commitTimeMs: message.commitTimeMs, order: 1 };
+        this.txn = { xid: message.xid, finalLsn: message.finalLsn, commitTimeUs: message.commitTimeUs, lastCommitLsn: this.lastCommitLsn, order: 1 };
         this.skipping = false;
         checkpointer.begin();
         return;
@@ -201,6 +204,9 @@ export class Listener {
         return;
       case 'relation':
         decoder.relation(message.relation);
+        return;
+      case 'type':
+        decoder.type(message.oid, message.namespace, message.name);
         return;
       case 'insert':
         if (decoder.captures(message.relationOid)) this.options.push(decoder.insert(message.relationOid, message.newTuple, parseLsn(lsnText), this.inTxn()));
@@ -214,19 +220,22 @@ export class Listener {
         return;
       case 'delete':
         if (decoder.captures(message.relationOid)) {
-          this.options.push(decoder.delete(message.relationOid, message.oldTuple, message.keyTuple, parseLsn(lsnText), this.inTxn()));
+          for (const change of decoder.delete(message.relationOid, message.oldTuple, message.keyTuple, parseLsn(lsnText), this.inTxn())) this.options.push(change);
         }
         return;
       case 'truncate':
-        if (message.relationOids.some((oid) => decoder.captures(oid))) {
-          const change = decoder.truncate(parseLsn(lsnText), this.inTxn());
-          for (let partition = 0; partition < this.options.partitions; partition++) this.options.push(change, partition);
+        for (const oid of message.relationOids) {
+          if (!decoder.captures(oid)) continue;
+          const change = decoder.truncate(oid, parseLsn(lsnText), this.inTxn());
+          const partitions = this.options.partitionsOf(change.table);
+          for (let partition = 0; partition < partitions; partition++) this.options.push(change, partition);
         }
         return;
       case 'message':
         if (message.transactional && this.txn && !this.skipping) this.options.onLogicalMessage?.(message, this.txn);
         return;
       case 'commit':
+        this.lastCommitLsn = message.commitLsn;
         this.txn = null;
         this.skipping = false;
         if (checkpointer.commit(message.endLsn)) this.confirmedMoved();

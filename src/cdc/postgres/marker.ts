@@ -1,5 +1,5 @@
 /**
- * The `sent_to_kafka` follow-up (design.md §2): after Kafka acknowledged a
+ * The `sent_to_kafka` follow-up (docs/design.md, "sent_to_kafka"): after Kafka acknowledged a
  * batch, one UPDATE flags its rows, in a session set up with walbridge's own
  * replication origin (`walbridge_<slot>`). pgoutput then sends an Origin
  * message in those transactions and the listener skips them, so the marking
@@ -14,13 +14,17 @@ import pg from 'pg';
 import type { Logger } from '../../observability/logger.js';
 import { qualifiedName, type CapturedTable } from './table.js';
 
+/** Per table, the primary keys (each as its columns' texts, in key order) of rows to flag. */
+export type MarkKeys = Map<CapturedTable, string[][]>;
+
 /**
- * Contract: `mark` resolves once the UPDATE for those primary keys has
- * committed (rows already flagged are left alone). The caller serializes
- * calls; a rejection leaves the flags unknown and must stop confirmation.
+ * Contract: `mark` resolves once the UPDATEs for those primary keys have
+ * committed, one per table (rows already flagged are left alone). The caller
+ * serializes calls; a rejection leaves the flags unknown and must stop
+ * confirmation.
  */
 export interface Marker {
-  mark(ids: string[]): Promise<void>;
+  mark(keys: MarkKeys): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -38,7 +42,7 @@ const RETRYABLE = new Set(['40P01', '40001']);
 const MARK_ATTEMPTS = 5;
 const SETUP_PATIENCE_MS = 15_000;
 
-export async function openMarker(databaseUrl: string, table: CapturedTable, slot: string, logger: Logger): Promise<Marker> {
+export async function openMarker(databaseUrl: string, slot: string, logger: Logger): Promise<Marker> {
   const client = new pg.Client({ connectionString: databaseUrl, application_name: `walbridge-marker-${slot}` });
   await client.connect();
   try {
@@ -54,26 +58,49 @@ export async function openMarker(databaseUrl: string, table: CapturedTable, slot
     await client.end();
     throw error;
   }
-  const flag = client.escapeIdentifier(table.sentFlag ?? 'sent_to_kafka');
-  const text =
-    `UPDATE ${qualifiedName(client, table)} SET ${flag} = true ` +
-    `WHERE ${client.escapeIdentifier(table.primaryKey[0]!)} = ANY($1::${table.primaryKeyType}[]) AND ${flag} = false`;
+  const statements = new Map<CapturedTable, { name: string; text: string }>();
+  const statementOf = (table: CapturedTable): { name: string; text: string } => {
+    let statement = statements.get(table);
+    if (!statement) {
+      statement = { name: `walbridge_mark_sent_${statements.size}`, text: markStatement(client, table) };
+      statements.set(table, statement);
+    }
+    return statement;
+  };
   return {
-    mark: async (ids) => {
-      if (ids.length === 0) return;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await client.query({ name: 'walbridge_mark_sent', text, values: [ids] });
-          return;
-        } catch (error) {
-          const err = error as { code?: string; message: string };
-          if (!RETRYABLE.has(err.code ?? '') || attempt >= MARK_ATTEMPTS) throw error;
-          logger.warn({ attempt, reason: err.message }, 'marking sent_to_kafka: retrying');
+    mark: async (keys) => {
+      for (const [table, rows] of keys) {
+        if (rows.length === 0) continue;
+        // One array parameter per key column: column i of every key.
+        const values = table.primaryKey.map((_, i) => rows.map((row) => row[i]));
+        const statement = statementOf(table);
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await client.query({ ...statement, values });
+            break;
+          } catch (error) {
+            const err = error as { code?: string; message: string };
+            if (!RETRYABLE.has(err.code ?? '') || attempt >= MARK_ATTEMPTS) throw error;
+            logger.warn({ attempt, table: table.qualified, reason: err.message }, 'marking sent_to_kafka: retrying');
+          }
         }
       }
     },
     close: () => client.end(),
   };
+}
+
+/** `UPDATE … SET sent_to_kafka = true` for the rows whose keys come as one array per key column. */
+function markStatement(client: pg.Client, table: CapturedTable): string {
+  const flag = client.escapeIdentifier(table.sentFlag ?? 'sent_to_kafka');
+  const columns = table.primaryKey.map((column) => client.escapeIdentifier(column));
+  if (columns.length === 1) {
+    return `UPDATE ${qualifiedName(client, table)} SET ${flag} = true WHERE ${columns[0]} = ANY($1::${table.primaryKeyTypes[0]}[]) AND ${flag} = false`;
+  }
+  const arrays = table.primaryKeyTypes.map((type, i) => `$${i + 1}::${type}[]`).join(', ');
+  const join = columns.map((column) => `t.${column} = k.${column}`).join(' AND ');
+  return `UPDATE ${qualifiedName(client, table)} AS t SET ${flag} = true FROM unnest(${arrays}) AS k(${columns.join(', ')}) ` +
+    `WHERE ${join} AND t.${flag} = false`;
 }
 
 async function setupSession(client: pg.Client, origin: string, logger: Logger): Promise<void> {

@@ -18,6 +18,8 @@ export type Tuple = TupleValue[];
 export interface RelationColumn {
   name: string;
   typeOid: number;
+  /** atttypmod, -1 when none. */
+  typmod: number;
 }
 
 export interface Relation {
@@ -29,14 +31,15 @@ export interface Relation {
   columns: RelationColumn[];
 }
 
-/** Microseconds since 2000-01-01 (PostgreSQL epoch) → milliseconds since 1970-01-01. */
-const PG_EPOCH_MS = 946_684_800_000;
+/** Microseconds between 1970-01-01 and 2000-01-01 (PostgreSQL's epoch). */
+const PG_EPOCH_US = 946_684_800_000_000;
 
 export type PgoutputMessage =
-  | { tag: 'begin'; finalLsn: Lsn; commitTimeMs: number; xid: number }
-  | { tag: 'commit'; commitLsn: Lsn; endLsn: Lsn; commitTimeMs: number }
+  | { tag: 'begin'; finalLsn: Lsn; commitTimeUs: number; xid: number }
+  | { tag: 'commit'; commitLsn: Lsn; endLsn: Lsn; commitTimeUs: number }
   | { tag: 'origin'; name: string }
   | { tag: 'relation'; relation: Relation }
+  | { tag: 'type'; oid: number; namespace: string; name: string }
   | { tag: 'insert'; relationOid: number; newTuple: Tuple }
   | { tag: 'update'; relationOid: number; oldTuple: Tuple | null; keyTuple: Tuple | null; newTuple: Tuple }
   | { tag: 'delete'; relationOid: number; oldTuple: Tuple | null; keyTuple: Tuple | null }
@@ -68,15 +71,17 @@ export function readPgoutput(buffer: Buffer): PgoutputMessage {
   const tag = reader.u8();
   switch (tag) {
     case 0x42: // B
-      return { tag: 'begin', finalLsn: reader.lsn(), commitTimeMs: reader.timeMs(), xid: reader.u32() };
+      return { tag: 'begin', finalLsn: reader.lsn(), commitTimeUs: reader.timeUs(), xid: reader.u32() };
     case 0x43: // C
       reader.u8(); // flags, unused
-      return { tag: 'commit', commitLsn: reader.lsn(), endLsn: reader.lsn(), commitTimeMs: reader.timeMs() };
+      return { tag: 'commit', commitLsn: reader.lsn(), endLsn: reader.lsn(), commitTimeUs: reader.timeUs() };
     case 0x4f: // O
       reader.lsn();
       return { tag: 'origin', name: reader.cstring() };
     case 0x52: // R
       return { tag: 'relation', relation: readRelation(reader) };
+    case 0x59: // Y
+      return { tag: 'type', oid: reader.u32(), namespace: reader.cstring(), name: reader.cstring() };
     case 0x49: { // I
       const relationOid = reader.u32();
       reader.u8(); // 'N'
@@ -115,7 +120,7 @@ export function readPgoutput(buffer: Buffer): PgoutputMessage {
       return { tag: 'message', transactional, lsn, prefix, content: reader.bytes(reader.u32()) };
     }
     default:
-      // 'Y' type: nothing walbridge needs.
+      // The rest: nothing walbridge needs.
       return { tag: 'other', byte: tag };
   }
 }
@@ -131,8 +136,8 @@ function readRelation(reader: Reader): Relation {
     reader.u8(); // flags: part of the replica identity (all columns under FULL), so not the primary key
     const name = reader.cstring();
     const typeOid = reader.u32();
-    reader.u32(); // type modifier
-    columns.push({ name, typeOid });
+    const typmod = reader.u32() | 0; // signed: -1 when none
+    columns.push({ name, typeOid, typmod });
   }
   return { oid, schema, table, replicaIdentity, columns };
 }
@@ -163,10 +168,11 @@ class Reader {
     return value;
   }
 
-  timeMs(): number {
+  /** A timestamp as microseconds since 1970 (exact as a number until the year 2255). */
+  timeUs(): number {
     const micros = this.buffer.readBigInt64BE(this.offset);
     this.offset += 8;
-    return Number(micros / 1000n) + PG_EPOCH_MS;
+    return Number(micros) + PG_EPOCH_US;
   }
 
   bytes(length: number): Buffer {

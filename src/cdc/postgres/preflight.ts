@@ -5,14 +5,20 @@
 import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
 import { formatLsn, type Lsn } from '../../core/lsn.js';
-import { describeTable, type CapturedTable } from './table.js';
+import type { TableSelection } from '../../config/table-selection.js';
+import { describeTables, type CapturedTable } from './table.js';
 import { readSlot, type SlotState } from './slot.js';
 import { MARKER_FUNCTIONS, originName } from './marker.js';
 import { originExists, pendingSnapshot, SNAPSHOT_FLAG_FUNCTIONS, type FlaggedMode } from './snapshot-flag.js';
 import type { SnapshotMode } from './snapshot.js';
+import { checkFailoverSupported, checkSupportedServer, GRANTABLE_ORIGINS_MAJOR, originsGrantable, readServerVersion, type ServerVersion } from './server-version.js';
+
+/** What cdc does about REPLICA IDENTITY (docs/cdc.md): set FULL where it is not, or keep each table's own. */
+export type ReplicaIdentityChoice = 'full' | 'keep';
 
 export interface PreflightRequest {
-  table: { schema: string; table: string };
+  tables: TableSelection;
+  replicaIdentity: ReplicaIdentityChoice;
   slot: string;
   markSent: boolean;
   fromLsn: Lsn | null;
@@ -20,12 +26,15 @@ export interface PreflightRequest {
   snapshot: SnapshotMode;
   /** Whether the user chose it (`--snapshot`), rather than the default. */
   snapshotExplicit: boolean;
+  /** `--failover`: a slot synchronized to standbys (PostgreSQL 17+). */
+  failover: boolean;
 }
 
 export interface PreflightResult {
+  server: ServerVersion;
   role: string;
   database: string;
-  table: CapturedTable;
+  tables: CapturedTable[];
   /** null when the slot does not exist yet. */
   slot: SlotState | null;
   /** The mode of the slot's unfinished initial snapshot (to resume), or null. */
@@ -37,6 +46,9 @@ const ACTIVE_SLOT_PATIENCE_MS = 5_000;
 
 
 export async function preflight(client: pg.Client, request: PreflightRequest): Promise<PreflightResult> {
+  const server = await readServerVersion(client);
+  checkSupportedServer(server);
+  if (request.failover) checkFailoverSupported(server);
   const walLevel = (await client.query<{ wal_level: string }>('SHOW wal_level')).rows[0]?.wal_level;
   if (walLevel !== 'logical') {
     throw new ConfigError(`wal_level is '${walLevel}'; set wal_level=logical and restart PostgreSQL (ALTER SYSTEM SET wal_level = logical, then a restart)`);
@@ -46,23 +58,33 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
        FROM pg_roles WHERE rolname = current_user`,
   );
   const { role, database, replication, superuser } = who.rows[0]!;
+  const caller: Caller = { role, superuser, server };
   if (!replication && !superuser) {
     throw new ConfigError(`role ${role} may not replicate; as a superuser run: ALTER ROLE ${client.escapeIdentifier(role)} REPLICATION`);
   }
-  const table = await describeTable(client, request.table);
-  const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`;
-  if (!table.owned && table.replicaIdentity !== 'f') {
+  const tables = await describeTables(client, request.tables);
+  for (const table of tables) {
+    const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`;
+    if (request.replicaIdentity === 'full' && !table.owned && table.replicaIdentity !== 'f') {
+      throw new ConfigError(
+        `table ${table.qualified} needs REPLICA IDENTITY FULL (so updates that leave a TOASTed value unchanged still carry it) ` +
+          `and role ${role} does not own it to set it; as its owner run: ALTER TABLE ${qualified} REPLICA IDENTITY FULL ` +
+          `(or pass --replica-identity keep: docs/cdc.md says what that means for unchanged TOAST values)`,
+      );
+    }
+    await checkTablePrivilege(client, role, qualified, 'SELECT');
+    if (request.markSent && table.sentFlag !== null) await checkFlagPrivilege(client, role, qualified, table.sentFlag);
+  }
+  if (request.markSent && tables.some((t) => t.sentFlag !== null)) {
+    await checkFunctions(client, caller, MARKER_FUNCTIONS, 'which marks sent_to_kafka in a session of its own replication origin', '--no-mark-sent');
+  }
+  const slot = await usableSlot(client, request.slot, database, server);
+  if (request.failover && slot !== null && slot.failover === false) {
     throw new ConfigError(
-      `table ${table.schema}.${table.table} needs REPLICA IDENTITY FULL (so updates that leave a TOASTed value unchanged still carry it) ` +
-        `and role ${role} does not own it to set it; as its owner run: ALTER TABLE ${qualified} REPLICA IDENTITY FULL`,
+      `slot ${request.slot} exists without failover; enable it while no cdc runs, on a replication connection: ` +
+        `psql "dbname=${database} replication=database" -c 'ALTER_REPLICATION_SLOT ${request.slot} (FAILOVER)' (or start without --failover)`,
     );
   }
-  await checkTablePrivilege(client, role, qualified, 'SELECT');
-  if (request.markSent && table.sentFlag !== null) {
-    await checkFlagPrivilege(client, role, qualified, table.sentFlag);
-    await checkFunctions(client, role, MARKER_FUNCTIONS, 'which marks sent_to_kafka in a session of its own replication origin', '--no-mark-sent');
-  }
-  const slot = await usableSlot(client, request.slot, database);
   const pending = slot === null ? null : await pendingSnapshot(client, request.slot);
   if (slot === null && !request.snapshotExplicit && (await originExists(client, originName(request.slot)))) {
     // The marker's origin is created only once the slot exists: this slot existed, and cdc streamed from it.
@@ -75,9 +97,9 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
   }
   if (slot === null && request.snapshot !== 'none') {
     // Without the flag, a crash during the initial snapshot would lose the rows it had not reached.
-    await checkFunctions(client, role, SNAPSHOT_FLAG_FUNCTIONS, 'which flags the initial snapshot as unfinished until every row is in Kafka, so an interrupted one is resumed', '--snapshot none');
+    await checkFunctions(client, caller, SNAPSHOT_FLAG_FUNCTIONS, 'which flags the initial snapshot as unfinished until every row is in Kafka, so an interrupted one is resumed', '--snapshot none');
   } else if (pending !== null) {
-    await checkFunctions(client, role, ['pg_replication_origin_drop(text)'], 'which clears the flag of the unfinished initial snapshot once it is resumed', null);
+    await checkFunctions(client, caller, ['pg_replication_origin_drop(text)'], 'which clears the flag of the unfinished initial snapshot once it is resumed', null);
   }
   if (request.fromLsn !== null) {
     if (!slot?.confirmedFlush) throw new ConfigError(`--from-lsn needs an existing slot; slot ${request.slot} does not exist yet`);
@@ -88,11 +110,28 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
       );
     }
   }
-  return { role, database, table, slot, pendingSnapshot: pending };
+  return { server, role, database, tables, slot, pendingSnapshot: pending };
 }
 
-/** Refuses unless the role may call every function; names the GRANT (and the flag that avoids the need). */
-async function checkFunctions(client: pg.Client, role: string, functions: readonly string[], purpose: string, alternative: string | null): Promise<void> {
+interface Caller {
+  role: string;
+  superuser: boolean;
+  server: ServerVersion;
+}
+
+/**
+ * Refuses unless the role may call every (replication-origin) function; names
+ * the GRANT, or on 13 and 14 the superuser it takes, and the flag that avoids the need.
+ */
+async function checkFunctions(client: pg.Client, caller: Caller, functions: readonly string[], purpose: string, alternative: string | null): Promise<void> {
+  const { role, superuser, server } = caller;
+  if (!superuser && !originsGrantable(server)) {
+    throw new ConfigError(
+      `role ${role} may not call ${functions.join(', ')}, ${purpose}: PostgreSQL ${server.text} lets only superusers use replication origins ` +
+        `(PostgreSQL ${GRANTABLE_ORIGINS_MAJOR} made them grantable); run cdc as a superuser (ALTER ROLE ${client.escapeIdentifier(role)} SUPERUSER)` +
+        `${alternative ? ` or pass ${alternative}` : ''}`,
+    );
+  }
   for (const fn of functions) {
     const allowed = await client.query<{ ok: boolean }>(`SELECT has_function_privilege($1, 'EXECUTE') AS ok`, [fn]);
     if (!allowed.rows[0]?.ok) {
@@ -122,10 +161,10 @@ async function checkTablePrivilege(client: pg.Client, role: string, qualified: s
   }
 }
 
-async function usableSlot(client: pg.Client, name: string, database: string): Promise<SlotState | null> {
+async function usableSlot(client: pg.Client, name: string, database: string, server: ServerVersion): Promise<SlotState | null> {
   const deadline = Date.now() + ACTIVE_SLOT_PATIENCE_MS;
   for (;;) {
-    const slot = await readSlot(client, name);
+    const slot = await readSlot(client, name, server);
     if (!slot) return null;
     if (slot.plugin !== 'pgoutput' || slot.database !== database) {
       throw new ConfigError(

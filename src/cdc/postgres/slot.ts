@@ -1,12 +1,12 @@
 /**
- * The replication slot and publication that `cdc start` creates when missing
- * and `cdc drop` removes. The slot is the source of truth for what was sent:
+ * The replication slot that `cdc start` creates when missing and `cdc drop`
+ * removes. The slot is the source of truth for what was sent:
  * its confirmed_flush_lsn is where a restart resumes.
  */
 import pg from 'pg';
 import { parseLsn, type Lsn } from '../../core/lsn.js';
 import { ConfigError } from '../../core/exit-codes.js';
-import type { CapturedTable } from './table.js';
+import { createSlotCommand, slotFailoverColumn, type ServerVersion } from './server-version.js';
 
 /**
  * Session settings for every connection whose text output walbridge decodes:
@@ -21,6 +21,8 @@ export interface SlotState {
   activePid: number | null;
   confirmedFlush: Lsn | null;
   restartLsn: Lsn | null;
+  /** Whether the slot is synchronized to standbys (PostgreSQL 17+); null on older servers. */
+  failover: boolean | null;
 }
 
 /** Slot names PostgreSQL accepts: lower-case letters, digits, underscore. */
@@ -30,9 +32,9 @@ export function checkSlotName(name: string): void {
   }
 }
 
-export async function readSlot(client: pg.Client, name: string): Promise<SlotState | null> {
-  const result = await client.query<{ plugin: string | null; database: string | null; active_pid: number | null; confirmed_flush_lsn: string | null; restart_lsn: string | null }>(
-    'SELECT plugin, database, active_pid, confirmed_flush_lsn::text, restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1',
+export async function readSlot(client: pg.Client, name: string, server: ServerVersion): Promise<SlotState | null> {
+  const result = await client.query<{ plugin: string | null; database: string | null; active_pid: number | null; confirmed_flush_lsn: string | null; restart_lsn: string | null; failover: boolean | null }>(
+    `SELECT plugin, database, active_pid, confirmed_flush_lsn::text, restart_lsn::text, ${slotFailoverColumn(server)} FROM pg_replication_slots WHERE slot_name = $1`,
     [name],
   );
   const row = result.rows[0];
@@ -44,6 +46,7 @@ export async function readSlot(client: pg.Client, name: string): Promise<SlotSta
     activePid: row.active_pid,
     confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : null,
     restartLsn: row.restart_lsn ? parseLsn(row.restart_lsn) : null,
+    failover: row.failover,
   };
 }
 
@@ -57,13 +60,12 @@ export interface CreatedSlot {
   release(): Promise<void>;
 }
 
-export async function createSlot(databaseUrl: string, name: string): Promise<CreatedSlot> {
+/** `failover` (PostgreSQL 17+) makes a slot that standbys with sync_replication_slots keep in step. */
+export async function createSlot(databaseUrl: string, name: string, server: ServerVersion, options: { failover: boolean }): Promise<CreatedSlot> {
   const connection = new pg.Client({ connectionString: databaseUrl, replication: 'database', application_name: `walbridge-slot-${name}` } as pg.ClientConfig);
   await connection.connect();
   try {
-    const result = await connection.query<{ consistent_point: string; snapshot_name: string }>(
-      `CREATE_REPLICATION_SLOT ${connection.escapeIdentifier(name)} LOGICAL pgoutput (SNAPSHOT 'export')`,
-    );
+    const result = await connection.query<{ consistent_point: string; snapshot_name: string }>(createSlotCommand(connection.escapeIdentifier(name), server, options));
     const row = result.rows[0];
     if (!row) throw new Error('CREATE_REPLICATION_SLOT returned nothing');
     return { consistentPoint: parseLsn(row.consistent_point), snapshotName: row.snapshot_name, release: () => connection.end() };
@@ -71,35 +73,4 @@ export async function createSlot(databaseUrl: string, name: string): Promise<Cre
     await connection.end();
     throw error;
   }
-}
-
-/** Tables in a publication as `schema.table`, or null when it does not exist. */
-export async function publicationTables(client: pg.Client, name: string): Promise<string[] | null> {
-  const exists = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [name]);
-  if (!exists.rowCount) return null;
-  const tables = await client.query<{ name: string }>(
-    `SELECT schemaname || '.' || tablename AS name FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1`,
-    [name],
-  );
-  return tables.rows.map((row) => row.name);
-}
-
-/** Creates the publication for the table when missing; refuses one that lacks it. Returns true when created. */
-export async function ensurePublication(client: pg.Client, name: string, table: CapturedTable): Promise<boolean> {
-  const tables = await publicationTables(client, name);
-  const wanted = `${table.schema}.${table.table}`;
-  if (tables === null) {
-    await client.query(
-      `CREATE PUBLICATION ${client.escapeIdentifier(name)} FOR TABLE ${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)} ` +
-        `WITH (publish = 'insert, update, delete, truncate')`,
-    );
-    return true;
-  }
-  if (!tables.includes(wanted)) {
-    throw new ConfigError(
-      `publication ${name} does not include ${wanted} (it has: ${tables.join(', ') || 'no tables'}); ` +
-        `add it: ALTER PUBLICATION ${client.escapeIdentifier(name)} ADD TABLE ${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`,
-    );
-  }
-  return false;
 }

@@ -1,19 +1,21 @@
 /**
- * The initial load: rows of the captured table read inside the slot's
- * exported snapshot (so it meets the stream with no gap and no overlap),
- * with a cursor in batches, as op 'r' events versioned at the slot's
- * consistent point.
+ * The initial load: the rows of every captured table, read inside the slot's
+ * exported snapshot (so it meets the stream with no gap and no overlap), one
+ * table after another in one transaction, with a cursor in batches, as op 'r'
+ * events versioned at the slot's consistent point.
  *
  * Contract: every selected row is handed to `push` exactly once, and the
  * function resolves after the last one (delivery is the batcher's business);
- * it waits on `gate` between batches, so memory stays bounded.
+ * it waits on `gate` between batches, so memory stays bounded. `source.snapshot`
+ * follows Debezium: `first` on the first row, `first_in_data_collection` /
+ * `last_in_data_collection` at each table's edges, `last` on the last row.
  */
 import pg from 'pg';
 import type { Lsn } from '../../core/lsn.js';
 import type { Logger } from '../../observability/logger.js';
 import { createProgress } from '../../observability/progress.js';
 import type { Gate } from '../gate.js';
-import type { ChangeDecoder, DecodedChange } from './decode.js';
+import type { ChangeDecoder, DecodedChange, SnapshotContext, SnapshotMarker } from './decode.js';
 import { TEXT_OUTPUT_OPTIONS } from './slot.js';
 import { qualifiedName, type CapturedTable } from './table.js';
 
@@ -23,7 +25,7 @@ export interface SnapshotRequest {
   databaseUrl: string;
   /** The slot's exported snapshot; null to read the current state (a resumed, interrupted load). */
   snapshotName: string | null;
-  table: CapturedTable;
+  tables: CapturedTable[];
   mode: Exclude<SnapshotMode, 'none'>;
   consistentPoint: Lsn;
   decoder: ChangeDecoder;
@@ -35,10 +37,10 @@ export interface SnapshotRequest {
 
 const FETCH_ROWS = 5_000;
 /** Every value as PostgreSQL's text: decode.ts maps it, not pg-types. */
-const RAW_TEXT = { getTypeParser: () => (value: string) => value };
+export const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 
 export async function readSnapshot(request: SnapshotRequest): Promise<number> {
-  const { table, logger } = request;
+  const { logger } = request;
   const client = new pg.Client({ connectionString: request.databaseUrl, options: TEXT_OUTPUT_OPTIONS, application_name: 'walbridge-snapshot' });
   await client.connect();
   try {
@@ -47,34 +49,48 @@ export async function readSnapshot(request: SnapshotRequest): Promise<number> {
       if (!/^[0-9A-Fa-f-]+$/.test(request.snapshotName)) throw new Error(`unexpected snapshot name '${request.snapshotName}'`);
       await client.query(`SET TRANSACTION SNAPSHOT '${request.snapshotName}'`);
     }
-    const unsentOnly = request.mode === 'unsent' && table.sentFlag !== null;
-    if (request.mode === 'unsent' && table.sentFlag === null) {
-      logger.info({ table: `${table.schema}.${table.table}` }, 'the table has no sent_to_kafka column: the snapshot reads every row');
-    }
-    const where = unsentOnly ? ` WHERE ${client.escapeIdentifier(table.sentFlag!)} = false` : '';
-    const from = `${qualifiedName(client, table)}${where}`;
-    const total = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${from}`)).rows[0]?.n ?? 0);
-    logger.info({ rows: total, mode: request.mode, exported: request.snapshotName !== null }, 'snapshot: reading');
+    // A read-only transaction has no id of its own: the snapshot's xmin stands for it (Debezium sends the reading transaction's).
+    const txId = Number((await client.query<{ xmin: string }>('SELECT txid_snapshot_xmin(txid_current_snapshot())::text AS xmin')).rows[0]?.xmin);
+    const context: SnapshotContext = { version: request.consistentPoint, txId: Number.isSafeInteger(txId) ? txId : null, tsMs: Date.now() };
+    const sources = request.tables.map((table) => selectFrom(client, table, request.mode, logger));
+    const counts: number[] = [];
+    for (const from of sources) counts.push(Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${from}`)).rows[0]?.n ?? 0));
+    const total = counts.reduce((a, b) => a + b, 0);
+    const lastTable = counts.findLastIndex((n) => n > 0);
+    logger.info({ rows: total, tables: request.tables.length, mode: request.mode, exported: request.snapshotName !== null }, 'snapshot: reading');
     const progress = createProgress('snapshot', total);
-    await client.query(`DECLARE walbridge_snapshot NO SCROLL CURSOR FOR SELECT * FROM ${from}`);
-    const startedMs = Date.now();
     let read = 0;
-    const fetch = (): Promise<pg.QueryResult> => client.query({ text: `FETCH ${FETCH_ROWS} FROM walbridge_snapshot`, rowMode: 'array', types: RAW_TEXT });
-    // One fetch ahead: PostgreSQL reads the next rows while these are encoded.
-    let next = fetch();
-    for (;;) {
-      const batch = await next;
-      if (batch.rows.length === 0) break;
-      await request.gate.wait();
-      if (request.stopped()) break;
-      next = fetch();
-      next.catch(() => {}); // awaited on the next turn; when stopping, left to finish before COMMIT
-      const columns = batch.fields.map((field) => ({ name: field.name, typeOid: field.dataTypeID }));
-      for (const row of batch.rows as (string | null)[][]) {
-        read++;
-        request.push(request.decoder.snapshotRow(columns, row, request.consistentPoint, read === total, startedMs));
+    for (let t = 0; t < request.tables.length && !request.stopped(); t++) {
+      const table = request.tables[t]!;
+      const tableRows = counts[t]!;
+      let readInTable = 0;
+      const marker = (): SnapshotMarker => {
+        if (read === 1) return 'first';
+        if (t === lastTable && readInTable === tableRows) return 'last';
+        if (readInTable === 1) return 'first_in_data_collection';
+        return readInTable === tableRows ? 'last_in_data_collection' : 'true';
+      };
+      await client.query(`DECLARE walbridge_snapshot NO SCROLL CURSOR FOR SELECT * FROM ${sources[t]}`);
+      const fetch = (): Promise<pg.QueryResult> => client.query({ text: `FETCH ${FETCH_ROWS} FROM walbridge_snapshot`, rowMode: 'array', types: RAW_TEXT });
+      // One fetch ahead: PostgreSQL reads the next rows while these are encoded.
+      let next = fetch();
+      for (;;) {
+        const batch = await next;
+        if (batch.rows.length === 0) break;
+        await request.gate.wait();
+        if (request.stopped()) break;
+        next = fetch();
+        next.catch(() => {}); // awaited on the next turn; when stopping, left to finish before COMMIT
+        const layout = request.decoder.snapshotLayout(table, batch.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID, typmod: f.dataTypeModifier })));
+        for (const row of batch.rows as (string | null)[][]) {
+          read++;
+          readInTable++;
+          request.push(request.decoder.snapshotRow(layout, row, context, marker()));
+        }
+        progress.advance(batch.rows.length);
       }
-      progress.advance(batch.rows.length);
+      await next.catch(() => {});
+      await client.query('CLOSE walbridge_snapshot');
     }
     progress.finish();
     await client.query('COMMIT');
@@ -82,4 +98,10 @@ export async function readSnapshot(request: SnapshotRequest): Promise<number> {
   } finally {
     await client.end();
   }
+}
+
+function selectFrom(client: pg.Client, table: CapturedTable, mode: 'unsent' | 'all', logger: Logger): string {
+  if (mode === 'unsent' && table.sentFlag === null) logger.info({ table: table.qualified }, 'the table has no sent_to_kafka column: the snapshot reads every row');
+  const where = mode === 'unsent' && table.sentFlag !== null ? ` WHERE ${client.escapeIdentifier(table.sentFlag)} = false` : '';
+  return `${qualifiedName(client, table)}${where}`;
 }

@@ -5,8 +5,9 @@
 import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
 import { originName } from './marker.js';
-import { publicationTables } from './slot.js';
+import { publicationTables } from './publication.js';
 import { originExists, pendingSnapshot, snapshotFlagNames } from './snapshot-flag.js';
+import { readServerVersion, slotFailoverColumn } from './server-version.js';
 
 export interface SlotStatus {
   slot: string;
@@ -14,6 +15,8 @@ export interface SlotStatus {
   activePid: number | null;
   confirmedFlushLsn: string | null;
   restartLsn: string | null;
+  /** Whether the slot is synchronized to standbys (PostgreSQL 17+); null on older servers, which have no failover slots. */
+  failover: boolean | null;
   /** Bytes of WAL between the slot's confirmed LSN and the server's current WAL position. */
   lagBytes: string | null;
   publication: string;
@@ -24,8 +27,9 @@ export interface SlotStatus {
 }
 
 export async function slotStatuses(client: pg.Client, slot: string | undefined, publicationFor: (slot: string) => string): Promise<SlotStatus[]> {
-  const result = await client.query<{ slot_name: string; active_pid: number | null; confirmed: string | null; restart: string | null; lag: string | null }>(
-    `SELECT slot_name, active_pid, confirmed_flush_lsn::text AS confirmed, restart_lsn::text AS restart,
+  const server = await readServerVersion(client);
+  const result = await client.query<{ slot_name: string; active_pid: number | null; confirmed: string | null; restart: string | null; failover: boolean | null; lag: string | null }>(
+    `SELECT slot_name, active_pid, confirmed_flush_lsn::text AS confirmed, restart_lsn::text AS restart, ${slotFailoverColumn(server)},
             pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag
        FROM pg_replication_slots
       WHERE plugin = 'pgoutput' AND database = current_database() AND ($1::text IS NULL OR slot_name = $1)
@@ -42,6 +46,7 @@ export async function slotStatuses(client: pg.Client, slot: string | undefined, 
       activePid: row.active_pid,
       confirmedFlushLsn: row.confirmed,
       restartLsn: row.restart,
+      failover: row.failover,
       lagBytes: row.lag,
       publication,
       publicationTables: await publicationTables(client, publication),

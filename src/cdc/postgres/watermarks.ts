@@ -19,11 +19,9 @@ import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
 import { parseLsn, type Lsn } from '../../core/lsn.js';
 import type { LogicalMessage } from './pgoutput-reader.js';
+import type { ServerVersion } from './server-version.js';
 
 export const WATERMARK_PREFIX = 'walbridge.snapshot';
-
-/** The first server version whose pgoutput sends logical messages. */
-const MIN_SERVER_VERSION_NUM = 140000;
 
 export interface Watermark {
   /** Every slot in the database sees every message: only its own count. */
@@ -59,23 +57,19 @@ export function readWatermark(message: LogicalMessage, slot: string): Watermark 
   return { slot: w.slot!, run: w.run!, table: w.table!, chunk: w.chunk!, kind: w.kind! };
 }
 
-async function serverVersion(client: pg.Client): Promise<{ num: number; version: string }> {
-  const result = await client.query<{ num: string; version: string }>(`SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version`);
-  return { num: Number(result.rows[0]!.num), version: result.rows[0]!.version };
-}
+/** The first major version whose pgoutput sends logical messages (13 refuses `messages 'true'`). */
+export const WATERMARKS_MAJOR = 14;
 
-/** Whether pgoutput on this server sends logical messages (and accepts `messages 'true'`, which 13 refuses). */
-export async function watermarksSupported(client: pg.Client): Promise<boolean> {
-  return (await serverVersion(client)).num >= MIN_SERVER_VERSION_NUM;
+export function supportsWatermarks(server: ServerVersion): boolean {
+  return server.major >= WATERMARKS_MAJOR;
 }
 
 /** Refuses (exit 2) on a server whose pgoutput cannot send watermarks. */
-export async function checkWatermarkSupport(client: pg.Client): Promise<void> {
-  const { num, version } = await serverVersion(client);
-  if (num < MIN_SERVER_VERSION_NUM) {
+export function checkWatermarkSupport(server: ServerVersion, what = 'incremental snapshots'): void {
+  if (!supportsWatermarks(server)) {
     throw new ConfigError(
-      `incremental snapshots need PostgreSQL 14 or later (pgoutput sends the logical messages they use as watermarks from 14 on); ` +
-        `this server is ${version}. Upgrade PostgreSQL, or re-snapshot by recreating the slot (cdc drop, then cdc start --snapshot all)`,
+      `${what} need PostgreSQL ${WATERMARKS_MAJOR} or later (pgoutput sends the logical messages they use as watermarks from ${WATERMARKS_MAJOR} on); ` +
+        `this server is ${server.text}. Upgrade PostgreSQL, or re-snapshot by recreating the slot (cdc drop, then cdc start --snapshot all)`,
     );
   }
 }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The version matrix (`npm run test:matrix`, run by CI after `npm test`, which
+# covers the defaults: Debian's PostgreSQL 15 and Kafka 4.1). Runs the cdc
+# integration tests and the end-to-end test on each other PostgreSQL major and
+# on Kafka 3.9, each entry on a fresh stack of its own, one after the other.
+# Every server is fetched once into .stack-cache/ (scripts/install-stack.sh)
+# and reused. Prints each entry's result and time; exits 1 when any failed.
+#
+#   scripts/test-matrix.sh                 every entry
+#   scripts/test-matrix.sh pg13 kafka3.9   chosen entries
+#
+# WALBRIDGE_TEST_PORT_PREFIX  port digit of the entries' stacks (default 2)
+# Each entry's full output is in .stack/matrix-<entry>.log; a failed entry's is
+# also printed.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+ALL_ENTRIES=(pg13 pg14 pg16 pg17 kafka3.9)
+# entry → "PostgreSQL-major Kafka-version"
+versions_of() {
+  case "$1" in
+    pg13) echo "13 4.1" ;;
+    pg14) echo "14 4.1" ;;
+    pg15) echo "15 4.1" ;;
+    pg16) echo "16 4.1" ;;
+    pg17) echo "17 4.1" ;;
+    kafka3.9) echo "15 3.9" ;;
+    *) echo "[matrix] unknown entry '$1' (known: ${ALL_ENTRIES[*]} pg15)" >&2; exit 2 ;;
+  esac
+}
+entries=("$@")
+[ ${#entries[@]} -gt 0 ] || entries=("${ALL_ENTRIES[@]}")
+prefix=${WALBRIDGE_TEST_PORT_PREFIX:-2}
+
+[ -d node_modules ] || npm ci --no-audit --no-fund
+npx tsc -p tsconfig.json
+files=(dist/test/integration/cdc-*.test.js dist/test/e2e/*.test.js)
+mkdir -p .stack
+
+for entry in "${entries[@]}"; do
+  read -r pg kafka <<<"$(versions_of "$entry")"
+  STACK_PG_VERSION=$pg STACK_KAFKA_VERSION=$kafka bash scripts/install-stack.sh | grep -v 'all present' || true
+done
+
+results=()
+failed=0
+for entry in "${entries[@]}"; do
+  read -r pg kafka <<<"$(versions_of "$entry")"
+  log=.stack/matrix-$entry.log
+  printf '[matrix] %s: PostgreSQL %s, Kafka %s ...\n' "$entry" "$pg" "$kafka"
+  started=$SECONDS
+  if STACK_PG_VERSION=$pg STACK_KAFKA_VERSION=$kafka \
+      bash scripts/with-stack.sh "matrix-$entry" "$prefix" bash scripts/test.sh --on-stack "${files[@]}" >"$log" 2>&1; then
+    result=passed
+  else
+    result=FAILED
+    failed=$((failed + 1))
+    cat "$log"
+  fi
+  # node's test runner closes with "# pass N" and "# fail N".
+  counts=$(awk '/^# (pass|fail) /{printf "%s%s %s", sep, $3, $2; sep=", "}' "$log")
+  results+=("$(printf '%-9s PostgreSQL %-3s Kafka %-4s %-7s %4ds  (%s)' "$entry" "$pg" "$kafka" "$result" $((SECONDS - started)) "${counts:-no test summary}")")
+  printf '[matrix] %s\n' "${results[-1]}"
+done
+
+printf '\n[matrix] results (cdc integration + end-to-end tests per version):\n'
+printf '  %s\n' "${results[@]}"
+echo "matrix: $(( ${#entries[@]} - failed )) passed, $failed failed"
+[ "$failed" -eq 0 ]
