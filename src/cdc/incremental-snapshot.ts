@@ -25,6 +25,8 @@ import type { Watermark } from './postgres/watermarks.js';
 export interface ChunkSource {
   emit(watermark: Watermark): Promise<void>;
   highestKey(table: ChunkTable, unsentOnly: boolean): Promise<string[] | null>;
+  /** Resolves once the transactions running now have ended (chunk-reader.ts says why). */
+  settle(onWait: (running: number) => void): Promise<void>;
   read(query: ChunkQuery): Promise<Chunk>;
 }
 
@@ -93,6 +95,7 @@ export class IncrementalSnapshot {
     const unsentOnly = request.mode === 'unsent' && table.sentFlag !== null;
     let upTo = request.maxKey;
     if (request.state === 'requested' || upTo === null) {
+      await source.settle((running) => logger.info({ table: name, running }, 'incremental snapshot: waiting for transactions older than the request to end'));
       // Bounded by today's highest key: rows inserted above it later stream anyway.
       upTo = await source.highestKey(table, unsentOnly);
       if (upTo === null) {

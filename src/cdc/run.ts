@@ -383,7 +383,9 @@ async function adopt(run: Run, name: { schema: string; table: string }): Promise
   if (known) return known;
   const table = await describeTable(run.admin, name);
   if (run.options.replicaIdentity === 'full' && table.replicaIdentity !== 'f') {
-    await run.admin.query(`ALTER TABLE ${qualifiedName(run.admin, table)} REPLICA IDENTITY FULL`);
+    // Not a reason to stop a running cdc: without FULL, an update leaving a TOASTed value unchanged stops it with the fix.
+    if (table.owned) await run.admin.query(`ALTER TABLE ${qualifiedName(run.admin, table)} REPLICA IDENTITY FULL`);
+    else run.logger.warn({ table: table.qualified }, `not the owner: cannot set REPLICA IDENTITY FULL (ALTER TABLE ${qualifiedName(run.admin, table)} REPLICA IDENTITY FULL, as its owner)`);
   }
   const topic = topicName(run.options.topicPrefix, table.schema, table.table);
   await ensureTopic(run.kafka, topic, run.options.partitions);

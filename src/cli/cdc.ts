@@ -127,6 +127,7 @@ await yargs(hideBin(process.argv))
       } else {
         for (const s of report) {
           console.log(`slot ${s.slot}: ${s.active ? `active (PID ${s.activePid})` : 'inactive'}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.failover === null ? '' : `; failover ${s.failover ? 'on' : 'off'}`}${s.snapshotPending ? `; initial snapshot unfinished (--snapshot ${s.snapshotPending}, resumed on the next start)` : ''}`);
+          for (const i of s.incrementalSnapshots) console.log(`  incremental snapshot of ${i.table} (--snapshot ${i.mode}): ${i.state}, ${i.chunks} chunks, ${i.rows} rows sent`);
           console.log(`  publication ${s.publication}: ${s.publicationTables === null ? 'missing' : `${s.publicationTables.length} captured table${s.publicationTables.length === 1 ? '' : 's'}`}`);
           for (const t of s.topics) console.log(`  table ${t.table} → topic ${t.topic}: ${t.endOffsets.length ? t.endOffsets.map((o) => `p${o.partition}=${o.high}`).join(' ') : 'missing'}`);
         }

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { ChunkWindows } from '../../src/cdc/chunk-window.js';
 import { IncrementalSnapshot } from '../../src/cdc/incremental-snapshot.js';
 import { Checkpointer } from '../../src/cdc/postgres/checkpointer.js';
-import { chunkSource, highestKey, readChunk } from '../../src/cdc/postgres/chunk-reader.js';
+import { chunkSource, highestKey, readChunk, waitForRunningTransactions } from '../../src/cdc/postgres/chunk-reader.js';
 import { ChangeDecoder, type DecodedChange } from '../../src/cdc/postgres/decode.js';
 import { Listener } from '../../src/cdc/postgres/listener.js';
 import type { LogicalMessage } from '../../src/cdc/postgres/pgoutput-reader.js';
@@ -157,6 +157,27 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
     assert.deepEqual((await readAll(37, 1 << 20, false, middle.split('|'))).keys, expected.slice(0, Math.floor(expected.length / 2) + 1), 'up to a key, included');
     assert.deepEqual(await highestKey(client, table, true), unsent.at(-1)!.split('|'));
     await client.end();
+  });
+
+  it('the first chunk waits for transactions that were running when the request was made', async () => {
+    const url = services.databaseUrl;
+    await sql(url, 'CREATE TABLE settle (id int PRIMARY KEY)');
+    const older = await connect(url);
+    await older.query('BEGIN');
+    await older.query('INSERT INTO settle VALUES (1)'); // written before the table joins a publication, committed after
+    const waiter = await connect(url);
+    let settled = false;
+    const waiting = waitForRunningTransactions(waiter, () => {}).then(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(settled, false, 'still waiting while the older transaction runs');
+    const newer = await connect(url);
+    await newer.query('BEGIN');
+    await newer.query('INSERT INTO settle VALUES (2)'); // started after: not waited for
+    await older.query('COMMIT');
+    await waiting;
+    assert.equal(settled, true);
+    await newer.query('ROLLBACK');
+    for (const client of [older, waiter, newer]) await client.end();
   });
 
   it('requests are durable, resumable, and a new request replaces a running one', async () => {

@@ -24,6 +24,9 @@ class FakeDatabase implements ChunkSource {
     const version = (this.version += 10n);
     setImmediate(() => this.windows.watermark(watermark, version));
   }
+  async settle(): Promise<void> {
+    this.log.push('settle');
+  }
   async highestKey(): Promise<string[] | null> {
     this.log.push('max');
     return this.ids.length ? [String(Math.max(...this.ids))] : null;
@@ -95,7 +98,7 @@ describe('IncrementalSnapshot', () => {
     snapshot.stop();
     await running;
     assert.deepEqual(pushed, ['1', '2', '3', '4', '5', '6', '7'].map((id) => `{"id":${id}}`));
-    assert.deepEqual(db.log, ['max', 'low1', 'read>-', 'high1', 'low2', 'read>3', 'high2', 'low3', 'read>6', 'high3']);
+    assert.deepEqual(db.log, ['settle', 'max', 'low1', 'read>-', 'high1', 'low2', 'read>3', 'high2', 'low3', 'read>6', 'high3']);
     assert.deepEqual(store.recorded, [{ lastKey: ['3'], rows: 3 }, { lastKey: ['6'], rows: 3 }, { lastKey: ['7'], rows: 1 }]);
   });
 
@@ -122,7 +125,7 @@ describe('IncrementalSnapshot', () => {
     while (store.finished === 0) await new Promise((r) => setTimeout(r, 2));
     snapshot.stop();
     await running;
-    assert.deepEqual(db.log, ['max']);
+    assert.deepEqual(db.log, ['settle', 'max']);
   });
 
   it('resumes after the recorded key, numbering chunks on', async () => {

@@ -117,10 +117,36 @@ export async function highestKey(client: pg.Client, table: ChunkTable, unsentOnl
   return (result.rows[0] as string[] | undefined) ?? null;
 }
 
+/**
+ * Resolves once every transaction running now has ended (`onWait` hears how
+ * many are left, every few seconds). A transaction that wrote to a table
+ * before the table joined the publication and commits later has those writes
+ * decoded with the catalog of before, so not streamed; were the first chunk
+ * read before its commit, they would not be read either. Waiting for it
+ * first closes that gap.
+ */
+export async function waitForRunningTransactions(client: pg.Client, onWait: (running: number) => void): Promise<void> {
+  const xids = (await client.query<{ xid: string }>('SELECT xid::text FROM pg_snapshot_xip(pg_current_snapshot()) AS xid')).rows.map((row) => row.xid);
+  let reported = 0;
+  for (;;) {
+    if (xids.length === 0) return;
+    const running = Number((await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM unnest($1::xid8[]) AS xid WHERE pg_xact_status(xid) = 'in progress'`, [xids],
+    )).rows[0]!.n);
+    if (running === 0) return;
+    if (Date.now() - reported > 5_000) {
+      onWait(running);
+      reported = Date.now();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Watermarks and chunk reads on one session (TEXT_OUTPUT_OPTIONS), so each read's snapshot follows its low watermark. */
 export function chunkSource(client: pg.Client): {
   emit(watermark: Watermark): Promise<void>;
   highestKey(table: ChunkTable, unsentOnly: boolean): Promise<string[] | null>;
+  settle(onWait: (running: number) => void): Promise<void>;
   read(query: ChunkQuery): Promise<Chunk>;
 } {
   return {
@@ -128,6 +154,7 @@ export function chunkSource(client: pg.Client): {
       await emitWatermark(client, watermark);
     },
     highestKey: (table, unsentOnly) => highestKey(client, table, unsentOnly),
+    settle: (onWait) => waitForRunningTransactions(client, onWait),
     read: (query) => readChunk(client, query),
   };
 }

@@ -72,7 +72,9 @@ export async function describeTables(client: pg.Client, selection: TableSelectio
       throw new ConfigError(`table ${exact.schema}.${exact.table} is a partition of ${found.partition_of}: capture the partitioned table (--table ${found.partition_of}); its partitions' changes arrive under its name`);
     }
   }
-  const chosen = candidates.filter((c) => !c.partition_of && isSelected(selection, c));
+  // A pattern never takes walbridge's own bookkeeping (walbridge_snapshot_requests, walbridge_schema_migrations); a name does.
+  const own = (c: Candidate): boolean => c.table.startsWith('walbridge_') && !selection.include.some((p) => p.exact?.schema === c.schema && p.exact.table === c.table);
+  const chosen = candidates.filter((c) => !c.partition_of && !own(c) && isSelected(selection, c));
   if (chosen.length === 0) {
     throw new ConfigError(`no table matches --table ${selection.include.map((p) => p.text).join(', ')}${selection.exclude.length ? ` (minus --exclude-table ${selection.exclude.map((p) => p.text).join(', ')})` : ''}`);
   }
