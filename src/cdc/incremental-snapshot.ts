@@ -26,7 +26,7 @@ export interface ChunkSource {
   emit(watermark: Watermark): Promise<void>;
   highestKey(table: ChunkTable, unsentOnly: boolean): Promise<string[] | null>;
   /** Resolves once the transactions running now have ended (chunk-reader.ts says why). */
-  settle(onWait: (running: number) => void): Promise<void>;
+  settle(onWait: () => void): Promise<void>;
   read(query: ChunkQuery): Promise<Chunk>;
 }
 
@@ -37,7 +37,7 @@ export interface RequestStore {
   start(request: SnapshotRequest, maxKey: string[]): Promise<boolean>;
   /** false: the request was replaced meanwhile. */
   record(request: SnapshotRequest, lastKey: string[], rows: number): Promise<boolean>;
-  finish(request: SnapshotRequest, rows: number): Promise<boolean>;
+  finish(request: SnapshotRequest): Promise<boolean>;
 }
 
 export interface IncrementalSnapshotOptions {
@@ -95,11 +95,11 @@ export class IncrementalSnapshot {
     const unsentOnly = request.mode === 'unsent' && table.sentFlag !== null;
     let upTo = request.maxKey;
     if (request.state === 'requested' || upTo === null) {
-      await source.settle((running) => logger.info({ table: name, running }, 'incremental snapshot: waiting for transactions older than the request to end'));
+      await source.settle(() => logger.info({ table: name }, 'incremental snapshot: waiting for transactions older than the request to end'));
       // Bounded by today's highest key: rows inserted above it later stream anyway.
       upTo = await source.highestKey(table, unsentOnly);
       if (upTo === null) {
-        await store.finish(request, 0);
+        await store.finish(request);
         logger.info({ table: name }, 'incremental snapshot: no rows to read');
         return true;
       }
@@ -130,9 +130,10 @@ export class IncrementalSnapshot {
         count = await pushed;
         await this.options.delivered();
       } catch (error) {
-        // Stopped or failed: this chunk is not recorded, so it is read again next time.
+        // Not recorded: the chunk is read again next time. Only a stop ends quietly.
         logger.info({ table: name, chunk, reason: (error as Error).message }, 'incremental snapshot: chunk not completed');
-        return false;
+        if (this.stopping) return false;
+        throw error;
       }
       const recorded = read.lastKey === null ? true : await store.record(request, read.lastKey, count);
       if (!recorded) {
@@ -142,7 +143,7 @@ export class IncrementalSnapshot {
       logger.debug({ table: name, chunk, read: read.rows.length, pushed: count }, 'incremental snapshot: chunk delivered');
       after = read.lastKey ?? after;
       if (read.last) {
-        await store.finish(request, 0);
+        await store.finish(request);
         logger.info({ table: name, chunks: chunk }, 'incremental snapshot: done');
         return true;
       }

@@ -38,7 +38,9 @@ async function connect(url: string, options?: string): Promise<pg.Client> {
 }
 
 /** A listener on a fresh slot of `table`, from its consistent point, every event and watermark handed to the callbacks. */
-async function stream(url: string, slot: string, tableName: string, onChange: (change: DecodedChange) => void, onMessage: (message: LogicalMessage, version: Lsn) => void) {
+async function stream(url: string, slotLabel: string, tableName: string, onChange: (change: DecodedChange) => void, onMessage: (message: LogicalMessage, version: Lsn) => void) {
+  // Slot names are cluster-wide: unique ones, so a run killed before its cleanup cannot block the next.
+  const slot = `${slotLabel}_${randomBytes(3).toString('hex')}`;
   const admin = await connect(url);
   const table = await describeTable(admin, { schema: 'public', table: tableName });
   const server = await readServerVersion(admin);
@@ -71,7 +73,7 @@ async function stream(url: string, slot: string, tableName: string, onChange: (c
     const target = parseLsn((await sql(url, 'SELECT pg_current_wal_lsn()::text AS l')).rows[0].l);
     await waitFor('the stream to catch up', async () => (checkpointer.confirmed >= target ? true : undefined), 30_000);
   };
-  return { table, decoder, listener, running, caughtUp };
+  return { slot, table, decoder, listener, running, caughtUp };
 }
 
 describe('incremental snapshot parts (real PostgreSQL)', () => {
@@ -195,7 +197,7 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
     assert.equal(await recordChunk(client, first!, ['4', 'x'], 10), false, 'the replaced request may not record');
     const [replacement] = await listRequests(client, 'req');
     assert.deepEqual([replacement!.mode, replacement!.lastKey, replacement!.chunks], ['all', null, 0]);
-    assert.equal(await finishRequest(client, replacement!, 0), true);
+    assert.equal(await finishRequest(client, replacement!), true);
     assert.deepEqual(await listRequests(client, 'req'), []);
     assert.equal((await listRequests(client, 'req', false))[0]!.state, 'done');
     await client.end();

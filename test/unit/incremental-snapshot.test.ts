@@ -157,6 +157,13 @@ describe('IncrementalSnapshot', () => {
     assert.equal(store.finished, 0);
   });
 
+  it('a delivery failure (not a stop) fails the run: nothing is recorded', async () => {
+    const store = new FakeStore([request()]);
+    const { snapshot } = setup([1, 2, 3, 4], store, () => Promise.reject(new Error('Kafka is gone')));
+    await assert.rejects(snapshot.run(), /Kafka is gone/);
+    assert.equal(store.recorded.length, 0);
+  });
+
   it('a request replaced while running is dropped, and the next list is taken up', async () => {
     const store = new FakeStore([request()]);
     store.replaced = true;

@@ -118,24 +118,25 @@ export async function highestKey(client: pg.Client, table: ChunkTable, unsentOnl
 }
 
 /**
- * Resolves once every transaction running now has ended (`onWait` hears how
- * many are left, every few seconds). A transaction that wrote to a table
- * before the table joined the publication and commits later has those writes
- * decoded with the catalog of before, so not streamed; were the first chunk
- * read before its commit, they would not be read either. Waiting for it
- * first closes that gap.
+ * Resolves once every transaction that had written anything by now has
+ * ended (`onWait` is called every few seconds while it waits). A transaction
+ * that wrote to a table before the table joined the publication and commits
+ * later has those writes decoded with the catalog of before, so not
+ * streamed; were the first chunk read before its commit, they would not be
+ * read either. Waiting for it first closes that gap. How: a fresh transaction
+ * id is newer than every id assigned before it, so once the oldest running
+ * transaction (the snapshot's xmin) is newer than that, they have all ended;
+ * a transaction that writes only later gets a later id, and its changes are
+ * decoded with the new catalog.
  */
-export async function waitForRunningTransactions(client: pg.Client, onWait: (running: number) => void): Promise<void> {
-  const xids = (await client.query<{ xid: string }>('SELECT xid::text FROM pg_snapshot_xip(pg_current_snapshot()) AS xid')).rows.map((row) => row.xid);
-  let reported = 0;
+export async function waitForRunningTransactions(client: pg.Client, onWait: () => void): Promise<void> {
+  const mark = (await client.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid')).rows[0]!.xid;
+  let reported = Date.now();
   for (;;) {
-    if (xids.length === 0) return;
-    const running = Number((await client.query<{ n: string }>(
-      `SELECT count(*) AS n FROM unnest($1::xid8[]) AS xid WHERE pg_xact_status(xid) = 'in progress'`, [xids],
-    )).rows[0]!.n);
-    if (running === 0) return;
+    const done = (await client.query<{ done: boolean }>('SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8 AS done', [mark])).rows[0]!.done;
+    if (done) return;
     if (Date.now() - reported > 5_000) {
-      onWait(running);
+      onWait();
       reported = Date.now();
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -146,7 +147,7 @@ export async function waitForRunningTransactions(client: pg.Client, onWait: (run
 export function chunkSource(client: pg.Client): {
   emit(watermark: Watermark): Promise<void>;
   highestKey(table: ChunkTable, unsentOnly: boolean): Promise<string[] | null>;
-  settle(onWait: (running: number) => void): Promise<void>;
+  settle(onWait: () => void): Promise<void>;
   read(query: ChunkQuery): Promise<Chunk>;
 } {
   return {

@@ -128,11 +128,11 @@ export async function recordChunk(client: pg.Client, request: SnapshotRequest, l
 }
 
 /** Marks the request done (every chunk delivered); false when it was replaced meanwhile. */
-export async function finishRequest(client: pg.Client, request: SnapshotRequest, rows: number): Promise<boolean> {
+export async function finishRequest(client: pg.Client, request: SnapshotRequest): Promise<boolean> {
   const result = await client.query(
-    `UPDATE ${tableName(client)} SET "state" = 'done', "rows" = "rows" + $5, "updated_at" = now()
+    `UPDATE ${tableName(client)} SET "state" = 'done', "updated_at" = now()
       WHERE "slot" = $1 AND "table_schema" = $2 AND "table_name" = $3 AND "generation" = $4 AND "state" <> 'done'`,
-    [request.slot, request.table.schema, request.table.table, request.generation, rows],
+    [request.slot, request.table.schema, request.table.table, request.generation],
   );
   return result.rowCount === 1;
 }
@@ -142,13 +142,13 @@ export function requestStore(client: pg.Client, slot: string): {
   list(): Promise<SnapshotRequest[]>;
   start(request: SnapshotRequest, maxKey: string[]): Promise<boolean>;
   record(request: SnapshotRequest, lastKey: string[], rows: number): Promise<boolean>;
-  finish(request: SnapshotRequest, rows: number): Promise<boolean>;
+  finish(request: SnapshotRequest): Promise<boolean>;
 } {
   return {
     list: () => listRequests(client, slot),
     start: (request, maxKey) => startRequest(client, request, maxKey),
     record: (request, lastKey, rows) => recordChunk(client, request, lastKey, rows),
-    finish: (request, rows) => finishRequest(client, request, rows),
+    finish: (request) => finishRequest(client, request),
   };
 }
 
