@@ -1,36 +1,60 @@
 #!/usr/bin/env node
 /**
- * `sink`: applies the change topic to ClickHouse, effectively once.
+ * `sink`: applies change topics to ClickHouse, effectively once.
  *   sink start [--once]          consume with the group, commit after each insert
  *   sink replay --from-lsn LSN   re-apply events with commit LSN >= LSN (live offsets untouched)
  *   sink verify                  compare PostgreSQL with ClickHouse FINAL; exit 0 equal, 1 not
+ * Tables: --table (repeatable, `*` patterns, env SINK_TABLES comma-separated),
+ * --exclude-table (SINK_EXCLUDE_TABLES), or --topic-pattern (SINK_TOPIC_PATTERN).
  */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveConnections } from '../config/connections.js';
-import { topicName } from '../core/envelope.js';
 import { EXIT_OK, EXIT_RUNTIME, ConfigError } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { createLogger } from '../observability/logger.js';
 import { DEFAULT_LIMITS } from '../sink/row-batch.js';
 import { runSink, type SinkRunResult } from '../sink/run-sink.js';
-import { parseTableName } from '../config/table-name.js';
-import { verifyTables, formatVerifyReport } from '../verify/verify.js';
+import { TableSelection, type SelectionRules } from '../sink/table-selection.js';
+import { postgresTables, verifyTables, formatVerifyReport } from '../verify/verify.js';
+import { topicName } from '../core/envelope.js';
 import { runCommand, usageFailure } from './run-command.js';
 
 interface TopicArgs {
   topicPrefix: string;
-  table: string;
+  table?: string[] | undefined;
+  excludeTable?: string[] | undefined;
+  topicPattern?: string | undefined;
   topic?: string | undefined;
   targetTable?: string | undefined;
 }
 
+const DEFAULT_TABLE = 'public.user_logins';
+
 function topicOptions<T>(y: Argv<T>) {
   return y
-    .option('table', { type: 'string', default: 'public.user_logins', describe: 'source table <schema>.<table>' })
+    .option('table', { type: 'string', array: true, describe: `source table <schema>.<table> or pattern like 'public.*'; repeatable (env SINK_TABLES, comma-separated; default ${DEFAULT_TABLE})` })
+    .option('exclude-table', { type: 'string', array: true, describe: 'leave out tables matching this name or pattern; repeatable (env SINK_EXCLUDE_TABLES)' })
+    .option('topic-pattern', { type: 'string', describe: 'consume every topic matching this regex, each into the table named like its source table (env SINK_TOPIC_PATTERN)' })
     .option('topic-prefix', { type: 'string', default: 'walbridge', describe: 'topic prefix: the topic is <prefix>.<schema>.<table>' })
-    .option('topic', { type: 'string', describe: 'the topic, overriding --topic-prefix/--table' })
-    .option('target-table', { type: 'string', describe: 'ClickHouse table (default: the source table\'s name)' });
+    .option('topic', { type: 'string', describe: 'one topic, overriding --topic-prefix/--table' })
+    .option('target-table', { type: 'string', describe: 'ClickHouse table, for one source table (default: the source table\'s name)' });
+}
+
+function listFrom(flag: string[] | undefined, env: string | undefined): string[] {
+  const values = flag && flag.length > 0 ? flag : (env ?? '').split(',');
+  return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+}
+
+/** Flags > environment > the default table. */
+function selectionRules(args: TopicArgs, env: NodeJS.ProcessEnv = process.env): SelectionRules {
+  const topicPattern = args.topicPattern ?? (args.table?.length || args.topic ? undefined : env.SINK_TOPIC_PATTERN || undefined);
+  let tables = listFrom(args.table, topicPattern === undefined && !args.topic ? env.SINK_TABLES : undefined);
+  if (tables.length === 0 && topicPattern === undefined && args.topic === undefined) tables = [DEFAULT_TABLE];
+  return {
+    topicPrefix: args.topicPrefix, tables, excludeTables: listFrom(args.excludeTable, env.SINK_EXCLUDE_TABLES),
+    topicPattern, topic: args.topic, targetTable: args.targetTable,
+  };
 }
 
 function sinkOptions<T>(y: Argv<T>) {
@@ -39,13 +63,9 @@ function sinkOptions<T>(y: Argv<T>) {
     .option('batch-rows', { type: 'number', default: DEFAULT_LIMITS.maxRows, describe: 'flush a batch at this many rows' })
     .option('batch-bytes', { type: 'number', default: DEFAULT_LIMITS.maxBytes, describe: 'flush a batch at this many bytes of row text' })
     .option('linger-ms', { type: 'number', default: DEFAULT_LIMITS.lingerMs, describe: 'once caught up with the topic, write at most one batch per this many ms (a trickle gathers)' })
+    .option('create-tables', { type: 'boolean', default: true, describe: 'create a missing ClickHouse table from the events\' schema (--no-create-tables: refuse)' })
     .option('kafka-brokers', { type: 'string', describe: 'host:port[,host:port] (env KAFKA_BROKERS)' })
     .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' });
-}
-
-function resolveTopic(args: TopicArgs): { topic: string; targetTable: string } {
-  const { schema, table } = parseTableName(args.table);
-  return { topic: args.topic ?? topicName(args.topicPrefix, schema, table), targetTable: args.targetTable ?? table };
 }
 
 function positive(name: string, value: number): number {
@@ -53,13 +73,15 @@ function positive(name: string, value: number): number {
   return value;
 }
 
-function summary(verb: string, result: SinkRunResult, targetTable: string, topic: string, suffix = ''): string {
+function summary(verb: string, result: SinkRunResult, suffix = ''): string {
   const t = result.totals;
-  if (!result.topicExists) return `${verb} 0 rows to ${targetTable}: topic ${topic} does not exist (yet)${suffix}`;
-  const lines = [`${verb} ${t.upserts + t.deletes} rows to ${targetTable} (${t.upserts} upserts, ${t.deletes} deletes) from ${topic}${suffix}`];
+  const lines = result.topics.map(({ topic, targetTable }) => {
+    const written = t.perTable.get(targetTable) ?? { upserts: 0, deletes: 0 };
+    return `${verb} ${written.upserts + written.deletes} rows to ${targetTable} (${written.upserts} upserts, ${written.deletes} deletes) from ${topic}${suffix}`;
+  });
   const extra: string[] = [];
   if (t.truncates) extra.push(`${t.truncates} truncate${t.truncates === 1 ? '' : 's'} applied`);
-  if (t.deadLetters) extra.push(`${t.deadLetters} message${t.deadLetters === 1 ? '' : 's'} dead-lettered to ${result.deadLetterTopic}`);
+  if (t.deadLetters) extra.push(`${t.deadLetters} message${t.deadLetters === 1 ? '' : 's'} dead-lettered to ${result.topics.length === 1 ? `${result.topics[0]?.topic}.dlq` : '<topic>.dlq'}`);
   if (t.tombstones) extra.push(`${t.tombstones} tombstones skipped`);
   if (t.beforeTruncate) extra.push(`${t.beforeTruncate} events already covered by a truncate skipped`);
   if (t.belowFromLsn) extra.push(`${t.belowFromLsn} events below --from-lsn skipped`);
@@ -75,13 +97,12 @@ await yargs(hideBin(process.argv))
     sinkOptions(y).option('once', { type: 'boolean', default: false, describe: 'drain to the end offsets taken at start, then exit' }),
   (argv) => runCommand(async () => {
     const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
-    const { topic, targetTable } = resolveTopic(argv);
     const result = await runSink({
-      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, topic, targetTable, groupId: argv.group,
+      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
       limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: Math.max(0, argv.lingerMs) },
-      mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, logger: createLogger('sink'),
+      mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, createTables: argv.createTables, logger: createLogger('sink'),
     });
-    console.log(summary('wrote', result, targetTable, topic));
+    console.log(summary('wrote', result));
     return EXIT_OK;
   }))
   .command('replay', 're-apply every event with commit LSN >= --from-lsn, without moving the live group\'s offsets', (y) =>
@@ -94,13 +115,12 @@ await yargs(hideBin(process.argv))
       throw new ConfigError(`--from-lsn: ${(error as Error).message}`);
     }
     const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
-    const { topic, targetTable } = resolveTopic(argv);
     const result = await runSink({
-      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, topic, targetTable, groupId: argv.group,
+      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
       limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: Math.max(0, argv.lingerMs) },
-      mode: 'replay', fromVersion, logger: createLogger('sink'),
+      mode: 'replay', fromVersion, createTables: argv.createTables, logger: createLogger('sink'),
     });
-    console.log(summary('replayed', result, targetTable, topic, ` (events with commit LSN >= ${formatLsn(fromVersion)})`));
+    console.log(summary('replayed', result, ` (events with commit LSN >= ${formatLsn(fromVersion)})`));
     return EXIT_OK;
   }))
   .command('verify', 'compare the PostgreSQL table with ClickHouse FINAL WHERE _is_deleted = 0; exit 0 when equal, 1 when not', (y) =>
@@ -112,14 +132,25 @@ await yargs(hideBin(process.argv))
       .option('wait-mutations', { type: 'number', default: 60, describe: 'seconds to wait for pending ClickHouse mutations (truncates) first' }),
   (argv) => runCommand(async () => {
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl });
-    const { schema, table } = parseTableName(argv.table);
-    const report = await verifyTables({
-      databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, schema, table,
-      targetTable: argv.targetTable ?? table, rangeSize: positive('range-size', argv.rangeSize), show: positive('show', argv.show),
-      waitMutationsMs: Math.max(0, argv.waitMutations) * 1000,
-    });
-    console.log(formatVerifyReport(report));
-    return report.equal ? EXIT_OK : EXIT_RUNTIME;
+    // The selection matched against PostgreSQL's tables, named as their topics would be.
+    const rules = selectionRules(argv);
+    const tables = await postgresTables(connections.databaseUrl);
+    const selected = new TableSelection(rules).select(tables.map(({ schema, table }) => topicName(rules.topicPrefix, schema, table)));
+    if (selected.length === 0) throw new ConfigError(`no PostgreSQL table matches ${new TableSelection(rules).describe()}`);
+    let equal = true;
+    const verdicts: string[] = [];
+    for (const { schema, table, targetTable } of selected) {
+      const report = await verifyTables({
+        databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, schema, table,
+        targetTable, rangeSize: positive('range-size', argv.rangeSize), show: positive('show', argv.show),
+        waitMutationsMs: Math.max(0, argv.waitMutations) * 1000,
+      });
+      console.log(formatVerifyReport(report));
+      verdicts.push(`${schema}.${table}: ${report.equal ? 'EQUAL' : 'DIFFERENT'}`);
+      equal &&= report.equal;
+    }
+    if (selected.length > 1) console.log(verdicts.join('\n'));
+    return equal ? EXIT_OK : EXIT_RUNTIME;
   }))
   .demandCommand(1, 'name a command: start, replay or verify')
   .strict()

@@ -225,6 +225,20 @@ export function encodeTableSchema(schema: string, table: string, columns: (Omit<
   return `{"schema":${JSON.stringify(schema)},"table":${JSON.stringify(table)},"columns":[${parts.join(',')}]}`;
 }
 
+/**
+ * The `sent_to_kafka` flag is PostgreSQL-side bookkeeping: cdc sets it in
+ * transactions it never streams (its own replication origin), so a copy in
+ * ClickHouse would keep the value from before the marking. Events carry it
+ * (they are the row as PostgreSQL had it); tables the sink creates leave it
+ * out, as `migrate` does.
+ */
+export const SENT_FLAG_COLUMN = 'sent_to_kafka';
+
+/** The schema as ClickHouse replicates it: without the `sent_to_kafka` bookkeeping column. */
+export function replicatedSchema(schema: TableSchema): TableSchema {
+  return { ...schema, columns: schema.columns.filter((c) => c.name !== SENT_FLAG_COLUMN || c.key) };
+}
+
 /** Parses a `walbridge.schema` header (int8 values stay exact); a malformed one is a PoisonMessage. */
 export function parseTableSchema(text: string): TableSchema {
   let parsed: unknown;

@@ -1,5 +1,8 @@
 /**
- * Reading one topic with a consumer group, offsets committed by the caller.
+ * Reading a set of topics with a consumer group, offsets committed by the
+ * caller. The set is fixed for the reader's life: kafkajs matches a regex
+ * subscription only against topics existing at subscribe time, so the sink
+ * opens a new reader (after flushing and committing) when its selection grows.
  *
  * Contract of run(handler):
  * - the handler gets the fetched messages one partition batch at a time, the
@@ -22,6 +25,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Kafka } from './client.js';
 
 export interface ConsumedMessage {
+  topic: string;
   partition: number;
   offset: bigint;
   key: Buffer | null;
@@ -38,11 +42,14 @@ export interface BatchControl {
   keepAlive(): Promise<void>;
 }
 
-export type BatchHandler = (partition: number, messages: ConsumedMessage[], control: BatchControl) => Promise<void>;
+export type BatchHandler = (topic: string, partition: number, messages: ConsumedMessage[], control: BatchControl) => Promise<void>;
+
+/** topic → partition → offset. */
+export type TopicOffsets = ReadonlyMap<string, ReadonlyMap<number, bigint>>;
 
 export interface TopicReader {
   run(handler: BatchHandler): Promise<void>;
-  commit(nextOffsets: ReadonlyMap<number, bigint>): Promise<void>;
+  commit(nextOffsets: TopicOffsets): Promise<void>;
   /** Leaves the group; call after the last commit. */
   disconnect(): Promise<void>;
   /** Called when kafkajs gives up (a crash it will not restart from). */
@@ -51,8 +58,8 @@ export interface TopicReader {
 
 const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR']);
 
-export async function openTopicReader(kafka: Kafka, options: { topic: string; groupId: string; logger: Logger }): Promise<TopicReader> {
-  const { topic, groupId, logger } = options;
+export async function openTopicReader(kafka: Kafka, options: { topics: readonly string[]; groupId: string; logger: Logger }): Promise<TopicReader> {
+  const { topics, groupId, logger } = options;
   const consumer = kafka.consumer({
     groupId,
     allowAutoTopicCreation: false,
@@ -68,31 +75,35 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
     // add its whole wait to every --once run and every SIGTERM.
     maxWaitTimeInMs: 1_000,
   });
-  const assigned = new Set<number>();
-  const committed = new Map<number, bigint>();
+  const assigned = new Map<string, Set<number>>();
+  const committed = new Map<string, Map<number, bigint>>();
   const fatalListeners: ((error: Error) => void)[] = [];
   // A batch still being written when its partition moved away and came back
   // holds offsets that another member may have committed past meanwhile.
   let committedRead: Promise<void> = Promise.resolve();
   const readCommitted = async (): Promise<void> => {
     try {
-      const offsets = await groupOffsets(kafka, groupId, topic);
-      for (const [partition, offset] of offsets) if (offset > (committed.get(partition) ?? -1n)) committed.set(partition, offset);
+      for (const [topic, offsets] of await groupOffsets(kafka, groupId, topics)) {
+        const known = committed.get(topic) ?? new Map<number, bigint>();
+        committed.set(topic, known);
+        for (const [partition, offset] of offsets) if (offset > (known.get(partition) ?? -1n)) known.set(partition, offset);
+      }
     } catch (error) {
       logger.warn(`could not read group ${groupId}'s committed offsets after a rebalance: ${(error as Error).message}`);
     }
   };
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     assigned.clear();
-    for (const partition of payload.memberAssignment[topic] ?? []) assigned.add(partition);
+    for (const [topic, partitions] of Object.entries(payload.memberAssignment)) assigned.set(topic, new Set(partitions));
     committedRead = readCommitted();
-    logger.info({ partitions: [...assigned] }, `joined group ${groupId}: assigned ${topic} partitions [${[...assigned].join(', ')}]`);
+    const text = [...assigned].map(([topic, partitions]) => `${topic} [${[...partitions].join(', ')}]`).join(', ');
+    logger.info(`joined group ${groupId}: assigned ${text || 'nothing'}`);
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     if (!payload.restart) for (const listener of fatalListeners) listener(payload.error);
   });
   await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.subscribe({ topics: [...topics], fromBeginning: true });
 
   return {
     async run(handler) {
@@ -102,6 +113,7 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
         partitionsConsumedConcurrently: 1,
         eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
           const messages: ConsumedMessage[] = batch.messages.map((m) => ({
+            topic: batch.topic,
             partition: batch.partition,
             offset: BigInt(m.offset),
             key: m.key,
@@ -109,7 +121,7 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
             headers: m.headers ?? {},
           }));
           const lastOffset = BigInt(batch.lastOffset());
-          await handler(batch.partition, messages, {
+          await handler(batch.topic, batch.partition, messages, {
             lastOffset,
             caughtUp: lastOffset + 1n >= BigInt(batch.highWatermark),
             taken: (offset) => resolveOffset(offset.toString()),
@@ -120,9 +132,9 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
     },
     async commit(nextOffsets) {
       await committedRead;
-      const partitions = [...nextOffsets]
-        .filter(([partition, offset]) => assigned.has(partition) && offset > (committed.get(partition) ?? -1n))
-        .map(([partition, offset]) => ({ topic, partition, offset: offset.toString() }));
+      const partitions = [...nextOffsets].flatMap(([topic, offsets]) => [...offsets]
+        .filter(([partition, offset]) => assigned.get(topic)?.has(partition) && offset > (committed.get(topic)?.get(partition) ?? -1n))
+        .map(([partition, offset]) => ({ topic, partition, offset: offset.toString() })));
       if (partitions.length === 0) return;
       try {
         await consumer.commitOffsets(partitions);
@@ -134,7 +146,11 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
         logger.warn({ type }, `offset commit skipped, group ${groupId} is rebalancing; those messages will be read again (applying them is idempotent)`);
         return;
       }
-      for (const { partition, offset } of partitions) committed.set(partition, BigInt(offset));
+      for (const { topic, partition, offset } of partitions) {
+        const known = committed.get(topic) ?? new Map<number, bigint>();
+        committed.set(topic, known);
+        known.set(partition, BigInt(offset));
+      }
     },
     async disconnect() {
       await consumer.disconnect();
@@ -153,17 +169,20 @@ export async function openTopicReader(kafka: Kafka, options: { topic: string; gr
 const FETCH_OFFSETS_ATTEMPTS = 30;
 const FETCH_OFFSETS_RETRY_MS = 500;
 
-/** The group's committed next offset per partition of the topic (partitions without one are absent). */
-export async function groupOffsets(kafka: Kafka, groupId: string, topic: string): Promise<Map<number, bigint>> {
+/** The group's committed next offset per topic and partition (partitions without one are absent). */
+export async function groupOffsets(kafka: Kafka, groupId: string, topics: readonly string[]): Promise<Map<string, Map<number, bigint>>> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const [entry] = await fetchOffsetsRetrying(() => admin.fetchOffsets({ groupId, topics: [topic] }));
-    const offsets = new Map<number, bigint>();
-    for (const { partition, offset } of entry?.partitions ?? []) {
-      if (BigInt(offset) >= 0n) offsets.set(partition, BigInt(offset));
+    const result = new Map<string, Map<number, bigint>>();
+    for (const entry of await fetchOffsetsRetrying(() => admin.fetchOffsets({ groupId, topics: [...topics] }))) {
+      const offsets = new Map<number, bigint>();
+      for (const { partition, offset } of entry.partitions) {
+        if (BigInt(offset) >= 0n) offsets.set(partition, BigInt(offset));
+      }
+      result.set(entry.topic, offsets);
     }
-    return offsets;
+    return result;
   } finally {
     await admin.disconnect();
   }

@@ -1,5 +1,6 @@
 /**
- * The dead-letter topic `<topic>.dlq`: a message the sink cannot apply is
+ * The dead-letter topics `<topic>.dlq`, one per source topic (created on
+ * first use): a message the sink cannot apply is
  * copied there unchanged (key, value, headers) with headers saying why and
  * where it came from:
  *   walbridge.error             what is wrong with it
@@ -12,6 +13,7 @@
  */
 import type kafkajs from 'kafkajs';
 import type { Kafka } from './client.js';
+import { deadLetterTopic } from '../core/envelope.js';
 import type { ConsumedMessage } from './consumer.js';
 import { ensureTopic } from './topics.js';
 
@@ -24,31 +26,40 @@ export interface Letter {
 
 export class DeadLetterProducer {
   private producer: kafkajs.Producer | undefined;
+  private readonly created = new Set<string>();
 
-  constructor(private readonly kafka: Kafka, private readonly sourceTopic: string, readonly topic: string) {}
+  constructor(private readonly kafka: Kafka) {}
 
   async send(letters: readonly Letter[]): Promise<void> {
     if (letters.length === 0) return;
     if (!this.producer) {
-      await ensureTopic(this.kafka, this.topic, 1);
       const producer = this.kafka.producer({ allowAutoTopicCreation: false });
       await producer.connect();
       this.producer = producer;
     }
-    await this.producer.send({
-      topic: this.topic,
+    const byTopic = new Map<string, Letter[]>();
+    for (const letter of letters) {
+      const topic = deadLetterTopic(letter.message.topic);
+      byTopic.set(topic, [...(byTopic.get(topic) ?? []), letter]);
+    }
+    for (const topic of byTopic.keys()) {
+      if (this.created.has(topic)) continue;
+      await ensureTopic(this.kafka, topic, 1);
+      this.created.add(topic);
+    }
+    await this.producer.sendBatch({
       acks: -1,
-      messages: letters.map(({ message, error }) => ({
+      topicMessages: [...byTopic].map(([topic, group]) => ({ topic, messages: group.map(({ message, error }) => ({
         key: message.key,
         value: message.value,
         headers: {
           ...message.headers,
           [ERROR_HEADER]: error,
-          'walbridge.source.topic': this.sourceTopic,
+          'walbridge.source.topic': message.topic,
           'walbridge.source.partition': String(message.partition),
           'walbridge.source.offset': message.offset.toString(),
         },
-      })),
+      })) })),
     });
   }
 

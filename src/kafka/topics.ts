@@ -39,3 +39,14 @@ export async function topicOffsets(kafka: Kafka, topic: string): Promise<Partiti
     await admin.disconnect();
   }
 }
+
+/** Every topic name on the cluster (internal ones included; callers filter). */
+export async function listTopics(kafka: Kafka): Promise<string[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await admin.listTopics();
+  } finally {
+    await admin.disconnect();
+  }
+}

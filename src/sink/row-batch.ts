@@ -24,6 +24,8 @@ export interface BatchLimits {
 export const DEFAULT_LIMITS: BatchLimits = { maxRows: 10_000, maxBytes: 8 * 1024 * 1024, lingerMs: 50 };
 
 export interface PendingRow<M> {
+  /** The ClickHouse table the row goes to. */
+  table: string;
   line: string;
   version: bigint;
   deleted: boolean;
@@ -39,9 +41,9 @@ export interface DeadLetter<M> {
 export class RowBatch<M> {
   readonly rows = new Map<string, PendingRow<M>>();
   readonly deadLetters: DeadLetter<M>[] = [];
-  readonly nextOffsets = new Map<number, bigint>();
-  /** Version of the truncate that ends this batch, if any. */
-  truncate: bigint | undefined;
+  readonly nextOffsets = new Map<string, Map<number, bigint>>();
+  /** The truncate that ends this batch, if any. */
+  truncate: { table: string; version: bigint } | undefined;
   bytes = 0;
   messages = 0;
   /** Rows replaced by (or dropped for) another row of the same key. */
@@ -61,11 +63,13 @@ export class RowBatch<M> {
     return this.truncate !== undefined || this.rows.size >= this.limits.maxRows || this.bytes >= this.limits.maxBytes;
   }
 
-  /** Records that the message at `offset` of `partition` belongs to this batch. */
-  take(partition: number, offset: bigint, now: number): void {
+  /** Records that the message at `offset` of the topic's `partition` belongs to this batch. */
+  take(topic: string, partition: number, offset: bigint, now: number): void {
     this.messages += 1;
     this.startedAt ??= now;
-    this.nextOffsets.set(partition, offset + 1n);
+    let offsets = this.nextOffsets.get(topic);
+    if (!offsets) this.nextOffsets.set(topic, (offsets = new Map()));
+    offsets.set(partition, offset + 1n);
   }
 
   /** Adds a row; a row with the same key already here is replaced. A null key never collapses. */
@@ -88,7 +92,7 @@ export class RowBatch<M> {
     this.bytes += bytes;
   }
 
-  seal(truncateVersion: bigint): void {
-    this.truncate = truncateVersion;
+  seal(table: string, truncateVersion: bigint): void {
+    this.truncate = { table, version: truncateVersion };
   }
 }

@@ -7,42 +7,51 @@
  *   partition from its beginning to the end offsets taken at start, no
  *   commits, applying only events whose version >= --from-lsn. The live
  *   group's offsets are never touched; applying is idempotent.
+ *
+ * The topics are the selection's (table-selection.ts), each into its own
+ * ClickHouse table. kafkajs subscribes to a fixed topic list, so in follow
+ * mode the topic list is polled every TOPIC_POLL_MS: when new topics match,
+ * the worker stops (writing and committing the batch in hand) and a new one
+ * subscribes to the grown list.
  */
 import { randomBytes } from 'node:crypto';
 import { redactUrl } from '../config/connections.js';
-import { deadLetterTopic } from '../core/envelope.js';
-import { createKafka } from '../kafka/client.js';
+import { ConfigError } from '../core/exit-codes.js';
+import { createKafka, type Kafka } from '../kafka/client.js';
 import { deleteGroup, groupOffsets, openTopicReader } from '../kafka/consumer.js';
 import { DeadLetterProducer } from '../kafka/dead-letter.js';
-import { topicOffsets } from '../kafka/topics.js';
+import { listTopics, topicOffsets } from '../kafka/topics.js';
 import type { Logger } from '../observability/logger.js';
 import type { BatchLimits } from './row-batch.js';
 import { retryWithBackoff } from '../core/retry.js';
 import { installShutdown } from '../core/shutdown.js';
 import { BatchApplier } from './batch-applier.js';
 import { openClickHouse } from './clickhouse/client.js';
-import { describeTarget, RowMapper } from './clickhouse/rows.js';
+import { detectFeatures } from './clickhouse/schema.js';
 import { ClickHouseWriter } from './clickhouse/writer.js';
 import { isTransientClickHouseError } from './clickhouse/errors.js';
-import { SinkWorker, type SinkTotals } from './sink-worker.js';
+import { emptyTotals, SinkWorker, type SinkTotals } from './sink-worker.js';
+import { TableTarget, type TargetContext } from './table-target.js';
+import type { SelectedTopic, TableSelection } from './table-selection.js';
 
 export interface SinkRunOptions {
   kafkaBrokers: string[];
   clickhouseUrl: string;
-  topic: string;
-  targetTable: string;
+  selection: TableSelection;
   groupId: string;
   limits: BatchLimits;
   mode: 'follow' | 'drain' | 'replay';
   /** Replay: apply only events with version >= this. */
   fromVersion: bigint;
+  /** Create a missing ClickHouse table from the events' schema header. */
+  createTables: boolean;
   logger: Logger;
 }
 
 export interface SinkRunResult {
   totals: SinkTotals;
-  topicExists: boolean;
-  deadLetterTopic: string;
+  /** The topics read, with their tables. */
+  topics: SelectedTopic[];
 }
 
 const TOPIC_POLL_MS = 5_000;
@@ -64,74 +73,121 @@ async function withTimeout(promise: Promise<void>, ms: number, onTimeout: () => 
   }
 }
 
+/** The selected topics that exist now (exact names included only once created). */
+async function existingSelection(kafka: Kafka, selection: TableSelection): Promise<{ selected: SelectedTopic[]; missing: string[] }> {
+  const existing = new Set(await listTopics(kafka));
+  const all = selection.select([...existing]);
+  return { selected: all.filter((t) => existing.has(t.topic)), missing: all.filter((t) => !existing.has(t.topic)).map((t) => t.topic) };
+}
+
+/** End offsets to drain to, per topic and partition, for partitions with something left to read. */
+async function drainTargets(kafka: Kafka, groupId: string, topics: string[], replay: boolean): Promise<Map<string, Map<number, bigint>>> {
+  const committed = replay ? new Map<string, Map<number, bigint>>() : await groupOffsets(kafka, groupId, topics);
+  const drainTo = new Map<string, Map<number, bigint>>();
+  for (const topic of topics) {
+    const ends = new Map<number, bigint>();
+    for (const { partition, high, low } of await topicOffsets(kafka, topic)) {
+      const start = committed.get(topic)?.get(partition) ?? low;
+      if ((start > low ? start : low) < high) ends.set(partition, high);
+    }
+    if (ends.size > 0) drainTo.set(topic, ends);
+  }
+  return drainTo;
+}
+
 export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
-  const { logger, topic } = options;
+  const { logger, selection } = options;
   const shutdown = installShutdown(logger);
   const kafka = createKafka(options.kafkaBrokers, 'walbridge-sink', logger);
   const { client, database } = openClickHouse(options.clickhouseUrl);
   const clickhouseName = redactUrl(options.clickhouseUrl);
-  const dlq = new DeadLetterProducer(kafka, topic, deadLetterTopic(topic));
+  const dlq = new DeadLetterProducer(kafka);
   try {
     // Nothing is held yet at the start, so the first signal is enough to give up waiting.
     const waitForClickHouse = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
       retryWithBackoff(operation, {
         waitingFor: `ClickHouse at ${clickhouseName}`, holding: what, isTransient: isTransientClickHouseError, logger, signal: shutdown.stopSignal,
       });
-    const target = await waitForClickHouse('the start (reading the target table)', () => describeTarget(client, database, options.targetTable));
-    const writer = new ClickHouseWriter(client, target);
+    const features = await waitForClickHouse('the start (reading the server version)', () => detectFeatures(client));
+    const writer = new ClickHouseWriter(client, database, features.omittedFieldDefaults);
     await waitForClickHouse('the start', () => writer.ensureTruncatesTable());
-    const truncateFloor = await waitForClickHouse('the start', () => writer.truncateFloor());
+    const context: TargetContext = { client, database, features, writer, createTables: options.createTables, logger };
+    const targets = new Map<string, TableTarget>();
+    const totals = emptyTotals();
 
-    let ends = await topicOffsets(kafka, topic);
-    if (ends.length === 0) {
-      if (options.mode !== 'follow') return { totals: emptyTotals(), topicExists: false, deadLetterTopic: dlq.topic };
-      logger.warn(`waiting for topic ${topic} to exist (is cdc running? is --topic-prefix/--table/--topic right?)`);
-      while (ends.length === 0) {
+    let { selected, missing } = await existingSelection(kafka, selection);
+    if (options.mode !== 'follow' && missing.length > 0) {
+      throw new ConfigError(`topic ${missing.join(', ')} does not exist (is cdc running? are --topic-prefix/--table/--topic right?)`);
+    }
+    if (options.mode !== 'follow' && selected.length === 0) throw new ConfigError(`no topic matches ${selection.describe()}`);
+    if (selected.length === 0) {
+      logger.warn(`waiting for a topic of ${selection.describe()} to exist (is cdc running? is --topic-prefix/--table/--topic right?)`);
+      while (selected.length === 0) {
         const stopped = await Promise.race([shutdown.requested.then(() => true), delay(TOPIC_POLL_MS).then(() => false)]);
-        if (stopped) return { totals: emptyTotals(), topicExists: false, deadLetterTopic: dlq.topic };
-        ends = await topicOffsets(kafka, topic);
+        if (stopped) return { totals, topics: [] };
+        ({ selected, missing } = await existingSelection(kafka, selection));
       }
     }
 
     const replay = options.mode === 'replay';
     const groupId = replay ? `${options.groupId}-replay-${randomBytes(4).toString('hex')}` : options.groupId;
-    let drainTo: Map<number, bigint> | undefined;
-    if (options.mode !== 'follow') {
-      const committed = replay ? new Map<number, bigint>() : await groupOffsets(kafka, groupId, topic);
-      drainTo = new Map();
-      for (const { partition, high, low } of ends) {
-        const start = committed.get(partition) ?? low;
-        if ((start > low ? start : low) < high) drainTo.set(partition, high);
+    const applier = new BatchApplier(writer, targets, dlq, logger, clickhouseName, shutdown.abortSignal, shutdown.stopSignal);
+    // One round per topic set: when new topics appear, the round ends (flushed, committed) and the next subscribes to all.
+    for (;;) {
+      const topics = selected.map((t) => t.topic);
+      const routes = new Map<string, TableTarget>();
+      for (const { topic, targetTable } of selected) {
+        let target = targets.get(targetTable);
+        if (!target) targets.set(targetTable, (target = new TableTarget(targetTable, context)));
+        routes.set(topic, target);
       }
-      if (drainTo.size === 0) return { totals: emptyTotals(), topicExists: true, deadLetterTopic: dlq.topic };
-    }
+      const drainTo = options.mode === 'follow' ? undefined : await drainTargets(kafka, groupId, topics, replay);
+      if (drainTo && drainTo.size === 0) return { totals, topics: selected };
 
-    const reader = await openTopicReader(kafka, { topic, groupId, logger });
-    const worker = new SinkWorker(reader, new RowMapper(target), new BatchApplier(writer, dlq, logger, clickhouseName, shutdown.abortSignal), logger, {
-      limits: options.limits, drainTo, commit: !replay, fromVersion: options.fromVersion, truncateFloor,
-    });
-    void shutdown.requested.then(() => worker.stop());
-    const progress = setInterval(() => logProgress(logger, worker.totals), 10_000).unref();
-    try {
-      worker.start();
-      await worker.done;
-    } finally {
-      clearInterval(progress);
-      await withTimeout(reader.disconnect(), DISCONNECT_TIMEOUT_MS, () =>
-        logger.warn(`leaving consumer group ${groupId} took over ${DISCONNECT_TIMEOUT_MS / 1000}s; exiting anyway (offsets are already committed)`));
-      if (replay) await deleteGroup(kafka, groupId).catch((error: unknown) => logger.warn(`could not delete replay group ${groupId}: ${(error as Error).message}`));
+      logger.info(`reading ${topics.join(', ')} into ClickHouse ${selected.map((t) => t.targetTable).join(', ')}`);
+      const reader = await openTopicReader(kafka, { topics, groupId, logger });
+      const worker = new SinkWorker(reader, routes, applier, logger, { limits: options.limits, drainTo, commit: !replay, fromVersion: options.fromVersion }, totals);
+      void shutdown.requested.then(() => worker.stop());
+      const progress = setInterval(() => logProgress(logger, worker.totals), 10_000).unref();
+      let grown: SelectedTopic[] = [];
+      let pollError: Error | undefined;
+      const poll = options.mode === 'follow' ? setInterval(() => {
+        existingSelection(kafka, selection).then((now) => {
+          grown = now.selected.filter((t) => !topics.includes(t.topic));
+          if (grown.length > 0) {
+            logger.info(`new topic(s) ${grown.map((t) => t.topic).join(', ')}: writing and committing what is in hand, then re-subscribing`);
+            selected = now.selected;
+            worker.stop();
+          }
+        }).catch((error: unknown) => {
+          if (error instanceof ConfigError) {
+            worker.stop();
+            grown = [];
+            pollError = error;
+          } else {
+            logger.warn(`could not list topics: ${(error as Error).message}`);
+          }
+        });
+      }, TOPIC_POLL_MS) : undefined;
+      try {
+        worker.start();
+        await worker.done;
+      } finally {
+        clearInterval(progress);
+        clearInterval(poll);
+        await withTimeout(reader.disconnect(), DISCONNECT_TIMEOUT_MS, () =>
+          logger.warn(`leaving consumer group ${groupId} took over ${DISCONNECT_TIMEOUT_MS / 1000}s; exiting anyway (offsets are already committed)`));
+        if (replay) await deleteGroup(kafka, groupId).catch((error: unknown) => logger.warn(`could not delete replay group ${groupId}: ${(error as Error).message}`));
+      }
+      if (worker.error) throw worker.error;
+      if (pollError) throw pollError;
+      if (grown.length === 0 || shutdown.stopSignal.aborted) return { totals, topics: selected };
     }
-    if (worker.error) throw worker.error;
-    return { totals: worker.totals, topicExists: true, deadLetterTopic: dlq.topic };
   } finally {
     shutdown.dispose();
     await dlq.close();
     await client.close();
   }
-}
-
-function emptyTotals(): SinkTotals {
-  return { upserts: 0, deletes: 0, truncates: 0, deadLetters: 0, messages: 0, tombstones: 0, collapsed: 0, beforeTruncate: 0, belowFromLsn: 0 };
 }
 
 function delay(ms: number): Promise<void> {

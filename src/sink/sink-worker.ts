@@ -23,14 +23,21 @@
  * Modes: follow (until stop() or a signal), or drain (to the end offsets taken
  * at start, then finish). Replay is a drain with a throwaway group, no
  * commits, and a lower bound on versions.
+ *
+ * Tables: each topic has its ClickHouse table (TableTarget). Before a message
+ * is mapped, its table is made to hold the message's schema version
+ * (`walbridge.schema` header); when it cannot, reading pauses on that message
+ * (schema-pause.ts): the batch in hand is still written and committed, the
+ * message and everything after it are not.
  */
 import type { BatchControl, ConsumedMessage, TopicReader } from '../kafka/consumer.js';
 import type { Logger } from '../observability/logger.js';
 import { RowBatch, type BatchLimits } from './row-batch.js';
-import { decodeEvent, PoisonMessage } from '../core/envelope.js';
+import { decodeEvent, PoisonMessage, SCHEMA_HEADER } from '../core/envelope.js';
 import type { AppliedCounts, BatchApplier } from './batch-applier.js';
 import { ValueError } from './clickhouse/column-types.js';
-import type { RowMapper } from './clickhouse/rows.js';
+import { pauseUntilFits } from './schema-pause.js';
+import type { TableTarget } from './table-target.js';
 
 export interface SinkTotals extends AppliedCounts {
   messages: number;
@@ -45,11 +52,10 @@ export interface SinkTotals extends AppliedCounts {
 
 export interface WorkerOptions {
   limits: BatchLimits;
-  /** Drain mode: partition → end offset to read up to (exclusive). Undefined: follow. */
-  drainTo: ReadonlyMap<number, bigint> | undefined;
+  /** Drain mode: topic → partition → end offset to read up to (exclusive). Undefined: follow. */
+  drainTo: ReadonlyMap<string, ReadonlyMap<number, bigint>> | undefined;
   commit: boolean;
   fromVersion: bigint;
-  truncateFloor: bigint;
 }
 
 const KEEPALIVE_MS = 3_000;
@@ -60,20 +66,31 @@ function isKafkaClientError(error: unknown): boolean {
   return (error as { name?: string }).name?.startsWith('KafkaJS') ?? false;
 }
 
-export class SinkWorker {
-  readonly totals: SinkTotals = {
-    upserts: 0, deletes: 0, truncates: 0, deadLetters: 0, messages: 0, tombstones: 0, collapsed: 0, beforeTruncate: 0, belowFromLsn: 0,
+/** The Kafka header carrying the change's table schema, if the message has one. */
+function schemaHeader(message: ConsumedMessage): Buffer | undefined {
+  const value = message.headers[SCHEMA_HEADER];
+  const first = Array.isArray(value) ? value[0] : value;
+  if (first === undefined) return undefined;
+  return typeof first === 'string' ? Buffer.from(first, 'utf8') : first;
+}
+
+export function emptyTotals(): SinkTotals {
+  return {
+    upserts: 0, deletes: 0, truncates: 0, deadLetters: 0, perTable: new Map(), messages: 0, tombstones: 0, collapsed: 0, beforeTruncate: 0, belowFromLsn: 0,
   };
+}
+
+export class SinkWorker {
   private current: RowBatch<ConsumedMessage>;
   private flushing: Promise<void> | undefined;
   private lingerTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private fatal: Error | undefined;
   private finished = false;
-  private truncateFloor: bigint;
-  private readonly reached = new Map<number, bigint>();
-  /** Partitions whose last fetch did not reach their end. */
-  private readonly behind = new Set<number>();
+  /** `topic\0partition` → next offset read. */
+  private readonly reached = new Map<string, bigint>();
+  /** `topic\0partition` of partitions whose last fetch did not reach their end. */
+  private readonly behind = new Set<string>();
   private lastFlushStartedAt = 0;
   private resolveDone: () => void = () => undefined;
   /** Resolves when the worker has nothing left to write (drained, stopped, or failed). */
@@ -81,13 +98,15 @@ export class SinkWorker {
 
   constructor(
     private readonly reader: TopicReader,
-    private readonly mapper: RowMapper,
+    /** topic → its ClickHouse table. */
+    private readonly routes: ReadonlyMap<string, TableTarget>,
     private readonly applier: BatchApplier,
     private readonly logger: Logger,
     private readonly options: WorkerOptions,
+    /** Totals carried over from an earlier worker of the same run (the sink re-subscribes when new topics appear). */
+    readonly totals: SinkTotals = emptyTotals(),
   ) {
     this.current = new RowBatch(options.limits);
-    this.truncateFloor = options.truncateFloor;
     reader.onFatal((error) => this.fail(error));
     if (options.drainTo && this.drained()) this.finish();
   }
@@ -99,7 +118,7 @@ export class SinkWorker {
 
   /** Starts reading (joining the group happens in the background); failures end the worker. */
   start(): void {
-    this.reader.run((partition, messages, control) => this.onMessages(partition, messages, control))
+    this.reader.run((topic, partition, messages, control) => this.onMessages(topic, partition, messages, control))
       .catch((error: unknown) => this.fail(error as Error));
   }
 
@@ -109,9 +128,12 @@ export class SinkWorker {
     if (!this.flushing) this.continueAfterFlush();
   }
 
-  private async onMessages(partition: number, messages: ConsumedMessage[], control: BatchControl): Promise<void> {
+  private async onMessages(topic: string, partition: number, messages: ConsumedMessage[], control: BatchControl): Promise<void> {
+    const slot = `${topic}\u0000${partition}`;
     try {
-      const end = this.options.drainTo?.get(partition);
+      const end = this.options.drainTo?.get(topic)?.get(partition);
+      const target = this.routes.get(topic);
+      if (!target) throw new Error(`message from topic ${topic}, which this sink did not subscribe to`);
       for (const message of messages) {
         if (this.stopping || this.fatal || this.finished) return;
         if (this.options.drainTo && (end === undefined || message.offset >= end)) {
@@ -120,14 +142,17 @@ export class SinkWorker {
         }
         while (this.current.full) await this.makeRoom(control);
         if (this.stopping || this.fatal || this.finished) return;
-        this.accept(message);
+        const header = schemaHeader(message);
+        const prepared = target.ready(header) ? true : await this.prepare(target, header, message, control);
+        if (prepared === false) return;
+        this.accept(message, target, prepared === true ? undefined : prepared);
         control.taken(message.offset);
-        this.reached.set(partition, message.offset + 1n);
+        this.reached.set(slot, message.offset + 1n);
       }
       // Every message of the batch is taken: offsets up to its last record (transaction markers included) are passed.
-      this.reached.set(partition, control.lastOffset + 1n);
-      if (control.caughtUp) this.behind.delete(partition);
-      else this.behind.add(partition);
+      this.reached.set(slot, control.lastOffset + 1n);
+      if (control.caughtUp) this.behind.delete(slot);
+      else this.behind.add(slot);
       if (this.flushing) return; // continueAfterFlush decides when it is done
       if (this.flushDueIn() <= 0) this.startFlush();
       else this.armLinger();
@@ -137,11 +162,32 @@ export class SinkWorker {
     }
   }
 
-  private accept(message: ConsumedMessage): void {
+  /**
+   * Makes the table hold the message's schema; pauses while it cannot. False:
+   * stopped meanwhile (the message is not taken). A malformed header: the
+   * message is a dead letter.
+   */
+  private async prepare(target: TableTarget, header: Buffer | undefined, message: ConsumedMessage, control: BatchControl): Promise<boolean | PoisonMessage> {
+    let blockers: string[];
+    try {
+      blockers = await target.prepare(header);
+    } catch (error) {
+      if (error instanceof PoisonMessage) return error;
+      throw error;
+    }
+    if (blockers.length === 0) return true;
+    this.logger.warn({ topic: message.topic, partition: message.partition, offset: message.offset.toString() }, `pausing at this message of ${message.topic}`);
+    return pauseUntilFits(target, header, this.logger, undefined, {
+      blockers, stopped: () => this.stopping || this.fatal !== undefined || this.finished, tick: () => control.keepAlive(),
+    });
+  }
+
+  private accept(message: ConsumedMessage, target: TableTarget, poison: PoisonMessage | undefined): void {
     const batch = this.current;
-    batch.take(message.partition, message.offset, Date.now());
+    batch.take(message.topic, message.partition, message.offset, Date.now());
     this.totals.messages += 1;
     try {
+      if (poison) throw poison;
       const event = decodeEvent(message.key, message.value);
       if (event.kind === 'tombstone') {
         this.totals.tombstones += 1;
@@ -152,24 +198,25 @@ export class SinkWorker {
         return;
       }
       if (event.kind === 'truncate') {
-        if (event.version > this.truncateFloor) {
-          batch.seal(event.version);
-          this.truncateFloor = event.version;
+        if (event.version > target.truncateFloor) {
+          batch.seal(target.name, event.version);
+          target.truncateFloor = event.version;
         } else {
           this.totals.beforeTruncate += 1;
         }
         return;
       }
-      if (event.version < this.truncateFloor) {
+      if (event.version < target.truncateFloor) {
         this.totals.beforeTruncate += 1;
         return;
       }
-      const syncedAt = this.mapper.syncedAtFragment(Date.now());
+      const mapper = target.mapper;
+      const syncedAt = mapper.syncedAtFragment(Date.now());
       const line = event.kind === 'upsert'
-        ? this.mapper.upsert(event.after, event.version, syncedAt)
-        : this.mapper.delete(event.before, event.key, event.version, syncedAt);
-      batch.addRow(message.key ? message.key.toString('utf8') : null, {
-        line, version: event.version, deleted: event.kind === 'delete', source: message,
+        ? mapper.upsert(event.after, event.version, syncedAt)
+        : mapper.delete(event.before, event.key, event.version, syncedAt);
+      batch.addRow(message.key ? `${message.topic}\u0000${message.key.toString('utf8')}` : null, {
+        table: target.name, line, version: event.version, deleted: event.kind === 'delete', source: message,
       });
     } catch (error) {
       if (!(error instanceof PoisonMessage || error instanceof ValueError)) throw error;
@@ -178,8 +225,10 @@ export class SinkWorker {
   }
 
   private drained(): boolean {
-    for (const [partition, end] of this.options.drainTo ?? []) {
-      if ((this.reached.get(partition) ?? -1n) < end) return false;
+    for (const [topic, ends] of this.options.drainTo ?? []) {
+      for (const [partition, end] of ends) {
+        if ((this.reached.get(`${topic}\u0000${partition}`) ?? -1n) < end) return false;
+      }
     }
     return true;
   }
@@ -243,6 +292,12 @@ export class SinkWorker {
     this.totals.deletes += counts.deletes;
     this.totals.truncates += counts.truncates;
     this.totals.deadLetters += counts.deadLetters;
+    for (const [table, written] of counts.perTable) {
+      const total = this.totals.perTable.get(table) ?? { upserts: 0, deletes: 0 };
+      total.upserts += written.upserts;
+      total.deletes += written.deletes;
+      this.totals.perTable.set(table, total);
+    }
     this.totals.collapsed += batch.collapsed;
     this.logger.debug({ messages: batch.messages, rows: batch.rows.size, bytes: batch.bytes, ms: Date.now() - started }, 'batch written');
   }

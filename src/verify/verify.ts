@@ -2,25 +2,28 @@
  * `sink verify`: is ClickHouse's `FINAL WHERE _is_deleted = 0` the PostgreSQL
  * table, row for row?
  *
- * Both sides are read ordered by the (single, integer) primary key, a page at
- * a time (memory stays bounded), and merged: each row is reduced to a
- * canonical text of the columns both tables have (so PostgreSQL-only
+ * Both sides are read ordered by the primary key, a page at a time (memory
+ * stays bounded), and merged: each row is reduced to a canonical text of the
+ * columns both tables have (canonical-columns.ts; so PostgreSQL-only
  * `sent_to_kafka` and ClickHouse-only `_version`/`_synced_at` are left out).
- * Per id range (`rangeSize` ids) a row count and a SHA-256 of the canonical
- * rows are kept on each side; a range whose count or hash differs is
- * reported, and the differing ids are named (missing, extra, changed).
- *
- * Timestamps are compared at the ClickHouse column's precision, as epoch
- * numbers: whole seconds for DateTime (18.16 has nothing finer), p digits
- * for DateTime64(p). Pending mutations (truncates) are waited for first.
+ * A single integer key is ordered as a number (the index serves it) and
+ * grouped in id ranges of `rangeSize` ids; any other key (composite, text,
+ * uuid, …) is ordered by the bytes of its canonical text on both sides
+ * (COLLATE "C" in PostgreSQL: a sort per page, slower on big tables) and
+ * grouped in runs of `rangeSize` keys. Per group a row count and a SHA-256 of
+ * the canonical rows are kept on each side; a group whose count or hash
+ * differs is reported, and the differing keys are named (missing, extra,
+ * changed). Pending mutations (truncates) are waited for first.
  */
 import { createHash, type Hash } from 'node:crypto';
 import pg from 'pg';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { ConfigError } from '../core/exit-codes.js';
 import { openClickHouse, quoteIdentifier } from '../sink/clickhouse/client.js';
-import { floorDiv, unwrapType } from '../sink/clickhouse/column-types.js';
+import { floorDiv } from '../sink/clickhouse/column-types.js';
 import { DELETED_COLUMN, describeTarget, quoteString } from '../sink/clickhouse/rows.js';
+import { detectFeatures } from '../sink/clickhouse/schema.js';
+import { compareColumn, pgQuote } from './canonical-columns.js';
 
 export interface VerifyOptions {
   databaseUrl: string;
@@ -39,8 +42,9 @@ export interface Difference {
 }
 
 export interface RangeDifference {
-  from: bigint;
-  to: bigint;
+  /** First and last key of the group (ids, or canonical key texts). */
+  from: string;
+  to: string;
   postgres: { count: number; hash: string };
   clickhouse: { count: number; hash: string };
 }
@@ -58,67 +62,44 @@ export interface VerifyReport {
   differingRanges: RangeDifference[];
   differingIds: number;
   differences: Difference[];
-}
-
-interface ComparedColumn {
-  name: string;
-  pgExpr: string;
-  chExpr: string;
-  normalise: (text: string) => string;
+  /** How keys are named: `id`, a column name, or `(a, b)`. */
+  keyLabel: string;
+  integerKey: boolean;
 }
 
 interface KeyedRow {
-  key: bigint;
+  /** The key text as both databases computed it (paging goes on from it). */
+  raw: string;
+  /** The key's canonical text (one column) or a JSON array of them. */
+  key: string;
+  /** Single integer key only: the key as a number, for ordering and id ranges. */
+  id: bigint | undefined;
   values: (string | null)[];
 }
 
 const INTEGER_PG_TYPES = new Set(['smallint', 'integer', 'bigint']);
-const identity = (text: string): string => text;
 
-function normaliseDecimal(text: string): string {
-  return /^-?\d+\.\d+$/.test(text) ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
+/** Key order shared by both sides: numbers for an integer key, else the UTF-8 bytes of the canonical text. */
+function compareKeys(a: KeyedRow, b: KeyedRow): number {
+  if (a.id !== undefined && b.id !== undefined) return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  return Buffer.compare(Buffer.from(a.key, 'utf8'), Buffer.from(b.key, 'utf8'));
 }
 
-function compareColumn(name: string, pgType: string, chType: string, notes: string[]): ComparedColumn {
-  const pgCol = `t.${pgQuote(name)}`;
-  const chCol = quoteIdentifier(name);
-  const { inner } = unwrapType(chType);
-  const dt64 = /^DateTime64\((\d)/.exec(inner);
-  if (dt64) {
-    const precision = Number(dt64[1]);
-    const fn = ({ 3: 'toUnixTimestamp64Milli', 6: 'toUnixTimestamp64Micro', 9: 'toUnixTimestamp64Nano' } as Record<number, string>)[precision];
-    if (!fn) throw new ConfigError(`verify compares DateTime64 with 3, 6 or 9 digits; ${name} is ${inner}`);
-    notes.push(`${name} compared as epoch time at ${precision} fraction digits (ClickHouse ${inner})`);
-    return { name, pgExpr: `floor(extract(epoch from ${pgCol}) * 1e${precision})::bigint::text`, chExpr: `toString(${fn}(${chCol}))`, normalise: identity };
-  }
-  if (inner === 'DateTime' || inner.startsWith('DateTime(')) {
-    notes.push(`${name} compared at whole seconds (ClickHouse ${inner} keeps seconds; PostgreSQL's microseconds are truncated)`);
-    return { name, pgExpr: `floor(extract(epoch from ${pgCol}))::bigint::text`, chExpr: `toString(toUnixTimestamp(${chCol}))`, normalise: identity };
-  }
-  const pgExpr = pgType === 'boolean' ? `(${pgCol})::int::text` : `(${pgCol})::text`;
-  let normalise = identity;
-  if (inner.startsWith('Decimal')) normalise = normaliseDecimal;
-  if (inner.startsWith('Float')) normalise = (text) => String(Number(text));
-  return { name, pgExpr, chExpr: `toString(${chCol})`, normalise };
-}
-
-function pgQuote(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-async function* pages<T>(fetch: (after: bigint | undefined) => Promise<T[]>, keyOf: (row: T) => bigint): AsyncGenerator<T> {
-  let after: bigint | undefined;
+async function* pages<T>(fetch: (after: T | undefined) => Promise<T[]>): AsyncGenerator<T> {
+  let after: T | undefined;
   for (;;) {
     const rows = await fetch(after);
     if (rows.length === 0) return;
     yield* rows;
-    after = keyOf(rows[rows.length - 1] as T);
+    after = rows[rows.length - 1];
   }
 }
 
 
 interface RangeState {
   index: bigint;
+  first: string;
+  last: string;
   pg: { count: number; hash: Hash };
   ch: { count: number; hash: Hash };
 }
@@ -151,50 +132,62 @@ export async function verifyTables(options: VerifyOptions): Promise<VerifyReport
         ORDER BY a.attnum`, [relation]);
     if (pgColumns.rows.length === 0) throw new ConfigError(`PostgreSQL table ${options.schema}.${options.table} does not exist (check --table and --database-url)`);
     const keys = pgColumns.rows.filter((c) => c.primary === 'true');
-    const key = keys[0];
-    if (keys.length !== 1 || !key || !INTEGER_PG_TYPES.has(key.type)) {
-      throw new ConfigError(`verify needs a single-column integer primary key on ${options.schema}.${options.table}`);
-    }
-    const target = await describeTarget(clickhouse, database, options.targetTable);
+    if (keys.length === 0) throw new ConfigError(`verify needs a primary key on ${options.schema}.${options.table}`);
+    const target = await describeTarget(clickhouse, database, options.targetTable, await detectFeatures(clickhouse));
     const chTypes = new Map(target.dataColumns.map((c) => [c.name, c.type]));
-    if (!chTypes.has(key.name)) throw new ConfigError(`ClickHouse table ${database}.${options.targetTable} has no key column ${key.name}`);
+    for (const key of keys) {
+      if (!chTypes.has(key.name)) throw new ConfigError(`ClickHouse table ${database}.${options.targetTable} has no key column ${key.name}`);
+    }
+    const integerKey = keys.length === 1 && INTEGER_PG_TYPES.has(keys[0]?.type ?? '');
     const notes: string[] = [];
+    const keyColumns = keys.map((k) => compareColumn(k.name, k.type, chTypes.get(k.name) ?? '', []));
+    const keyNames = new Set(keys.map((k) => k.name));
     const columns = pgColumns.rows
-      .filter((c) => chTypes.has(c.name) && c.name !== key.name)
+      .filter((c) => chTypes.has(c.name) && !keyNames.has(c.name))
       .map((c) => compareColumn(c.name, c.type, chTypes.get(c.name) ?? '', notes));
     const pending = await waitForMutations(clickhouse, database, options.targetTable, options.waitMutationsMs);
     if (pending > 0) notes.push(`${pending} ClickHouse mutation(s) still running after ${options.waitMutationsMs / 1000}s: the result may change`);
 
     const pageSize = Math.min(options.rangeSize, 10_000);
-    const pgKey = `t.${pgQuote(key.name)}`;
-    const pgSql = (after: bigint | undefined): string =>
-      `SELECT ${pgKey}::text AS k${columns.map((c, i) => `, ${c.pgExpr} AS c${i}`).join('')} FROM ${relation} t` +
-      `${after === undefined ? '' : ` WHERE ${pgKey} > ${after}`} ORDER BY ${pgKey} LIMIT ${pageSize}`;
-    const chKey = quoteIdentifier(key.name);
-    const chSql = (after: bigint | undefined): string =>
-      `SELECT toString(${chKey}) AS k${columns.map((c, i) => `, ${c.chExpr} AS c${i}`).join('')}` +
+    const values = (expr: (c: typeof columns[number]) => string): string => columns.map((c, i) => `, ${expr(c)} AS c${i}`).join('');
+    // One key text both sides compute alike: the column's canonical text, or several joined by \x01.
+    const pgKey = integerKey ? `t.${pgQuote(keys[0]!.name)}` : `(${keyColumns.map((k) => k.pgExpr).join(` || E'\\x01' || `)}) COLLATE "C"`;
+    const chKey = integerKey ? quoteIdentifier(keys[0]!.name) : `concat(${keyColumns.map((k) => k.chExpr).join(`, '\\x01', `)}${keyColumns.length === 1 ? ", ''" : ''})`;
+    const afterValue = (row: KeyedRow): string => (integerKey ? `${row.id}` : quoteString(row.raw));
+    const pgSql = (after: KeyedRow | undefined): string =>
+      `SELECT ${integerKey ? `${pgKey}::text` : pgKey} AS k${values((c) => c.pgExpr)} FROM ${relation} t` +
+      `${after === undefined ? '' : ` WHERE ${pgKey} > ${integerKey ? after.id : pgLiteral(after.raw)}`} ORDER BY ${pgKey} LIMIT ${pageSize}`;
+    const chSql = (after: KeyedRow | undefined): string =>
+      `SELECT ${integerKey ? `toString(${chKey})` : chKey} AS k${values((c) => c.chExpr)}` +
       ` FROM ${quoteIdentifier(database)}.${quoteIdentifier(options.targetTable)} FINAL WHERE ${quoteIdentifier(DELETED_COLUMN)} = 0` +
-      `${after === undefined ? '' : ` AND ${chKey} > ${after}`} ORDER BY ${chKey} LIMIT ${pageSize}`;
-    const toRow = (raw: Record<string, string | null>): KeyedRow => ({
-      key: BigInt(raw.k ?? '0'),
-      values: columns.map((c, i) => {
-        const value = raw[`c${i}`];
-        return value === null || value === undefined ? null : c.normalise(value);
-      }),
-    });
-    const pgRows = pages(async (after) => (await client.query<Record<string, string | null>>(pgSql(after))).rows.map(toRow), (r) => r.key);
-    const chRows = pages(async (after) => {
+      `${after === undefined ? '' : ` AND ${chKey} > ${afterValue(after)}`} ORDER BY ${chKey} LIMIT ${pageSize}`;
+    const toRow = (raw: Record<string, string | null>): KeyedRow => {
+      const text = raw.k ?? '';
+      return {
+        raw: text,
+        key: integerKey || keys.length === 1 ? text : JSON.stringify(text.split('\x01')),
+        id: integerKey ? BigInt(text) : undefined,
+        values: columns.map((c, i) => {
+          const value = raw[`c${i}`];
+          return value === null || value === undefined ? null : c.normalise(value);
+        }),
+      };
+    };
+    const pgRows = pages<KeyedRow>(async (after) => (await client.query<Record<string, string | null>>(pgSql(after))).rows.map(toRow));
+    const chRows = pages<KeyedRow>(async (after) => {
       const result = await clickhouse.query({ query: chSql(after), format: 'JSONEachRow' });
       return (await result.json<Record<string, string | null>>()).map(toRow);
-    }, (r) => r.key);
+    });
 
     const report: VerifyReport = {
       equal: true, source: `${options.schema}.${options.table}`, target: `${database}.${options.targetTable}`,
-      columns: [key.name, ...columns.map((c) => c.name)], notes, postgresRows: 0, clickhouseRows: 0,
+      columns: [...keys.map((k) => k.name), ...columns.map((c) => c.name)], notes, keyLabel: keys.length === 1 ? keys[0]!.name : `(${keys.map((k) => k.name).join(', ')})`, integerKey, postgresRows: 0, clickhouseRows: 0,
       rangeSize: options.rangeSize, ranges: 0, differingRanges: [], differingIds: 0, differences: [],
     };
     const rangeSize = BigInt(options.rangeSize);
     let range: RangeState | undefined;
+    let keysSeen = 0n;
+    let lastKey: string | undefined;
     const closeRange = (): void => {
       if (!range) return;
       report.ranges += 1;
@@ -202,34 +195,40 @@ export async function verifyTables(options: VerifyOptions): Promise<VerifyReport
       const chHash = range.ch.hash.digest('hex');
       if (range.pg.count !== range.ch.count || pgHash !== chHash) {
         report.differingRanges.push({
-          from: range.index * rangeSize, to: range.index * rangeSize + rangeSize - 1n,
+          from: integerKey ? `${range.index * rangeSize}` : range.first, to: integerKey ? `${range.index * rangeSize + rangeSize - 1n}` : range.last,
           postgres: { count: range.pg.count, hash: pgHash.slice(0, 12) }, clickhouse: { count: range.ch.count, hash: chHash.slice(0, 12) },
         });
       }
       range = undefined;
     };
     const side = (row: KeyedRow, which: 'pg' | 'ch'): void => {
-      const index = floorDiv(row.key, rangeSize);
+      if (row.key !== lastKey) {
+        lastKey = row.key;
+        keysSeen += 1n;
+      }
+      const index = row.id !== undefined ? floorDiv(row.id, rangeSize) : (keysSeen - 1n) / rangeSize;
       if (range && range.index !== index) closeRange();
-      range ??= { index, pg: { count: 0, hash: createHash('sha256') }, ch: { count: 0, hash: createHash('sha256') } };
+      range ??= { index, first: row.key, last: row.key, pg: { count: 0, hash: createHash('sha256') }, ch: { count: 0, hash: createHash('sha256') } };
+      range.last = row.key;
       range[which].count += 1;
       range[which].hash.update(`${row.key}\t${JSON.stringify(row.values)}\n`);
       if (which === 'pg') report.postgresRows += 1;
       else report.clickhouseRows += 1;
     };
-    const differ = (id: bigint, what: string): void => {
+    const differ = (id: string, what: string): void => {
       report.differingIds += 1;
-      if (report.differences.length < options.show) report.differences.push({ id: id.toString(), what });
+      if (report.differences.length < options.show) report.differences.push({ id, what });
     };
 
     let a = await pgRows.next();
     let b = await chRows.next();
     while (!a.done || !b.done) {
-      if (!a.done && (b.done || a.value.key < b.value.key)) {
+      const order = !a.done && !b.done ? compareKeys(a.value, b.value) : 0;
+      if (!a.done && (b.done || order < 0)) {
         side(a.value, 'pg');
         differ(a.value.key, 'missing in ClickHouse');
         a = await pgRows.next();
-      } else if (!b.done && (a.done || b.value.key < a.value.key)) {
+      } else if (!b.done && (a.done || order > 0)) {
         side(b.value, 'ch');
         differ(b.value.key, 'in ClickHouse but not in PostgreSQL');
         b = await chRows.next();
@@ -261,17 +260,36 @@ export function formatVerifyReport(report: VerifyReport): string {
     `columns: ${report.columns.join(', ')}`,
     ...report.notes.map((note) => `note: ${note}`),
     `rows: PostgreSQL ${report.postgresRows}, ClickHouse ${report.clickhouseRows}; ` +
-      `id ranges of ${report.rangeSize}: ${report.ranges} compared, ${report.differingRanges.length} differ`,
+      `${report.integerKey ? `${report.keyLabel} ranges of ${report.rangeSize}` : `runs of ${report.rangeSize} keys`}: ${report.ranges} compared, ${report.differingRanges.length} differ`,
   ];
   for (const r of report.differingRanges.slice(0, 10)) {
-    lines.push(`  ids ${r.from}..${r.to}: PostgreSQL ${r.postgres.count} rows (hash ${r.postgres.hash}), ClickHouse ${r.clickhouse.count} rows (hash ${r.clickhouse.hash})`);
+    lines.push(`  ${report.keyLabel === 'id' ? 'ids' : report.keyLabel} ${r.from}..${r.to}: PostgreSQL ${r.postgres.count} rows (hash ${r.postgres.hash}), ClickHouse ${r.clickhouse.count} rows (hash ${r.clickhouse.hash})`);
   }
   if (report.equal) {
     lines.push('EQUAL');
   } else {
     lines.push(`DIFFERENT: ${report.differingIds} id${report.differingIds === 1 ? '' : 's'} differ` +
       (report.differingIds > report.differences.length ? ` (first ${report.differences.length} shown)` : ''));
-    for (const d of report.differences) lines.push(`  id ${d.id}: ${d.what}`);
+    for (const d of report.differences) lines.push(`  ${report.keyLabel} ${d.id}: ${d.what}`);
   }
   return lines.join('\n');
+}
+
+/** A PostgreSQL string literal (standard_conforming_strings: only quotes double); NUL cannot occur in a key text. */
+function pgLiteral(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+/** The PostgreSQL tables of the database, as `schema.table` names (system schemas left out). */
+export async function postgresTables(databaseUrl: string): Promise<{ schema: string; table: string }[]> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const result = await client.query<{ schema: string; table: string }>(
+      `SELECT schemaname AS schema, tablename AS table FROM pg_tables
+        WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`);
+    return result.rows;
+  } finally {
+    await client.end();
+  }
 }

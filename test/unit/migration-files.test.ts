@@ -17,7 +17,9 @@ describe('migration files', () => {
     assert.throws(() => fillMarkers('{{B}}', {}), /unknown marker/);
   });
   it('picks DDL by server version', () => {
-    assert.deepEqual(featuresOf('18.16.1'), { version: '18.16.1', dateTime64: false, replacingIsDeleted: false });
+    assert.deepEqual(featuresOf('18.16.1'), {
+      version: '18.16.1', dateTime64: false, replacingIsDeleted: false, decimal128: false, date32: false, omittedFieldDefaults: false,
+    });
     assert.equal(ddlMarkers(featuresOf('24.8.4.13')).REPLACING_ENGINE, 'ReplacingMergeTree(_version, _is_deleted)');
     assert.equal(ddlMarkers(featuresOf('21.3.1')).DATETIME_US, "DateTime64(6, 'UTC')");
     assert.equal(ddlMarkers(featuresOf('21.3.1')).REPLACING_ENGINE, 'ReplacingMergeTree(_version)');

@@ -4,7 +4,7 @@ import { RowBatch } from '../../src/sink/row-batch.js';
 import { backoffDelay } from '../../src/core/retry.js';
 
 const limits = { maxRows: 3, maxBytes: 1000, lingerMs: 100 };
-const row = (line: string, version: bigint) => ({ line, version, deleted: false, source: line });
+const row = (line: string, version: bigint) => ({ table: 't', line, version, deleted: false, source: line });
 
 describe('RowBatch', () => {
   it('collapses by key, last wins, and keeps the last change last', () => {
@@ -37,7 +37,7 @@ describe('RowBatch', () => {
     assert.equal(byBytes.full, true);
     const sealed = new RowBatch<string>(limits);
     assert.equal(sealed.full, false);
-    sealed.seal(9n);
+    sealed.seal('t', 9n);
     assert.equal(sealed.full, true);
   });
   it('counts dead letters against maxBytes, so a run of poison messages cannot grow a batch without bound', () => {
@@ -50,12 +50,14 @@ describe('RowBatch', () => {
   it('tracks the next offset per partition and when it started', () => {
     const batch = new RowBatch<string>(limits);
     assert.equal(batch.empty, true);
-    batch.take(0, 5n, 1000);
-    batch.take(1, 2n, 1001);
-    batch.take(0, 6n, 1002);
-    assert.deepEqual([...batch.nextOffsets], [[0, 7n], [1, 3n]]);
+    batch.take('a', 0, 5n, 1000);
+    batch.take('a', 1, 2n, 1001);
+    batch.take('a', 0, 6n, 1002);
+    batch.take('b', 0, 1n, 1003);
+    assert.deepEqual([...batch.nextOffsets.get('a') ?? []], [[0, 7n], [1, 3n]]);
+    assert.deepEqual([...batch.nextOffsets.get('b') ?? []], [[0, 2n]]);
     assert.equal(batch.startedAt, 1000);
-    assert.equal(batch.messages, 3);
+    assert.equal(batch.messages, 4);
   });
 });
 

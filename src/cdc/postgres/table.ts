@@ -7,8 +7,7 @@
 import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
 import { isSelected, parseTablePattern, type TableSelection } from '../../config/table-selection.js';
-
-export const SENT_FLAG_COLUMN = 'sent_to_kafka';
+import { SENT_FLAG_COLUMN } from '../../core/envelope.js';
 
 export interface CapturedTable {
   schema: string;

@@ -142,13 +142,39 @@ function dateTime64Converter(precision: number): ValueConverter {
   return (value) => `"${utcTimestampText(epochMicros(value), precision)}"`;
 }
 
-function dateConverter(type: string): ValueConverter {
+/** Epoch-day ranges: Date is 16 bits of days from 1970; Date32 is 1900-01-01 to 2299-12-31. */
+const DATE_RANGES: Record<string, [number, number, string]> = {
+  Date: [0, 65_535, '1970 to 2149'],
+  Date32: [-25_567, 120_529, '1900 to 2299'],
+};
+
+function dateConverter(type: 'Date' | 'Date32'): ValueConverter {
+  const [min, max, years] = DATE_RANGES[type]!;
   return (value) => {
     if (typeof value === 'number' && Number.isInteger(value)) {
+      if (value < min || value > max) throw new ValueError(`${describe(value)} (epoch days) is outside ${type}'s range (${years})`);
       return `"${new Date(value * 86_400_000).toISOString().slice(0, 10)}"`;
     }
     if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value)) return `"${value}"`;
     throw new ValueError(`${describe(value)} is not a date (epoch days or YYYY-MM-DD) for ${type}`);
+  };
+}
+
+/** Array(T): a JSON array whose elements each fit T (null only where T is Nullable). */
+function arrayConverter(column: string, elementType: string): ValueConverter {
+  const element = converterFor(column, elementType);
+  const nullable = unwrapType(elementType).nullable;
+  return (value) => {
+    if (!Array.isArray(value)) throw new ValueError(`${describe(value)} is not an array for Array(${elementType})`);
+    const parts = value.map((item: unknown) => {
+      if (item === null || item === undefined) {
+        if (!nullable) throw new ValueError(`an array element is null but ${elementType} is not Nullable`);
+        return 'null';
+      }
+      if (Array.isArray(item)) throw new ValueError('a multi-dimensional array does not fit a one-dimensional ClickHouse Array');
+      return element(item);
+    });
+    return `[${parts.join(',')}]`;
   };
 }
 
@@ -176,7 +202,9 @@ export function converterFor(column: string, type: string): ValueConverter {
   if (inner === 'Float32' || inner === 'Float64') return floatConverter(inner);
   if (/^Decimal(32|64|128)?\(/.test(inner)) return decimalConverter(inner);
   if (inner === 'String' || inner.startsWith('FixedString(') || inner === 'UUID' || inner.startsWith('Enum')) return stringConverter;
-  if (inner === 'Date') return dateConverter(inner);
+  if (inner === 'Date' || inner === 'Date32') return dateConverter(inner);
+  const array = /^Array\((.*)\)$/.exec(inner);
+  if (array) return arrayConverter(column, array[1] ?? '');
   if (inner === 'DateTime' || inner.startsWith('DateTime(')) return dateTimeConverter(inner);
   const dt64 = /^DateTime64\((\d)(?:,\s*'([^']*)')?\)$/.exec(inner);
   if (dt64) {

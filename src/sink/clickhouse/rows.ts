@@ -10,9 +10,15 @@
  * - `_is_deleted` = 0 for upserts, 1 for deletes;
  * - `_synced_at` = when the sink wrote the row (optional column).
  *
- * An upsert must carry a value for every non-Nullable data column. A delete
- * needs only the sorting-key columns (from the message key or `before`); the
- * other columns come from `before` when it has them, else the type defaults.
+ * A column the event lacks (dropped in PostgreSQL, or added in ClickHouse
+ * only) or holds null for takes the column's DEFAULT when it has one
+ * (omitted, with input_format_defaults_for_omitted_fields, where the server
+ * knows that setting; on 18.16, which fills the type's zero value for an
+ * omitted field, the DEFAULT evaluated once when the table is read); else
+ * null when Nullable, [] for an Array; a non-Nullable column without a
+ * DEFAULT needs a value. A delete needs only the sorting-key columns (from
+ * the message key or `before`); the other columns come from `before` when it
+ * has them, else as above.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { RowImage } from '../../core/envelope.js';
@@ -20,6 +26,7 @@ import { ConfigError } from '../../core/exit-codes.js';
 import type { Lsn } from '../../core/lsn.js';
 import { converterFor, unwrapType, utcTimestampText, ValueError, type ValueConverter } from './column-types.js';
 import { quoteIdentifier } from './client.js';
+import type { ServerFeatures } from './schema.js';
 
 export const VERSION_COLUMN = '_version';
 export const DELETED_COLUMN = '_is_deleted';
@@ -36,6 +43,8 @@ export interface TargetColumn {
   /** `"name":`, ready to prefix a value. */
   prefix: string;
   convert: ValueConverter;
+  /** What an absent or null value becomes: `"name":value,`, or '' to omit the field (its DEFAULT applies); undefined: an error. */
+  fallback: string | undefined;
 }
 
 export interface TargetTable {
@@ -46,34 +55,56 @@ export interface TargetTable {
   syncedAtType: string | null;
 }
 
-interface DescribedColumn {
+export interface DescribedColumn {
   name: string;
   type: string;
   default_type: string;
+  default_expression?: string;
+  /** 18.16 only: the DEFAULT evaluated once, as JSONEachRow value text. */
+  default_value?: string;
 }
 
 export function quoteString(text: string): string {
   return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
-export async function describeTarget(client: ClickHouseClient, database: string, table: string): Promise<TargetTable> {
+/** The table's columns and sorting key; undefined when the table does not exist. */
+export async function describeTable(client: ClickHouseClient, database: string, table: string, features: ServerFeatures):
+Promise<{ columns: DescribedColumn[]; sortingKey: Set<string> } | undefined> {
   const where = `${quoteIdentifier(database)}.${quoteIdentifier(table)}`;
   const tables = await client.query({
     query: `SELECT sorting_key FROM system.tables WHERE database = ${quoteString(database)} AND name = ${quoteString(table)}`,
     format: 'JSONEachRow',
   });
   const found = await tables.json<{ sorting_key: string }>();
-  if (found.length === 0) {
+  if (found.length === 0) return undefined;
+  const sortingKey = new Set((found[0]?.sorting_key ?? '').split(',').map((part) => part.trim().replace(/^`|`$/g, '')).filter(Boolean));
+  const described = await client.query({ query: `DESCRIBE TABLE ${where}`, format: 'JSONEachRow' });
+  const columns = await described.json<DescribedColumn>();
+  if (!features.omittedFieldDefaults) {
+    for (const column of columns) {
+      if (column.default_type !== 'DEFAULT' || !column.default_expression || BOOKKEEPING.has(column.name)) continue;
+      const result = await client.query({
+        query: `SELECT CAST(${column.default_expression} AS ${column.type}) AS v`, format: 'JSONEachRow',
+        clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+      });
+      const text = (await result.text()).trim();
+      column.default_value = text.slice('{"v":'.length, -1);
+    }
+  }
+  return { columns, sortingKey };
+}
+
+export async function describeTarget(client: ClickHouseClient, database: string, table: string, features: ServerFeatures): Promise<TargetTable> {
+  const described = await describeTable(client, database, table, features);
+  if (!described) {
     throw new ConfigError(`ClickHouse table ${database}.${table} does not exist; create it with \`migrate\` ` +
       `(or, for another table, a ReplacingMergeTree(_version) with _version UInt64 and _is_deleted UInt8)`);
   }
-  const sortingKey = new Set((found[0]?.sorting_key ?? '').split(',').map((part) => part.trim()).filter(Boolean));
-  const described = await client.query({ query: `DESCRIBE TABLE ${where}`, format: 'JSONEachRow' });
-  const columns = await described.json<DescribedColumn>();
-  return targetTableOf(database, table, columns, sortingKey);
+  return targetTableOf(database, table, described.columns, described.sortingKey, features.omittedFieldDefaults);
 }
 
-export function targetTableOf(database: string, table: string, columns: DescribedColumn[], sortingKey: Set<string>): TargetTable {
+export function targetTableOf(database: string, table: string, columns: DescribedColumn[], sortingKey: Set<string>, omitForDefault = false): TargetTable {
   const names = new Set(columns.map((c) => c.name));
   for (const required of [VERSION_COLUMN, DELETED_COLUMN]) {
     if (!names.has(required)) {
@@ -89,14 +120,14 @@ export function targetTableOf(database: string, table: string, columns: Describe
     } catch (error) {
       throw new ConfigError(`ClickHouse table ${database}.${table}: ${(error as Error).message}`);
     }
-    dataColumns.push({
-      name: column.name,
-      type: column.type,
-      nullable: unwrapType(column.type).nullable,
-      key: sortingKey.has(column.name),
-      prefix: `${JSON.stringify(column.name)}:`,
-      convert,
-    });
+    const prefix = `${JSON.stringify(column.name)}:`;
+    const nullable = unwrapType(column.type).nullable;
+    let fallback: string | undefined;
+    if (column.default_type === 'DEFAULT') fallback = omitForDefault || column.default_value === undefined ? '' : `${prefix}${column.default_value},`;
+    else if (nullable) fallback = `${prefix}null,`;
+    else if (column.type.startsWith('Array(')) fallback = `${prefix}[],`;
+    const key = sortingKey.has(column.name);
+    dataColumns.push({ name: column.name, type: column.type, nullable, key, prefix, convert, fallback: key ? undefined : fallback });
   }
   const syncedAt = columns.find((c) => c.name === SYNCED_AT_COLUMN);
   return { database, table, dataColumns, syncedAtType: syncedAt?.type ?? null };
@@ -127,10 +158,10 @@ export class RowMapper {
     for (const column of this.target.dataColumns) {
       const value = after[column.name];
       if (value === null || value === undefined) {
-        if (!column.nullable) {
-          throw new ValueError(`column ${column.name} (${column.type}) is not Nullable but the event has ${value === null ? 'null' : 'no value'}`);
+        if (column.fallback === undefined) {
+          throw new ValueError(`column ${column.name} (${column.type}) is not Nullable and has no DEFAULT, but the event has ${value === null ? 'null' : 'no value'}`);
         }
-        line += `${column.prefix}null,`;
+        line += column.fallback;
         continue;
       }
       if (value === DEBEZIUM_UNAVAILABLE_VALUE) {
@@ -153,7 +184,7 @@ export class RowMapper {
       const value = key?.[column.name] ?? before?.[column.name];
       if (value === null || value === undefined) {
         if (column.key) throw new ValueError(`a delete without a value for key column ${column.name}`);
-        if (column.nullable) line += `${column.prefix}null,`;
+        line += column.fallback ?? '';
         continue;
       }
       try {

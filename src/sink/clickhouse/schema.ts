@@ -11,12 +11,29 @@ export interface ServerFeatures {
   dateTime64: boolean;
   /** ReplacingMergeTree(_version, _is_deleted). */
   replacingIsDeleted: boolean;
+  /**
+   * Decimal128 (precision 19–38) that prints right: 18.16 writes NUL bytes
+   * into toString() of large values (checked on 18.16.1). 20.1 is a safe
+   * lower bound, not the exact release of the fix (only 18.16 runs here).
+   */
+  decimal128: boolean;
+  /** Date32 (1900–2299). */
+  date32: boolean;
+  /**
+   * input_format_defaults_for_omitted_fields: an omitted JSONEachRow field
+   * takes the column's DEFAULT expression. 18.16 does not know the setting
+   * and fills the type's zero value instead (checked on 18.16.1).
+   */
+  omittedFieldDefaults: boolean;
 }
 
 export function featuresOf(version: string): ServerFeatures {
   const [major = 0, minor = 0] = version.split('.').map((part) => Number.parseInt(part, 10));
   const atLeast = (maj: number, min: number): boolean => major > maj || (major === maj && minor >= min);
-  return { version, dateTime64: atLeast(20, 1), replacingIsDeleted: atLeast(23, 2) };
+  return {
+    version, dateTime64: atLeast(20, 1), replacingIsDeleted: atLeast(23, 2), decimal128: atLeast(20, 1), date32: atLeast(21, 9),
+    omittedFieldDefaults: atLeast(20, 1),
+  };
 }
 
 export async function detectFeatures(client: ClickHouseClient): Promise<ServerFeatures> {

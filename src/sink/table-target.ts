@@ -1,0 +1,150 @@
+/**
+ * One ClickHouse target table as the sink knows it: its columns (read from
+ * ClickHouse, read again when an insert fails or a new schema version
+ * arrives), the row mapper built from them, and its truncate floor.
+ *
+ * Contract of prepare(header): before a row of a schema version is mapped,
+ * the table holds that version: created when missing (`createTables`),
+ * ADD/MODIFY COLUMN as schema-fit.ts decides. It returns why rows of that
+ * version cannot be written yet (empty: they can); the caller then pauses,
+ * without committing, and calls recheck() until they can. A header already
+ * fitted costs one Buffer comparison.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { parseTableSchema, replicatedSchema, type TableSchema } from '../core/envelope.js';
+import { ConfigError } from '../core/exit-codes.js';
+import type { Logger } from '../observability/logger.js';
+import { describeTable, RowMapper, targetTableOf, type DescribedColumn, type TargetTable } from './clickhouse/rows.js';
+import { fitSchema } from './clickhouse/schema-fit.js';
+import type { ServerFeatures } from './clickhouse/schema.js';
+import { createTableSql } from './clickhouse/table-ddl.js';
+import type { ClickHouseWriter } from './clickhouse/writer.js';
+
+export interface TargetContext {
+  client: ClickHouseClient;
+  database: string;
+  features: ServerFeatures;
+  writer: ClickHouseWriter;
+  createTables: boolean;
+  logger: Logger;
+}
+
+export class TableTarget {
+  private described: { columns: DescribedColumn[]; sortingKey: Set<string> } | undefined;
+  private signature = '';
+  private mapperValue: RowMapper | undefined;
+  /** Columns this process has seen in the table: one of them missing later was dropped in ClickHouse. */
+  private readonly known = new Set<string>();
+  private fittedHeader: Buffer | undefined;
+  private readonly reportedDrops = new Set<string>();
+  /** Highest truncate applied to the table; rows below it are never written again. */
+  truncateFloor = 0n;
+
+  constructor(readonly name: string, private readonly context: TargetContext) {}
+
+  get mapper(): RowMapper {
+    if (!this.mapperValue) throw new Error(`table ${this.name} used before it was prepared`);
+    return this.mapperValue;
+  }
+
+  /** True when rows with this header (or without one) can be mapped right away. */
+  ready(header: Buffer | undefined): boolean {
+    if (!this.mapperValue) return false;
+    return header === undefined || (this.fittedHeader !== undefined && this.fittedHeader.equals(header));
+  }
+
+  /** Throws PoisonMessage for a malformed header, ConfigError for a table the sink may not create. */
+  async prepare(header: Buffer | undefined): Promise<string[]> {
+    if (this.ready(header)) return [];
+    if (!this.described) {
+      await this.refresh();
+      this.truncateFloor = await this.context.writer.truncateFloor(this.name);
+    }
+    if (header === undefined) {
+      if (!this.described) {
+        throw new ConfigError(`ClickHouse table ${this.context.database}.${this.name} does not exist and its events carry no walbridge.schema ` +
+          'header to create it from; create it with `migrate` (or a ReplacingMergeTree(_version) with _version UInt64 and _is_deleted UInt8)');
+      }
+      return [];
+    }
+    const schema = replicatedSchema(parseTableSchema(header.toString('utf8')));
+    if (!this.described) await this.create(schema);
+    const blockers = await this.fit(schema);
+    if (blockers.length === 0) this.fittedHeader = Buffer.from(header);
+    return blockers;
+  }
+
+  /** Reads the table again (an operator may have changed it) and retries prepare. */
+  async recheck(header: Buffer | undefined): Promise<string[]> {
+    this.fittedHeader = undefined;
+    await this.refresh();
+    return this.prepare(header);
+  }
+
+  /** The header last fitted (the schema the mapper follows), for a re-check after a failed insert. */
+  get lastHeader(): Buffer | undefined {
+    return this.fittedHeader;
+  }
+
+  /** Reads the table's columns; true when they differ from the ones the mapper was built from. */
+  async refresh(): Promise<boolean> {
+    const { client, database, features } = this.context;
+    this.described = await describeTable(client, database, this.name, features);
+    if (!this.described) {
+      this.mapperValue = undefined;
+      const changed = this.signature !== '';
+      this.signature = '';
+      return changed;
+    }
+    for (const column of this.described.columns) this.known.add(column.name);
+    const signature = this.described.columns.map((c) => `${c.name} ${c.type} ${c.default_type} ${c.default_expression ?? ''}`).join(',');
+    const changed = signature !== this.signature;
+    this.signature = signature;
+    const table: TargetTable = targetTableOf(database, this.name, this.described.columns, this.described.sortingKey, features.omittedFieldDefaults);
+    this.mapperValue = new RowMapper(table);
+    return changed;
+  }
+
+  private async create(schema: TableSchema): Promise<void> {
+    const { database, features, createTables, logger } = this.context;
+    if (!createTables) {
+      throw new ConfigError(`ClickHouse table ${database}.${this.name} does not exist and --no-create-tables is set; create it ` +
+        '(or drop --no-create-tables to let the sink create it from the events\' schema)');
+    }
+    if (!schema.columns.some((c) => c.key)) {
+      throw new ConfigError(`${schema.schema}.${schema.table} has no primary key: the sink needs one to order and collapse its rows in ClickHouse`);
+    }
+    const sql = createTableSql(database, this.name, schema, features);
+    await this.context.client.command({ query: sql });
+    logger.info({ sql }, `created ClickHouse table ${database}.${this.name} from the schema of ${schema.schema}.${schema.table}`);
+    await this.refresh();
+  }
+
+  private async fit(schema: TableSchema): Promise<string[]> {
+    const { client, database, features, logger } = this.context;
+    const described = this.described;
+    if (!described) return [`ClickHouse table ${database}.${this.name} does not exist`];
+    const fit = fitSchema(database, this.name, schema, described.columns, described.sortingKey, this.known, features);
+    for (const name of fit.droppedInPostgres) {
+      if (this.reportedDrops.has(name)) continue;
+      this.reportedDrops.add(name);
+      logger.warn(`column ${name} is no longer in ${schema.schema}.${schema.table} (dropped or renamed in PostgreSQL): ` +
+        `it stays in ClickHouse table ${database}.${this.name} for history; later rows get its default`);
+    }
+    if (fit.changes.length === 0) return fit.blockers;
+    for (const change of fit.changes) {
+      try {
+        await client.command({ query: change.sql });
+        logger.info({ sql: change.sql }, `ClickHouse table ${database}.${this.name}: ${change.why}`);
+      } catch (error) {
+        // Another sink member may have run the same change first: the re-read below tells.
+        logger.warn({ sql: change.sql }, `ClickHouse table ${database}.${this.name}: ${change.why}, but the DDL failed: ${(error as Error).message.split('\n')[0]}`);
+      }
+    }
+    await this.refresh();
+    const after = this.described;
+    if (!after) return [`ClickHouse table ${database}.${this.name} disappeared`];
+    const again = fitSchema(database, this.name, schema, after.columns, after.sortingKey, this.known, features);
+    return [...again.blockers, ...again.changes.map((c) => `${c.why}, but ${c.sql} did not take effect`)];
+  }
+}
