@@ -14,7 +14,7 @@
  * `stop` gives up the chunk in hand (not recorded, read again later) and
  * closes the sessions; a database failure is reported once through
  * `onFailure`. With `untilIdle` (`cdc start --once`), `idle` resolves when no
- * request of a captured table is left.
+ * request of a selected table is left.
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
