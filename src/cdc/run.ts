@@ -5,7 +5,9 @@
  *   deliver   producer, marker, send batcher, and how a failure stops all
  *   snapshot  the initial load (or the rest of an interrupted one)
  *   stream    the replication stream, until `--once` has drained what was
- *             committed before the start, or a signal, or a failure
+ *             committed before the start, or a signal, or a failure; with it
+ *             the incremental snapshots (snapshot-stage.ts) of tables added
+ *             to an existing slot or asked for by `cdc snapshot`
  *
  * Contract (docs/design.md, "confirm late"): the slot's confirmed LSN only
  * ever covers events acknowledged by Kafka and marked `sent_to_kafka`; on
@@ -14,7 +16,8 @@
  */
 import pg from 'pg';
 import type { TableSelection } from '../config/table-selection.js';
-import type { Operation } from '../core/envelope.js';
+import { topicName, type Operation } from '../core/envelope.js';
+import { ConfigError } from '../core/exit-codes.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
 import { createKafka } from '../kafka/client.js';
 import { connectProducer, partitionCount, type EventProducer } from '../kafka/producer.js';
@@ -29,7 +32,10 @@ import { ensurePublication } from './postgres/publication.js';
 import { createSlot, type CreatedSlot } from './postgres/slot.js';
 import { clearSnapshotFlag, raiseSnapshotFlag } from './postgres/snapshot-flag.js';
 import { readSnapshot, type SnapshotMode } from './postgres/snapshot.js';
-import { missingValues, qualifiedName, type CapturedTable } from './postgres/table.js';
+import { requestSnapshot } from './postgres/snapshot-requests.js';
+import { describeTable, missingValues, qualifiedName, type CapturedTable } from './postgres/table.js';
+import { supportsWatermarks, WATERMARKS_MAJOR } from './postgres/watermarks.js';
+import { startSnapshotStage, type SnapshotStage } from './snapshot-stage.js';
 import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
 
@@ -74,6 +80,7 @@ interface Run {
   logger: Logger;
   closers: (() => Promise<unknown>)[];
   admin: pg.Client;
+  kafka: ReturnType<typeof createKafka>;
   checked: PreflightResult;
   decoder: ChangeDecoder;
   partitions: Map<CapturedTable, number>;
@@ -110,11 +117,14 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
       logger.info({ table: table.qualified }, 'set REPLICA IDENTITY FULL, so updates carry unchanged TOAST values (in the old row); --replica-identity keep leaves it');
     }
   }
-  const publication = await ensurePublication(admin, options.publication, checked.tables, checked.server);
+  const publication = await publishAndRequest(options, admin, checked);
   if (publication.created) logger.info({ publication: options.publication, tables: checked.tables.map((t) => t.qualified) }, 'created publication');
   if (publication.added.length > 0) {
+    const requested = checked.slot !== null && options.snapshot !== 'none';
     logger.warn({ publication: options.publication, tables: publication.added.map((t) => t.qualified) },
-      'added to the publication: their changes are captured from now on; rows they already had are not sent (snapshot them with cdc snapshot)');
+      requested
+        ? `added to the publication: their changes are captured from now on, and their rows are read by an incremental snapshot (--snapshot ${options.snapshot}) while the stream goes on`
+        : 'added to the publication: their changes are captured from now on; rows they already had are not sent (snapshot them with cdc snapshot)');
   }
   const target = options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
 
@@ -129,7 +139,36 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
     await ensureTopic(kafka, topic, options.partitions);
     partitions.set(table, await partitionCount(kafka, topic));
   }
-  return { options, logger, closers, admin, checked, decoder, partitions, target };
+  return { options, logger, closers, admin, kafka, checked, decoder, partitions, target };
+}
+
+/**
+ * The publication, and for each table it lacked on an existing slot (whose
+ * initial snapshot is long done) an incremental snapshot request, in one
+ * transaction: a table is never in the publication without its request.
+ * A new slot's initial snapshot reads every table, so it needs none.
+ */
+async function publishAndRequest(options: CaptureOptions, admin: pg.Client, checked: PreflightResult): Promise<{ created: boolean; added: CapturedTable[] }> {
+  const requesting = checked.slot !== null && options.snapshot !== 'none';
+  await admin.query('BEGIN');
+  try {
+    const publication = await ensurePublication(admin, options.publication, checked.tables, checked.server);
+    if (requesting && publication.added.length > 0) {
+      if (!supportsWatermarks(checked.server)) {
+        throw new ConfigError(
+          `${publication.added.map((t) => t.qualified).join(', ')} would join the existing slot ${options.slot}, and their rows need an incremental snapshot, ` +
+            `which needs PostgreSQL ${WATERMARKS_MAJOR} or later (this server is ${checked.server.text}). ` +
+            `Pass --snapshot none to capture only their changes from now on, or start a new slot for them`,
+        );
+      }
+      for (const table of publication.added) await requestSnapshot(admin, options.slot, table, options.snapshot === 'all' ? 'all' : 'unsent');
+    }
+    await admin.query('COMMIT');
+    return publication;
+  } catch (error) {
+    await admin.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
 }
 
 /**
@@ -269,6 +308,8 @@ async function snapshot(run: Run, created: CreatedSlot | null, delivery: Deliver
 
 async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<CaptureSummary> {
   const { options, logger, target } = run;
+  const incremental = supportsWatermarks(run.checked.server);
+  let snapshots: SnapshotStage | null = null;
   const checkpointer = new Checkpointer(startLsn, delivery.batcher.pushedCount);
   let reachedTarget: () => void = () => {};
   const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
@@ -281,13 +322,17 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     decoder: run.decoder,
     checkpointer,
     partitionsOf: (table) => run.partitions.get(table) ?? 1,
-    push: delivery.push,
+    push: (change, partition) => {
+      snapshots?.observe(change.table.qualified, change.key);
+      delivery.push(change, partition);
+    },
     onConfirmed: (lsn) => {
       if (target !== null && lsn >= target) reachedTarget();
     },
     onFailure: delivery.fail,
     statusIntervalMs: options.once ? 1_000 : 10_000,
     pingOnInterval: options.once,
+    ...(incremental ? { onLogicalMessage: (message, txn) => snapshots?.onLogicalMessage(message, txn) } : {}),
   });
   delivery.attach(checkpointer, listener);
   logger.info({ slot: options.slot, publication: options.publication, tables: run.checked.tables.map((t) => t.qualified), from: formatLsn(startLsn) }, 'streaming');
@@ -298,13 +343,54 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   running.catch(delivery.fail);
   try {
     await Promise.race([listener.started, aborted, delivery.failed]);
+    if (incremental && !delivery.stopped()) {
+      snapshots = await startSnapshotStage({
+        databaseUrl: options.databaseUrl,
+        slot: options.slot,
+        server: run.checked.server,
+        selection: options.tables,
+        adopt: (name) => adopt(run, name),
+        encode: (table, columns, row, version) =>
+          run.decoder.snapshotRow(run.decoder.snapshotLayout(table, columns), row, { version, txId: null, tsMs: Date.now() }, 'incremental'),
+        push: delivery.push,
+        delivered: () => delivery.batcher.drain(),
+        untilIdle: options.once,
+        onFailure: delivery.fail,
+        logger,
+      });
+    }
     await Promise.race([targetReached, aborted, delivery.failed]);
-    // Orderly stop: no more reading; deliver what was read; confirm it.
+    if (snapshots && options.once) await Promise.race([snapshots.idle, aborted, delivery.failed]);
+    // Orderly stop: no new chunk; no more reading; deliver what was read; confirm it.
+    await snapshots?.stop();
     listener.pause();
     await Promise.race([delivery.batcher.drain(), delivery.failed, new Promise((resolve) => setTimeout(resolve, STOP_FLUSH_MS).unref())]);
   } finally {
+    await snapshots?.stop();
     await listener.stop();
   }
   logger.info({ confirmed: formatLsn(checkpointer.confirmed), skippedOwnChanges: listener.skippedOwnChanges }, 'stopped');
   return delivery.summary(checkpointer.confirmed);
+}
+
+/**
+ * The captured table of that name; one of the selection that the run does
+ * not capture yet (`cdc snapshot` added it to the publication while running)
+ * is set up as `prepare` does, then decoded from its next change on.
+ */
+async function adopt(run: Run, name: { schema: string; table: string }): Promise<CapturedTable> {
+  const known = run.decoder.captured.find((t) => t.schema === name.schema && t.table === name.table);
+  if (known) return known;
+  const table = await describeTable(run.admin, name);
+  if (run.options.replicaIdentity === 'full' && table.replicaIdentity !== 'f') {
+    // Not a reason to stop a running cdc: without FULL, an update leaving a TOASTed value unchanged stops it with the fix.
+    if (table.owned) await run.admin.query(`ALTER TABLE ${qualifiedName(run.admin, table)} REPLICA IDENTITY FULL`);
+    else run.logger.warn({ table: table.qualified }, `not the owner: cannot set REPLICA IDENTITY FULL (ALTER TABLE ${qualifiedName(run.admin, table)} REPLICA IDENTITY FULL, as its owner)`);
+  }
+  const topic = topicName(run.options.topicPrefix, table.schema, table.table);
+  await ensureTopic(run.kafka, topic, run.options.partitions);
+  run.partitions.set(table, await partitionCount(run.kafka, topic));
+  run.decoder.capture(table);
+  run.logger.info({ table: table.qualified, topic }, 'capturing a table added while running');
+  return table;
 }
