@@ -16,25 +16,22 @@
  */
 import pg from 'pg';
 import type { TableSelection } from '../config/table-selection.js';
-import { topicName, type Operation } from '../core/envelope.js';
-import { ConfigError } from '../core/exit-codes.js';
+import type { Operation } from '../core/envelope.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
 import { createKafka } from '../kafka/client.js';
-import { connectProducer, partitionCount, type EventProducer } from '../kafka/producer.js';
-import { ensureTopic } from '../kafka/topics.js';
+import { connectProducer, type EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../observability/logger.js';
 import { Checkpointer } from './postgres/checkpointer.js';
 import { ChangeDecoder, type DecodedChange } from './postgres/decode.js';
 import { Listener } from './postgres/listener.js';
 import { openMarker, originName, type Marker } from './postgres/marker.js';
 import { preflight, type PreflightResult, type ReplicaIdentityChoice } from './postgres/preflight.js';
-import { ensurePublication } from './postgres/publication.js';
 import { createSlot, type CreatedSlot } from './postgres/slot.js';
 import { clearSnapshotFlag, raiseSnapshotFlag } from './postgres/snapshot-flag.js';
 import { readSnapshot, type SnapshotMode } from './postgres/snapshot.js';
-import { requestSnapshot } from './postgres/snapshot-requests.js';
-import { describeTable, missingValues, qualifiedName, type CapturedTable } from './postgres/table.js';
-import { supportsWatermarks, WATERMARKS_MAJOR } from './postgres/watermarks.js';
+import { missingValues, type CapturedTable } from './postgres/table.js';
+import { supportsWatermarks } from './postgres/watermarks.js';
+import { adopt, applyReplicaIdentity, openTopic, publishAndRequest } from './capture-tables.js';
 import { startSnapshotStage, type SnapshotStage } from './snapshot-stage.js';
 import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
@@ -75,7 +72,7 @@ const BATCH = { maxBatchBytes: 512 * 1024, maxBatchMessages: 5_000, highWaterByt
 const STOP_FLUSH_MS = 10_000;
 
 /** What the stages share. `closers` run in reverse order when the run ends. */
-interface Run {
+export interface Run {
   options: CaptureOptions;
   logger: Logger;
   closers: (() => Promise<unknown>)[];
@@ -111,12 +108,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
     tables: options.tables, replicaIdentity: options.replicaIdentity, slot: options.slot, markSent: options.markSent,
     fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
   });
-  for (const table of checked.tables) {
-    if (options.replicaIdentity === 'full' && table.replicaIdentity !== 'f') {
-      await admin.query(`ALTER TABLE ${qualifiedName(admin, table)} REPLICA IDENTITY FULL`);
-      logger.info({ table: table.qualified }, 'set REPLICA IDENTITY FULL, so updates carry unchanged TOAST values (in the old row); --replica-identity keep leaves it');
-    }
-  }
+  for (const table of checked.tables) await applyReplicaIdentity(admin, table, options.replicaIdentity, logger);
   const publication = await publishAndRequest(options, admin, checked);
   if (publication.created) logger.info({ publication: options.publication, tables: checked.tables.map((t) => t.qualified) }, 'created publication');
   if (publication.added.length > 0) {
@@ -134,41 +126,8 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
     missingValues: (table) => missingValues(admin, table),
   });
   const partitions = new Map<CapturedTable, number>();
-  for (const table of checked.tables) {
-    const topic = decoder.topicOf(table);
-    await ensureTopic(kafka, topic, options.partitions);
-    partitions.set(table, await partitionCount(kafka, topic));
-  }
+  for (const table of checked.tables) partitions.set(table, await openTopic(kafka, decoder.topicOf(table), options.partitions));
   return { options, logger, closers, admin, kafka, checked, decoder, partitions, target };
-}
-
-/**
- * The publication, and for each table it lacked on an existing slot (whose
- * initial snapshot is long done) an incremental snapshot request, in one
- * transaction: a table is never in the publication without its request.
- * A new slot's initial snapshot reads every table, so it needs none.
- */
-async function publishAndRequest(options: CaptureOptions, admin: pg.Client, checked: PreflightResult): Promise<{ created: boolean; added: CapturedTable[] }> {
-  const requesting = checked.slot !== null && options.snapshot !== 'none';
-  await admin.query('BEGIN');
-  try {
-    const publication = await ensurePublication(admin, options.publication, checked.tables, checked.server);
-    if (requesting && publication.added.length > 0) {
-      if (!supportsWatermarks(checked.server)) {
-        throw new ConfigError(
-          `${publication.added.map((t) => t.qualified).join(', ')} would join the existing slot ${options.slot}, and their rows need an incremental snapshot, ` +
-            `which needs PostgreSQL ${WATERMARKS_MAJOR} or later (this server is ${checked.server.text}). ` +
-            `Pass --snapshot none to capture only their changes from now on, or start a new slot for them`,
-        );
-      }
-      for (const table of publication.added) await requestSnapshot(admin, options.slot, table, options.snapshot === 'all' ? 'all' : 'unsent');
-    }
-    await admin.query('COMMIT');
-    return publication;
-  } catch (error) {
-    await admin.query('ROLLBACK').catch(() => {});
-    throw error;
-  }
 }
 
 /**
@@ -371,26 +330,4 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   }
   logger.info({ confirmed: formatLsn(checkpointer.confirmed), skippedOwnChanges: listener.skippedOwnChanges }, 'stopped');
   return delivery.summary(checkpointer.confirmed);
-}
-
-/**
- * The captured table of that name; one of the selection that the run does
- * not capture yet (`cdc snapshot` added it to the publication while running)
- * is set up as `prepare` does, then decoded from its next change on.
- */
-async function adopt(run: Run, name: { schema: string; table: string }): Promise<CapturedTable> {
-  const known = run.decoder.captured.find((t) => t.schema === name.schema && t.table === name.table);
-  if (known) return known;
-  const table = await describeTable(run.admin, name);
-  if (run.options.replicaIdentity === 'full' && table.replicaIdentity !== 'f') {
-    // Not a reason to stop a running cdc: without FULL, an update leaving a TOASTed value unchanged stops it with the fix.
-    if (table.owned) await run.admin.query(`ALTER TABLE ${qualifiedName(run.admin, table)} REPLICA IDENTITY FULL`);
-    else run.logger.warn({ table: table.qualified }, `not the owner: cannot set REPLICA IDENTITY FULL (ALTER TABLE ${qualifiedName(run.admin, table)} REPLICA IDENTITY FULL, as its owner)`);
-  }
-  const topic = topicName(run.options.topicPrefix, table.schema, table.table);
-  await ensureTopic(run.kafka, topic, run.options.partitions);
-  run.partitions.set(table, await partitionCount(run.kafka, topic));
-  run.decoder.capture(table);
-  run.logger.info({ table: table.qualified, topic }, 'capturing a table added while running');
-  return table;
 }
