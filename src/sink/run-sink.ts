@@ -23,7 +23,7 @@ import { DeadLetterProducer } from '../kafka/dead-letter.js';
 import { listTopics, topicOffsets } from '../kafka/topics.js';
 import type { Logger } from '../observability/logger.js';
 import type { BatchLimits } from './row-batch.js';
-import { retryWithBackoff } from '../core/retry.js';
+import { retryWithBackoff, RetryGaveUp } from '../core/retry.js';
 import { installShutdown } from '../core/shutdown.js';
 import { BatchApplier } from './batch-applier.js';
 import { openClickHouse } from './clickhouse/client.js';
@@ -45,6 +45,8 @@ export interface SinkRunOptions {
   fromVersion: bigint;
   /** Create a missing ClickHouse table from the events' schema header. */
   createTables: boolean;
+  /** How long to wait for an unreachable ClickHouse before failing (--wait-timeout); undefined: for ever. */
+  waitTimeoutMs?: number | undefined;
   logger: Logger;
 }
 
@@ -107,8 +109,11 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
     const waitForClickHouse = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
       retryWithBackoff(operation, {
         waitingFor: `ClickHouse at ${clickhouseName}`, holding: what, isTransient: isTransientClickHouseError, logger, signal: shutdown.stopSignal,
+        giveUpAfterMs: options.waitTimeoutMs,
       });
-    const features = await waitForClickHouse('the start (reading the server version)', () => detectFeatures(client));
+    const features = await waitForClickHouse('the start (reading the server version)', () => detectFeatures(client)).catch((error: unknown) => {
+      throw neverReached(error, clickhouseName);
+    });
     const writer = new ClickHouseWriter(client, database, features.omittedFieldDefaults);
     await waitForClickHouse('the start', () => writer.ensureTruncatesTable());
     const context: TargetContext = { client, database, features, writer, createTables: options.createTables, logger };
@@ -131,7 +136,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
 
     const replay = options.mode === 'replay';
     const groupId = replay ? `${options.groupId}-replay-${randomBytes(4).toString('hex')}` : options.groupId;
-    const applier = new BatchApplier(writer, targets, dlq, logger, clickhouseName, shutdown.abortSignal, shutdown.stopSignal);
+    const applier = new BatchApplier(writer, targets, dlq, logger, clickhouseName, shutdown.abortSignal, shutdown.stopSignal, options.waitTimeoutMs);
     // One round per topic set: when new topics appear, the round ends (flushed, committed) and the next subscribes to all.
     for (;;) {
       const topics = selected.map((t) => t.topic);
@@ -188,6 +193,13 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
     await dlq.close();
     await client.close();
   }
+}
+
+/** ClickHouse never answered at all: a wrong address is the user's to fix (exit 2), not a runtime failure. */
+function neverReached(error: unknown, clickhouseName: string): unknown {
+  const code = (error instanceof RetryGaveUp ? error.lastError as { code?: string } : undefined)?.code;
+  if (code !== 'ECONNREFUSED' && code !== 'ENOTFOUND' && code !== 'EAI_AGAIN') return error;
+  return new ConfigError(`${(error as Error).message}. Nothing answers at ClickHouse ${clickhouseName}: is ClickHouse running there, and is --clickhouse-url / CLICKHOUSE_URL right? (local stack: npm run stack:up)`);
 }
 
 function delay(ms: number): Promise<void> {
