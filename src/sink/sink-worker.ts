@@ -143,6 +143,9 @@ export class SinkWorker {
         while (this.current.full) await this.makeRoom(control);
         if (this.stopping || this.fatal || this.finished) return;
         const header = schemaHeader(message);
+        // A new schema version: the rows in hand go in first, in the table as they knew it (an omitted field takes the
+        // type's zero value on 18.16, not the DEFAULT an ADD COLUMN gives the rows already there).
+        if (!target.ready(header) && target.prepared && !await this.writeInHand(control)) return;
         const prepared = target.ready(header) ? true : await this.prepare(target, header, message, control);
         if (prepared === false) return;
         this.accept(message, target, prepared === true ? undefined : prepared);
@@ -160,6 +163,15 @@ export class SinkWorker {
       if (isKafkaClientError(error)) throw error;
       this.fail(error as Error);
     }
+  }
+
+  /** Writes (and commits) every row taken so far; false when the worker failed or stopped meanwhile. */
+  private async writeInHand(control: BatchControl): Promise<boolean> {
+    while (this.flushing || !this.current.empty) {
+      if (this.fatal || this.finished) return false;
+      await this.makeRoom(control);
+    }
+    return !(this.fatal || this.finished || this.stopping);
   }
 
   /**

@@ -47,6 +47,11 @@ export class TableTarget {
     return this.mapperValue;
   }
 
+  /** True once the table was read (rows may be pending for it). */
+  get prepared(): boolean {
+    return this.mapperValue !== undefined;
+  }
+
   /** True when rows with this header (or without one) can be mapped right away. */
   ready(header: Buffer | undefined): boolean {
     if (!this.mapperValue) return false;

@@ -5,10 +5,11 @@
  *
  *   DateTime64(p)      epoch time at p fraction digits (the column's precision)
  *   DateTime           whole epoch seconds (18.16; PostgreSQL's microseconds truncated)
- *   Date, Date32       YYYY-MM-DD
+ *   Date, Date32       epoch days (18.16 prints day 0, 1970-01-01, as 0000-00-00)
  *   bool → UInt8       0 / 1
  *   time → Int64       microseconds since midnight
  *   bytea → String     base64 without line breaks
+ *   char(n) → String   with its padding, as the event carried it (::text would trim it)
  *   Decimal, Float     the number (trailing zeros, float spelling normalised in JS)
  *   Array(T)           `<length>:` then the elements' canonical texts, `\N` for NULL;
  *                      a NULL PostgreSQL array is stored as [] (no Nullable(Array))
@@ -67,6 +68,10 @@ function canonical(pgType: string, chType: string): Canonical {
       note: `compared at whole seconds (ClickHouse ${inner} keeps seconds; PostgreSQL's microseconds are truncated)`,
     };
   }
+  if (inner === 'Date' || inner === 'Date32') {
+    return { pg: (e) => `(${e} - date '1970-01-01')::text`, ch: (e) => `toString(toInt32(${e}))`, normalise: identity };
+  }
+  if (pgType === 'character' || pgType.startsWith('character(')) return { pg: (e) => `CASE WHEN ${e} IS NULL THEN NULL ELSE concat(${e}) END`, ch: (e) => `toString(${e})`, normalise: identity };
   if (pgType === 'boolean') return { pg: (e) => `(${e})::int::text`, ch: (e) => `toString(${e})`, normalise: identity };
   if (pgType.startsWith('time') && !pgType.startsWith('timestamp') && inner === 'Int64') {
     return { pg: (e) => `(extract(epoch from ${e}) * 1000000)::bigint::text`, ch: (e) => `toString(${e})`, normalise: identity };

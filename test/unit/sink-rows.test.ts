@@ -70,3 +70,18 @@ describe('column types', () => {
     assert.equal(utcTimestampText(1704164645123456n, 3), '2024-01-02 03:04:05.123');
   });
 });
+
+describe('RowMapper: columns the event lacks', () => {
+  const table = (omit: boolean) => targetTableOf('db', 't', [
+    column('id', 'Int32'), { name: 'origin', type: 'String', default_type: 'DEFAULT', default_expression: "'pg'", default_value: '"pg"' },
+    column('tags', 'Array(Nullable(String))'), column('gone', 'Nullable(String)'), column('_version', 'UInt64'), column('_is_deleted', 'UInt8'),
+  ], new Set(['id']), omit);
+  it("writes a DEFAULT evaluated once on 18.16 (no input_format_defaults_for_omitted_fields), [] for an Array, null for Nullable", () => {
+    assert.equal(new RowMapper(table(false)).upsert({ id: 1, tags: null }, 2n, ''),
+      '{"id":1,"origin":"pg","tags":[],"gone":null,"_version":2,"_is_deleted":0}');
+  });
+  it('omits a DEFAULT column where the server fills omitted fields from the DEFAULT', () => {
+    assert.equal(new RowMapper(table(true)).upsert({ id: 1, origin: null, tags: ['a', null] }, 2n, ''),
+      '{"id":1,"tags":["a",null],"gone":null,"_version":2,"_is_deleted":0}');
+  });
+});
