@@ -100,11 +100,11 @@ function summary(verb: string, result: SinkRunResult, suffix = ''): string {
   const extra: string[] = [];
   if (t.truncates) extra.push(`${t.truncates} truncate${t.truncates === 1 ? '' : 's'} applied`);
   if (t.deadLetters) extra.push(`${t.deadLetters} message${t.deadLetters === 1 ? '' : 's'} dead-lettered to ${result.topics.length === 1 ? `${result.topics[0]?.topic}.dlq` : '<topic>.dlq'}`);
-  if (t.tombstones) extra.push(`${t.tombstones} tombstones skipped`);
-  if (t.beforeTruncate) extra.push(`${t.beforeTruncate} events already covered by a truncate skipped`);
-  if (t.belowFromLsn) extra.push(`${t.belowFromLsn} events below --from-lsn skipped`);
-  if (t.collapsed) extra.push(`${t.collapsed} events collapsed into later ones of the same key`);
-  if (extra.length) lines.push(`  ${t.messages} messages: ${extra.join(', ')}`);
+  if (t.tombstones) extra.push(`${plural(t.tombstones, 'tombstone')} skipped`);
+  if (t.beforeTruncate) extra.push(`${plural(t.beforeTruncate, 'event')} already covered by a truncate skipped`);
+  if (t.belowFromLsn) extra.push(`${plural(t.belowFromLsn, 'event')} below --from-lsn skipped`);
+  if (t.collapsed) extra.push(`${plural(t.collapsed, 'event')} collapsed into later ones of the same key`);
+  if (extra.length) lines.push(`  ${plural(t.messages, 'message')}: ${extra.join(', ')}`);
   return lines.join('\n');
 }
 
