@@ -23,6 +23,8 @@ import { checkSlotName } from '../cdc/postgres/slot.js';
 import { dropCapture, slotStatuses } from '../cdc/postgres/status.js';
 import { summaryLine } from './cdc-summary.js';
 import { checkKafkaReachable } from '../kafka/reachability.js';
+import { metricsPort, serveHealth } from '../observability/health.js';
+import { watchSlot } from '../cdc/postgres/slot-watch.js';
 import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
 
 const defaultPublication = (slot: string): string => `walbridge_${slot}`;
@@ -60,7 +62,8 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       .option('from-lsn', { type: 'string', describe: 'skip ahead: start at this LSN (not before the slot\'s confirmed LSN)' })
       .option('mark-sent', { type: 'boolean', default: true, describe: 'set sent_to_kafka = true after Kafka acknowledged (--no-mark-sent to skip)' })
       .option('tombstones', { type: 'boolean', default: false, describe: 'send a null-value message after each delete (for compacted topics)' })
-      .option('failover', { type: 'boolean', default: false, describe: 'create the slot failover-enabled, kept in step on standbys (PostgreSQL 17+)' }),
+      .option('failover', { type: 'boolean', default: false, describe: 'create the slot failover-enabled, kept in step on standbys (PostgreSQL 17+)' })
+      .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' }),
   (argv) => runCommand(async () => {
     checkSlotName(argv.slot);
     if (!Number.isInteger(argv.partitions) || argv.partitions < 1) throw new ConfigError(`--partitions must be a positive integer, got ${argv.partitions}`);
@@ -73,6 +76,8 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     // A second signal exits at once: nothing undelivered was confirmed.
     shutdown.abortSignal.addEventListener('abort', () => process.exit(EXIT_RUNTIME));
     await checkKafkaReachable(connections.kafkaBrokers);
+    const health = await serveHealth(metricsPort(argv.metricsPort));
+    const slotWatch = metricsPort(argv.metricsPort) === undefined ? undefined : watchSlot(connections.databaseUrl, argv.slot, health.progressed, logger);
     const summary = await runCapture({
       databaseUrl: connections.databaseUrl,
       kafkaBrokers: connections.kafkaBrokers,
@@ -91,8 +96,9 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       tombstones: argv.tombstones,
       failover: argv.failover,
       signal: shutdown.stopSignal,
+      progressed: health.progressed,
       logger,
-    });
+    }).finally(() => Promise.all([slotWatch?.stop(), health.close()]));
     console.log(summaryLine(summary));
   }))
   .command('status', 'slot state, lag, captured tables, topic end offsets', (y) =>

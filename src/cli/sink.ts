@@ -19,6 +19,7 @@ import { TableSelection, type SelectionRules } from '../sink/table-selection.js'
 import { postgresTables, verifyTables, formatVerifyReport } from '../verify/verify.js';
 import { topicName } from '../core/envelope.js';
 import { checkKafkaReachable } from '../kafka/reachability.js';
+import { metricsPort, serveHealth } from '../observability/health.js';
 import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
 
 interface TopicArgs {
@@ -65,6 +66,7 @@ function sinkOptions<T>(y: Argv<T>) {
     .option('batch-rows', { type: 'string', default: String(DEFAULT_LIMITS.maxRows), describe: 'flush a batch at this many rows' })
     .option('batch-bytes', { type: 'string', default: String(DEFAULT_LIMITS.maxBytes), describe: 'flush a batch at this many bytes of row text' })
     .option('linger-ms', { type: 'string', default: String(DEFAULT_LIMITS.lingerMs), describe: 'once caught up with the topic, write at most one batch per this many ms (a trickle gathers)' })
+    .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' })
     .option('wait-timeout', { type: 'string', describe: `seconds to wait for an unreachable ClickHouse before failing (default: ${ONCE_WAIT_TIMEOUT_S} with --once and replay, for ever otherwise)` })
     .option('create-tables', { type: 'boolean', default: true, describe: 'create a missing ClickHouse table from the events\' schema (--no-create-tables: refuse)' })
     .option('kafka-brokers', { type: 'string', describe: 'host:port[,host:port] (env KAFKA_BROKERS)' })
@@ -116,11 +118,12 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
   (argv) => runCommand(async () => {
     const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
     await checkKafkaReachable(connections.kafkaBrokers);
+    const health = await serveHealth(metricsPort(argv.metricsPort));
     const result = await runSink({
       kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
       limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
-      mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, argv.once), logger: createLogger('sink'),
-    });
+      mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, argv.once), logger: createLogger('sink'), progressed: health.progressed,
+    }).finally(() => health.close());
     console.log(summary('wrote', result));
     return EXIT_OK;
   }))
@@ -135,11 +138,12 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     }
     const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
     await checkKafkaReachable(connections.kafkaBrokers);
+    const health = await serveHealth(metricsPort(argv.metricsPort));
     const result = await runSink({
       kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
       limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
-      mode: 'replay', fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, true), logger: createLogger('sink'),
-    });
+      mode: 'replay', fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, true), logger: createLogger('sink'), progressed: health.progressed,
+    }).finally(() => health.close());
     console.log(summary('replayed', result, ` (events with commit LSN >= ${formatLsn(fromVersion)})`));
     return EXIT_OK;
   }))

@@ -7,6 +7,7 @@
  * RetryAborted. Giving up throws RetryGaveUp, holding the last failure.
  */
 import type { Logger } from '../observability/logger.js';
+import { retryMetrics } from '../observability/metrics.js';
 
 export interface RetryOptions {
   /** What the retries wait for, e.g. "ClickHouse at http://127.0.0.1:18123". */
@@ -18,6 +19,8 @@ export interface RetryOptions {
   signal?: AbortSignal | undefined;
   initialDelayMs?: number;
   maxDelayMs?: number;
+  /** The metrics' label for what is waited for: a fixed name such as `clickhouse`, never an address. */
+  dependency?: string;
   /** Stop retrying once this long has passed since the first failure (`sink --wait-timeout`); unset: never. */
   giveUpAfterMs?: number | undefined;
 }
@@ -63,12 +66,21 @@ export async function retryWithBackoff<T>(operation: () => Promise<T>, options: 
     try {
       const result = await operation();
       if (firstFailure !== undefined) {
+        if (options.dependency) {
+          retryMetrics().waiting.set({ dependency: options.dependency }, 0);
+          retryMetrics().waitingNow.delete(options.dependency);
+        }
         options.logger.info({ attempts: attempt + 1, waitedMs: Date.now() - firstFailure }, `${options.waitingFor} is back; ${options.holding} went through`);
       }
       return result;
     } catch (error) {
       if (!options.isTransient(error)) throw error;
       firstFailure ??= Date.now();
+      if (options.dependency) {
+        retryMetrics().retries.inc({ dependency: options.dependency });
+        retryMetrics().waiting.set({ dependency: options.dependency }, 1);
+        retryMetrics().waitingNow.add(options.dependency);
+      }
       const waited = Date.now() - firstFailure;
       if (options.giveUpAfterMs !== undefined && waited >= options.giveUpAfterMs) {
         throw new RetryGaveUp(

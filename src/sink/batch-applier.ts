@@ -84,7 +84,7 @@ export class BatchApplier {
 
   private retrying<T>(holding: string, operation: () => Promise<T>): Promise<T> {
     return retryWithBackoff(operation, {
-      waitingFor: `ClickHouse at ${this.clickhouseName}`, holding, isTransient: isTransientClickHouseError, logger: this.logger, signal: this.signal,
+      waitingFor: `ClickHouse at ${this.clickhouseName}`, holding, isTransient: isTransientClickHouseError, dependency: 'clickhouse', logger: this.logger, signal: this.signal,
       giveUpAfterMs: this.giveUpAfterMs,
     });
   }

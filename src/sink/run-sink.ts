@@ -19,6 +19,8 @@ import { redactUrl } from '../config/connections.js';
 import { ConfigError } from '../core/exit-codes.js';
 import { createKafka, type Kafka } from '../kafka/client.js';
 import { deleteGroup, groupOffsets, openTopicReader } from '../kafka/consumer.js';
+import { recordConsumerLag } from '../kafka/consumer-lag.js';
+import { retryMetrics } from '../observability/metrics.js';
 import { DeadLetterProducer } from '../kafka/dead-letter.js';
 import { listTopics, topicOffsets } from '../kafka/topics.js';
 import type { Logger } from '../observability/logger.js';
@@ -47,6 +49,8 @@ export interface SinkRunOptions {
   createTables: boolean;
   /** How long to wait for an unreachable ClickHouse before failing (--wait-timeout); undefined: for ever. */
   waitTimeoutMs?: number | undefined;
+  /** A heartbeat for /readyz (observability/health.ts). */
+  progressed?: () => void;
   logger: Logger;
 }
 
@@ -57,6 +61,7 @@ export interface SinkRunResult {
 }
 
 const TOPIC_POLL_MS = 5_000;
+const LAG_POLL_MS = 10_000;
 const DISCONNECT_TIMEOUT_MS = 5_000;
 
 /** Waits for `promise` at most `ms`; past that, calls onTimeout and resolves. */
@@ -108,7 +113,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
     // Nothing is held yet at the start, so the first signal is enough to give up waiting.
     const waitForClickHouse = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
       retryWithBackoff(operation, {
-        waitingFor: `ClickHouse at ${clickhouseName}`, holding: what, isTransient: isTransientClickHouseError, logger, signal: shutdown.stopSignal,
+        waitingFor: `ClickHouse at ${clickhouseName}`, holding: what, isTransient: isTransientClickHouseError, dependency: 'clickhouse', logger, signal: shutdown.stopSignal,
         giveUpAfterMs: options.waitTimeoutMs,
       });
     const features = await waitForClickHouse('the start (reading the server version)', () => detectFeatures(client)).catch((error: unknown) => {
@@ -154,6 +159,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
       const worker = new SinkWorker(reader, routes, applier, logger, { limits: options.limits, drainTo, commit: !replay, fromVersion: options.fromVersion }, totals);
       void shutdown.requested.then(() => worker.stop());
       const progress = setInterval(() => logProgress(logger, worker.totals), 10_000).unref();
+      const lagPoll = replay ? undefined : setInterval(() => watchLag(kafka, groupId, topics, options.progressed, logger), LAG_POLL_MS).unref();
       let grown: SelectedTopic[] = [];
       let pollError: Error | undefined;
       const poll = options.mode === 'follow' ? setInterval(() => {
@@ -179,6 +185,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
         await worker.done;
       } finally {
         clearInterval(progress);
+        clearInterval(lagPoll);
         clearInterval(poll);
         await withTimeout(reader.disconnect(), DISCONNECT_TIMEOUT_MS, () =>
           logger.warn(`leaving consumer group ${groupId} took over ${DISCONNECT_TIMEOUT_MS / 1000}s; exiting anyway (offsets are already committed)`));
@@ -200,6 +207,17 @@ function neverReached(error: unknown, clickhouseName: string): unknown {
   const code = (error instanceof RetryGaveUp ? error.lastError as { code?: string } : undefined)?.code;
   if (code !== 'ECONNREFUSED' && code !== 'ENOTFOUND' && code !== 'EAI_AGAIN') return error;
   return new ConfigError(`${(error as Error).message}. Nothing answers at ClickHouse ${clickhouseName}: is ClickHouse running there, and is --clickhouse-url / CLICKHOUSE_URL right? (local stack: npm run stack:up)`);
+}
+
+let lastLag: { lag: bigint; committed: bigint } | undefined;
+
+/** Consumer lag for the metrics; progress when offsets were committed or the lag is not growing, and ClickHouse is not away. */
+function watchLag(kafka: Kafka, groupId: string, topics: string[], progressed: (() => void) | undefined, logger: Logger): void {
+  recordConsumerLag(kafka, groupId, topics).then((now) => {
+    const moving = !lastLag || now.committed > lastLag.committed || now.lag <= lastLag.lag;
+    if (moving && !retryMetrics().waitingNow.has('clickhouse')) progressed?.();
+    lastLag = now;
+  }, (error: Error) => logger.debug({ err: error.message }, 'consumer lag poll failed'));
 }
 
 function delay(ms: number): Promise<void> {
