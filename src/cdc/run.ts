@@ -5,7 +5,9 @@
  *   deliver   producer, marker, send batcher, and how a failure stops all
  *   snapshot  the initial load (or the rest of an interrupted one)
  *   stream    the replication stream, until `--once` has drained what was
- *             committed before the start, or a signal, or a failure
+ *             committed before the start, or a signal, or a failure; with it
+ *             the incremental snapshots (snapshot-stage.ts) of tables added
+ *             to an existing slot or asked for by `cdc snapshot`
  *
  * Contract (docs/design.md, "confirm late"): the slot's confirmed LSN only
  * ever covers events acknowledged by Kafka and marked `sent_to_kafka`; on
@@ -17,8 +19,7 @@ import type { TableSelection } from '../config/table-selection.js';
 import type { Operation } from '../core/envelope.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
 import { createKafka } from '../kafka/client.js';
-import { connectProducer, partitionCount, type EventProducer } from '../kafka/producer.js';
-import { ensureTopic } from '../kafka/topics.js';
+import { connectProducer, type EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../observability/logger.js';
 import { cdcMetrics, commitFreshness, lsnValue } from '../observability/metrics.js';
 import { Checkpointer } from './postgres/checkpointer.js';
@@ -26,11 +27,13 @@ import { ChangeDecoder, type DecodedChange } from './postgres/decode.js';
 import { Listener } from './postgres/listener.js';
 import { openMarker, originName, type Marker } from './postgres/marker.js';
 import { preflight, type PreflightResult, type ReplicaIdentityChoice } from './postgres/preflight.js';
-import { ensurePublication } from './postgres/publication.js';
 import { createSlot, type CreatedSlot } from './postgres/slot.js';
 import { clearSnapshotFlag, raiseSnapshotFlag } from './postgres/snapshot-flag.js';
 import { readSnapshot, type SnapshotMode } from './postgres/snapshot.js';
-import { missingValues, qualifiedName, type CapturedTable } from './postgres/table.js';
+import { missingValues, type CapturedTable } from './postgres/table.js';
+import { supportsWatermarks } from './postgres/watermarks.js';
+import { adopt, applyReplicaIdentity, openTopic, publishAndRequest } from './capture-tables.js';
+import { startSnapshotStage, type SnapshotStage } from './snapshot-stage.js';
 import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
 
@@ -72,11 +75,12 @@ const BATCH = { maxBatchBytes: 512 * 1024, maxBatchMessages: 5_000, highWaterByt
 const STOP_FLUSH_MS = 10_000;
 
 /** What the stages share. `closers` run in reverse order when the run ends. */
-interface Run {
+export interface Run {
   options: CaptureOptions;
   logger: Logger;
   closers: (() => Promise<unknown>)[];
   admin: pg.Client;
+  kafka: ReturnType<typeof createKafka>;
   checked: PreflightResult;
   decoder: ChangeDecoder;
   partitions: Map<CapturedTable, number>;
@@ -107,17 +111,15 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
     tables: options.tables, replicaIdentity: options.replicaIdentity, slot: options.slot, markSent: options.markSent,
     fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
   });
-  for (const table of checked.tables) {
-    if (options.replicaIdentity === 'full' && table.replicaIdentity !== 'f') {
-      await admin.query(`ALTER TABLE ${qualifiedName(admin, table)} REPLICA IDENTITY FULL`);
-      logger.info({ table: table.qualified }, 'set REPLICA IDENTITY FULL, so updates carry unchanged TOAST values (in the old row); --replica-identity keep leaves it');
-    }
-  }
-  const publication = await ensurePublication(admin, options.publication, checked.tables, checked.server);
+  for (const table of checked.tables) await applyReplicaIdentity(admin, table, options.replicaIdentity, logger);
+  const publication = await publishAndRequest(options, admin, checked);
   if (publication.created) logger.info({ publication: options.publication, tables: checked.tables.map((t) => t.qualified) }, 'created publication');
   if (publication.added.length > 0) {
+    const requested = checked.slot !== null && options.snapshot !== 'none';
     logger.warn({ publication: options.publication, tables: publication.added.map((t) => t.qualified) },
-      'added to the publication: their changes are captured from now on; rows they already had are not sent (snapshot them with cdc snapshot)');
+      requested
+        ? `added to the publication: their changes are captured from now on, and their rows are read by an incremental snapshot (--snapshot ${options.snapshot}) while the stream goes on`
+        : 'added to the publication: their changes are captured from now on; rows they already had are not sent (snapshot them with cdc snapshot)');
   }
   const target = options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
 
@@ -127,12 +129,8 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
     missingValues: (table) => missingValues(admin, table),
   });
   const partitions = new Map<CapturedTable, number>();
-  for (const table of checked.tables) {
-    const topic = decoder.topicOf(table);
-    await ensureTopic(kafka, topic, options.partitions);
-    partitions.set(table, await partitionCount(kafka, topic));
-  }
-  return { options, logger, closers, admin, checked, decoder, partitions, target };
+  for (const table of checked.tables) partitions.set(table, await openTopic(kafka, decoder.topicOf(table), options.partitions));
+  return { options, logger, closers, admin, kafka, checked, decoder, partitions, target };
 }
 
 /**
@@ -276,6 +274,8 @@ async function snapshot(run: Run, created: CreatedSlot | null, delivery: Deliver
 
 async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<CaptureSummary> {
   const { options, logger, target } = run;
+  const incremental = supportsWatermarks(run.checked.server);
+  let snapshots: SnapshotStage | null = null;
   const checkpointer = new Checkpointer(startLsn, delivery.batcher.pushedCount);
   let reachedTarget: () => void = () => {};
   const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
@@ -289,7 +289,10 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     decoder: run.decoder,
     checkpointer,
     partitionsOf: (table) => run.partitions.get(table) ?? 1,
-    push: delivery.push,
+    push: (change, partition) => {
+      snapshots?.observe(change.table.qualified, change.key);
+      delivery.push(change, partition);
+    },
     onCommit: freshness.committed,
     onConfirmed: (lsn) => {
       freshness.confirmed(lsn);
@@ -300,6 +303,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     onFailure: delivery.fail,
     statusIntervalMs: options.once ? 1_000 : 10_000,
     pingOnInterval: options.once,
+    ...(incremental ? { onLogicalMessage: (message, txn) => snapshots?.onLogicalMessage(message, txn) } : {}),
   });
   delivery.attach(checkpointer, listener);
   logger.info({ slot: options.slot, publication: options.publication, tables: run.checked.tables.map((t) => t.qualified), from: formatLsn(startLsn) }, 'streaming');
@@ -310,11 +314,30 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   running.catch(delivery.fail);
   try {
     await Promise.race([listener.started, aborted, delivery.failed]);
+    if (incremental && !delivery.stopped()) {
+      snapshots = await startSnapshotStage({
+        databaseUrl: options.databaseUrl,
+        slot: options.slot,
+        server: run.checked.server,
+        selection: options.tables,
+        adopt: (name) => adopt(run, name),
+        encode: (table, columns, row, version) =>
+          run.decoder.snapshotRow(run.decoder.snapshotLayout(table, columns), row, { version, txId: null, tsMs: Date.now() }, 'incremental'),
+        push: delivery.push,
+        delivered: () => delivery.batcher.drain(),
+        untilIdle: options.once,
+        onFailure: delivery.fail,
+        logger,
+      });
+    }
     await Promise.race([targetReached, aborted, delivery.failed]);
-    // Orderly stop: no more reading; deliver what was read; confirm it.
+    if (snapshots && options.once) await Promise.race([snapshots.idle, aborted, delivery.failed]);
+    // Orderly stop: no new chunk; no more reading; deliver what was read; confirm it.
+    await snapshots?.stop();
     listener.pause();
     await Promise.race([delivery.batcher.drain(), delivery.failed, new Promise((resolve) => setTimeout(resolve, STOP_FLUSH_MS).unref())]);
   } finally {
+    await snapshots?.stop();
     await listener.stop();
   }
   logger.info({ confirmed: formatLsn(checkpointer.confirmed), skippedOwnChanges: listener.skippedOwnChanges }, 'stopped');

@@ -3,6 +3,7 @@
  * `cdc`: the PostgreSQL → Kafka half of walbridge.
  *   cdc start --slot user_logins [--table …] [--once]   stream changes (pgoutput) to Kafka
  *   cdc status [--slot X] [--json]                      slots, lag, captured tables, topic offsets
+ *   cdc snapshot --slot X --table T                     incremental snapshot of tables while cdc streams
  *   cdc drop --slot X --yes                             remove the slot, publication, origins
  */
 import pg from 'pg';
@@ -18,6 +19,8 @@ import { createKafka } from '../kafka/client.js';
 import { topicOffsets } from '../kafka/topics.js';
 import { createLogger } from '../observability/logger.js';
 import { runCapture } from '../cdc/run.js';
+import { requestIncrementalSnapshots } from '../cdc/request-snapshot.js';
+import { dropRequests } from '../cdc/postgres/snapshot-requests.js';
 import { installShutdown } from '../core/shutdown.js';
 import { checkSlotName } from '../cdc/postgres/slot.js';
 import { dropCapture, slotStatuses } from '../cdc/postgres/status.js';
@@ -136,6 +139,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
         for (const s of report) {
           const holder = s.active ? `active (held by PostgreSQL walsender PID ${s.activePid}, a server process serving the client)` : 'inactive';
           console.log(`slot ${s.slot}: ${holder}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.failover === null ? '' : `; failover ${s.failover ? 'on' : 'off'}`}${s.snapshotPending ? `; initial snapshot unfinished (--snapshot ${s.snapshotPending}, resumed on the next start)` : ''}`);
+          for (const i of s.incrementalSnapshots) console.log(`  incremental snapshot of ${i.table} (--snapshot ${i.mode}): ${i.state}, ${i.chunks} chunks, ${i.rows} rows sent`);
           console.log(`  publication ${s.publication}: ${s.publicationTables === null ? 'missing' : `${s.publicationTables.length} captured table${s.publicationTables.length === 1 ? '' : 's'}`}`);
           for (const t of s.topics) console.log(`  table ${t.table} → topic ${t.topic}: ${t.endOffsets === null ? 'offsets unknown (Kafka unreachable)' : t.endOffsets.length ? t.endOffsets.map((o) => `p${o.partition}=${o.high}`).join(' ') : 'missing'}`);
         }
@@ -146,6 +150,30 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       }
     } finally {
       await client.end();
+    }
+  }))
+  .command('snapshot', 'incremental snapshot of tables of an existing slot, read in chunks while the stream goes on (PostgreSQL 14+)', (y) =>
+    connectionOptions(y)
+      .option('slot', { type: 'string', demandOption: true })
+      .option('publication', { type: 'string', describe: 'publication (default walbridge_<slot>); a table it lacks is added' })
+      .option('table', { type: 'string', array: true, demandOption: true, describe: 'table to snapshot, schema.table (repeatable)' })
+      .option('snapshot', { choices: ['all', 'unsent'] as const, default: 'all' as const, describe: 'all rows, or those with sent_to_kafka = false' }),
+  (argv) => runCommand(async () => {
+    checkSlotName(argv.slot);
+    const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
+    const requested = await requestIncrementalSnapshots({
+      databaseUrl: connections.databaseUrl,
+      slot: argv.slot,
+      publication: argv.publication ?? defaultPublication(argv.slot),
+      tables: tableList(argv.table).map(parseTableName),
+      mode: argv.snapshot,
+      logger: createLogger('cdc'),
+    });
+    for (const r of requested) {
+      console.log(
+        `requested an incremental snapshot (--snapshot ${argv.snapshot}${r.readsEveryRow ? ': no sent_to_kafka column, every row' : ''}) of ${r.table} for slot ${argv.slot}` +
+          `${r.addedToPublication ? ', added to the publication' : ''}; a running cdc whose --table selection includes it picks it up within seconds, or the next cdc start does`,
+      );
     }
   }))
   .command('drop', 'drop the slot, its publication and replication origins (not the topics)', (y) =>
@@ -164,6 +192,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     await client.connect();
     try {
       const dropped = await dropCapture(client, argv.slot, publication);
+      await dropRequests(client, argv.slot);
       console.log(
         `dropped: slot ${argv.slot} ${dropped.slot ? 'dropped' : 'did not exist'}; publication ${publication} ${dropped.publication ? 'dropped' : 'did not exist'}; ` +
           `origins ${dropped.origins.join(', ') || 'none'}`,
@@ -172,7 +201,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       await client.end();
     }
   }))
-  .demandCommand(1, 'name a command: start, status or drop')
+  .demandCommand(1, 'name a command: start, status, snapshot or drop')
   .strict()
   .help()
   .fail(usageFailure('cdc'))

@@ -12,7 +12,7 @@
  */
 import { topicName } from '../core/envelope.js';
 import { ConfigError } from '../core/exit-codes.js';
-import { parseTableName } from '../config/table-name.js';
+import { matches, parseTablePattern, type TablePattern } from '../config/table-selection.js';
 
 export interface SelectionRules {
   topicPrefix: string;
@@ -34,8 +34,8 @@ export interface SelectedTopic {
 }
 
 export class TableSelection {
-  private readonly include: RegExp[];
-  private readonly exclude: RegExp[];
+  private readonly include: TablePattern[];
+  private readonly exclude: TablePattern[];
   private readonly topicRegex: RegExp | undefined;
   /** Topics named exactly (no pattern): they must exist for `--once`. */
   readonly exactTopics: string[] = [];
@@ -49,14 +49,12 @@ export class TableSelection {
     } catch (error) {
       throw new ConfigError(`--topic-pattern is not a regular expression: ${(error as Error).message}`);
     }
-    this.include = rules.tables.map((rule) => tableRegex(rule));
-    this.exclude = rules.excludeTables.map((rule) => tableRegex(rule));
+    this.include = rules.tables.map(parseTablePattern);
+    this.exclude = rules.excludeTables.map(parseTablePattern);
     if (rules.topic !== undefined) this.exactTopics.push(rules.topic);
     else if (!this.topicRegex) {
-      for (const rule of rules.tables) {
-        if (rule.includes('*')) continue;
-        const { schema, table } = parseTableName(rule);
-        if (!this.excluded(schema, table)) this.exactTopics.push(topicName(rules.topicPrefix, schema, table));
+      for (const { exact } of this.include) {
+        if (exact && !this.excluded(exact.schema, exact.table)) this.exactTopics.push(topicName(rules.topicPrefix, exact.schema, exact.table));
       }
     }
     const patterns = this.topicRegex !== undefined || rules.tables.some((rule) => rule.includes('*'));
@@ -109,12 +107,11 @@ export class TableSelection {
     const prefix = `${this.rules.topicPrefix}.`;
     if (!topic.startsWith(prefix)) return undefined;
     const route = this.route(topic);
-    const name = `${route.schema}.${route.table}`;
-    return this.include.some((r) => r.test(name)) && !this.excluded(route.schema, route.table) ? route : undefined;
+    return this.include.some((p) => matches(p, route)) && !this.excluded(route.schema, route.table) ? route : undefined;
   }
 
   private excluded(schema: string, table: string): boolean {
-    return this.exclude.some((r) => r.test(`${schema}.${table}`));
+    return this.exclude.some((p) => matches(p, { schema, table }));
   }
 
   /** Source schema and table from the topic name: after the prefix when it has it, else its last two parts. */
@@ -135,19 +132,4 @@ export class TableSelection {
     }
     return { topic, schema, table, targetTable: this.rules.targetTable ?? table };
   }
-}
-
-/** `schema.table` rule (with `*` wildcards) → a regex over `schema.table`. */
-function tableRegex(rule: string): RegExp {
-  const text = rule.trim();
-  const qualified = text.includes('.') ? text : `public.${text}`;
-  if (!text.includes('*')) {
-    const { schema, table } = parseTableName(text);
-    return new RegExp(`^${escapeRegex(`${schema}.${table}`)}$`);
-  }
-  return new RegExp(`^${qualified.split('*').map(escapeRegex).join('[^.]*')}$`);
-}
-
-function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -143,7 +143,8 @@ describe('cdc preflight', () => {
     assert.match(result.stderr, /added to the publication/);
     const tables = await sql(services.databaseUrl, `SELECT tablename FROM pg_publication_tables WHERE pubname = 'walbridge_pubtest' ORDER BY 1`);
     assert.deepEqual(tables.rows.map((r) => r.tablename), ['other', 'user_logins']);
-    await sql(services.databaseUrl, `SELECT pg_drop_replication_slot('pubtest')`);
+    const dropped = await runCli('cdc', ['drop', '--slot', 'pubtest', '--yes'], cliEnv(services));
+    assert.equal(dropped.code, 0, dropped.stderr);
   });
 
   it('a wrong password: exit 2, the password is not printed', async () => {

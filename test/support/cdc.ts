@@ -34,6 +34,8 @@ export interface TopicMessage {
   partition: number;
   offset: bigint;
   key: string | null;
+  /** Kafka's message timestamp (the producer's send time), ms. */
+  timestamp: number;
   /** The value's raw JSON text (int8 digits intact). */
   raw: string;
   headers: Record<string, string>;
@@ -67,7 +69,7 @@ export async function readTopic(brokers: string, topic: string): Promise<TopicMe
             if (BigInt(message.offset) >= (ends.get(partition) ?? 0n)) return;
             const raw = message.value?.toString() ?? '';
             const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([name, value]) => [name, String(value)]));
-            messages.push({ partition, offset: BigInt(message.offset), key: message.key?.toString() ?? null, raw, headers, value: raw ? JSON.parse(raw) : null });
+            messages.push({ partition, offset: BigInt(message.offset), key: message.key?.toString() ?? null, timestamp: Number(message.timestamp), raw, headers, value: raw ? JSON.parse(raw) : null });
             if (BigInt(messages.length) >= wanted) {
               clearTimeout(timer);
               resolve();

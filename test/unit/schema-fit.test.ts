@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ColumnSchema, TableSchema } from '../../src/core/envelope.js';
+import { replicatedSchema } from '../../src/core/envelope.js';
 import { featuresOf } from '../../src/sink/clickhouse/schema.js';
 import { fitSchema, relate } from '../../src/sink/clickhouse/schema-fit.js';
 import { createTableSql } from '../../src/sink/clickhouse/table-ddl.js';
@@ -51,7 +52,7 @@ describe('fitSchema', () => {
   ];
   const schema = (columns: ColumnSchema[]): TableSchema => ({ schema: 'public', table: 't', columns: [col('id', 23, -1, { key: true }), ...columns] });
   it('adds new columns, widens types, keeps columns dropped in PostgreSQL', () => {
-    const fit = fitSchema('db', 't', schema([col('n', 20), col('added', 25, -1, { missing: 'x' }), col('sent_to_kafka', 16)]), table, new Set(['id']), new Set(), old);
+    const fit = fitSchema('db', 't', replicatedSchema(schema([col('n', 20), col('added', 25, -1, { missing: 'x' }), col('sent_to_kafka', 16)])), table, new Set(['id']), new Set(), old);
     assert.deepEqual(fit.changes.map((c) => c.sql), [
       'ALTER TABLE `db`.`t` MODIFY COLUMN `n` Nullable(Int64)',
       "ALTER TABLE `db`.`t` ADD COLUMN `added` Nullable(String) DEFAULT CAST('x' AS Nullable(String))",

@@ -115,6 +115,12 @@ interface TransactionPieces {
 export class ChangeDecoder {
   private readonly tables = new Map<string, TableState>();
   private readonly layouts = new Map<number, ColumnLayout>();
+  /**
+   * Every Relation message read, captured or not: pgoutput sends one per
+   * relation per stream, so a table captured later (an incremental snapshot
+   * of a table added while running) takes its layout from here.
+   */
+  private readonly relations = new Map<number, Relation>();
   private readonly typeNames = new Map<number, string>();
   private readonly sourceHead: string;
   private readonly sourceDb: string;
@@ -126,7 +132,7 @@ export class ChangeDecoder {
     for (const table of tables) this.capture(table);
   }
 
-  /** Adds a table to the captured set (a table added while running); its changes are decoded from its next Relation message on. */
+  /** Adds a table to the captured set (a table added while running); its changes are decoded from the next one on. */
   capture(table: CapturedTable): void {
     this.tables.set(table.qualified, {
       table,
@@ -135,6 +141,9 @@ export class ChangeDecoder {
       wantsMarks: this.options.markSent && table.sentFlag !== null,
       snapshotLayouts: new Map(),
     });
+    for (const relation of this.relations.values()) {
+      if (relation.schema === table.schema && relation.table === table.table) this.relation(relation);
+    }
   }
 
   get captured(): CapturedTable[] {
@@ -152,6 +161,7 @@ export class ChangeDecoder {
 
   /** Registers a relation's columns when it is a captured table (`captures` tells afterwards); forgets it otherwise. */
   relation(relation: Relation): void {
+    this.relations.set(relation.oid, relation);
     const state = this.tables.get(`${relation.schema}.${relation.table}`);
     if (!state) {
       this.layouts.delete(relation.oid);

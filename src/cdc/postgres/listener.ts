@@ -30,7 +30,7 @@ import type pg from 'pg';
 import { formatLsn, parseLsn, type Lsn } from '../../core/lsn.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { ChangeDecoder, DecodedChange, TransactionContext } from './decode.js';
-import { isRowMessage, readPgoutput } from './pgoutput-reader.js';
+import { isRowMessage, readPgoutput, type LogicalMessage } from './pgoutput-reader.js';
 import { TEXT_OUTPUT_OPTIONS } from './slot.js';
 import type { CapturedTable } from './table.js';
 
@@ -53,6 +53,13 @@ export interface ListenerOptions {
   statusIntervalMs?: number;
   /** Ask the server for a keepalive with each periodic status (`--once` waits on its WAL end). */
   pingOnInterval?: boolean;
+  /**
+   * Asks pgoutput for logical messages (`messages 'true'`, PostgreSQL 14+) and
+   * hands each transactional one over synchronously, in stream order, inside
+   * its transaction: whatever the callback pushes belongs to that transaction
+   * (confirmed with its commit). Messages outside a transaction are ignored.
+   */
+  onLogicalMessage?(message: LogicalMessage, txn: TransactionContext): void;
 }
 
 type PgConnection = { stream: NodeJS.ReadableStream; sendCopyFromChunk(chunk: Buffer): void };
@@ -62,7 +69,7 @@ type PgConnection = { stream: NodeJS.ReadableStream; sendCopyFromChunk(chunk: Bu
  * index does not export): hands the raw payload on; START_REPLICATION with quoted names.
  */
 class RawPgoutput {
-  constructor(readonly options: { publication: string; onClient(client: pg.Client): void }) {}
+  constructor(readonly options: { publication: string; messages: boolean; onClient(client: pg.Client): void }) {}
 
   get name(): string {
     return 'pgoutput';
@@ -75,8 +82,9 @@ class RawPgoutput {
   start(client: pg.Client, slotName: string, lastLsn: string): Promise<unknown> {
     this.options.onClient(client);
     const publication = client.escapeIdentifier(this.options.publication).replace(/'/g, "''");
+    const messages = this.options.messages ? `, messages 'true'` : '';
     return client.query(
-      `START_REPLICATION SLOT ${client.escapeIdentifier(slotName)} LOGICAL ${lastLsn} (proto_version '1', publication_names '${publication}')`,
+      `START_REPLICATION SLOT ${client.escapeIdentifier(slotName)} LOGICAL ${lastLsn} (proto_version '1', publication_names '${publication}'${messages})`,
     );
   }
 }
@@ -124,7 +132,11 @@ export class Listener {
    * Resolves when the stream ends after `stop()`; rejects when it breaks.
    */
   async run(startLsn: Lsn): Promise<void> {
-    const plugin = new RawPgoutput({ publication: this.options.publication, onClient: (client) => this.onClient(client) });
+    const plugin = new RawPgoutput({
+      publication: this.options.publication,
+      messages: this.options.onLogicalMessage !== undefined,
+      onClient: (client) => this.onClient(client),
+    });
     await this.service.subscribe(plugin, this.options.slot, formatLsn(startLsn));
   }
 
@@ -220,6 +232,9 @@ export class Listener {
           const partitions = this.options.partitionsOf(change.table);
           for (let partition = 0; partition < partitions; partition++) this.options.push(change, partition);
         }
+        return;
+      case 'message':
+        if (message.transactional && this.txn && !this.skipping) this.options.onLogicalMessage?.(message, this.txn);
         return;
       case 'commit':
         if (!this.skipping) this.options.onCommit?.(message.endLsn, message.commitTimeUs);

@@ -44,7 +44,21 @@ export type PgoutputMessage =
   | { tag: 'update'; relationOid: number; oldTuple: Tuple | null; keyTuple: Tuple | null; newTuple: Tuple }
   | { tag: 'delete'; relationOid: number; oldTuple: Tuple | null; keyTuple: Tuple | null }
   | { tag: 'truncate'; relationOids: number[]; cascade: boolean; restartIdentity: boolean }
+  | LogicalMessage
   | { tag: 'other'; byte: number };
+
+/**
+ * A `pg_logical_emit_message` (PostgreSQL 14+, sent only when START_REPLICATION
+ * asks for `messages 'true'`). A transactional one arrives between its
+ * transaction's Begin and Commit, in commit order like any change.
+ */
+export interface LogicalMessage {
+  tag: 'message';
+  transactional: boolean;
+  lsn: Lsn;
+  prefix: string;
+  content: Buffer;
+}
 
 /** Tag bytes of the row-level messages: a skipped transaction's rows need no parsing. */
 export function isRowMessage(buffer: Buffer): boolean {
@@ -99,8 +113,14 @@ export function readPgoutput(buffer: Buffer): PgoutputMessage {
       for (let i = 0; i < count; i++) relationOids.push(reader.u32());
       return { tag: 'truncate', relationOids, cascade: (flags & 1) !== 0, restartIdentity: (flags & 2) !== 0 };
     }
+    case 0x4d: { // M
+      const transactional = (reader.u8() & 1) !== 0;
+      const lsn = reader.lsn();
+      const prefix = reader.cstring();
+      return { tag: 'message', transactional, lsn, prefix, content: reader.bytes(reader.u32()) };
+    }
     default:
-      // 'M' logical message and the rest: nothing walbridge needs.
+      // The rest: nothing walbridge needs.
       return { tag: 'other', byte: tag };
   }
 }
@@ -153,6 +173,13 @@ class Reader {
     const micros = this.buffer.readBigInt64BE(this.offset);
     this.offset += 8;
     return Number(micros) + PG_EPOCH_US;
+  }
+
+  bytes(length: number): Buffer {
+    const value = this.buffer.subarray(this.offset, this.offset + length);
+    if (value.length !== length) throw new Error('pgoutput: truncated message');
+    this.offset += length;
+    return value;
   }
 
   cstring(): string {

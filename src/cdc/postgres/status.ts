@@ -7,6 +7,7 @@ import { ConfigError } from '../../core/exit-codes.js';
 import { originName } from './marker.js';
 import { publicationTables } from './publication.js';
 import { originExists, pendingSnapshot, snapshotFlagNames } from './snapshot-flag.js';
+import { listRequests } from './snapshot-requests.js';
 import { readServerVersion, slotFailoverColumn } from './server-version.js';
 
 export interface SlotStatus {
@@ -24,6 +25,8 @@ export interface SlotStatus {
   publicationTables: string[] | null;
   /** The mode of an unfinished initial snapshot, or null. */
   snapshotPending: 'unsent' | 'all' | null;
+  /** Incremental snapshots not done yet (cdc snapshot, tables added to the slot). */
+  incrementalSnapshots: { table: string; mode: string; state: string; chunks: number; rows: number }[];
 }
 
 export async function slotStatuses(client: pg.Client, slot: string | undefined, publicationFor: (slot: string) => string): Promise<SlotStatus[]> {
@@ -51,6 +54,9 @@ export async function slotStatuses(client: pg.Client, slot: string | undefined, 
       publication,
       publicationTables: await publicationTables(client, publication),
       snapshotPending: await pendingSnapshot(client, row.slot_name),
+      incrementalSnapshots: (await listRequests(client, row.slot_name)).map((r) => ({
+        table: `${r.table.schema}.${r.table.table}`, mode: r.mode, state: r.state, chunks: r.chunks, rows: r.rows,
+      })),
     });
   }
   return statuses;

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
-import { isSelected, type TableSelection } from '../../config/table-selection.js';
+import { isSelected, parseTablePattern, type TableSelection } from '../../config/table-selection.js';
 import { SENT_FLAG_COLUMN } from '../../core/envelope.js';
 
 export interface CapturedTable {
@@ -71,7 +71,9 @@ export async function describeTables(client: pg.Client, selection: TableSelectio
       throw new ConfigError(`table ${exact.schema}.${exact.table} is a partition of ${found.partition_of}: capture the partitioned table (--table ${found.partition_of}); its partitions' changes arrive under its name`);
     }
   }
-  const chosen = candidates.filter((c) => !c.partition_of && isSelected(selection, c));
+  // A pattern never takes walbridge's own bookkeeping (walbridge_snapshot_requests, walbridge_schema_migrations); a name does.
+  const own = (c: Candidate): boolean => c.table.startsWith('walbridge_') && !selection.include.some((p) => p.exact?.schema === c.schema && p.exact.table === c.table);
+  const chosen = candidates.filter((c) => !c.partition_of && !own(c) && isSelected(selection, c));
   if (chosen.length === 0) {
     throw new ConfigError(`no table matches --table ${selection.include.map((p) => p.text).join(', ')}${selection.exclude.length ? ` (minus --exclude-table ${selection.exclude.map((p) => p.text).join(', ')})` : ''}`);
   }
@@ -89,6 +91,13 @@ export async function describeTables(client: pg.Client, selection: TableSelectio
     );
   }
   return tables;
+}
+
+/** One table by its exact name (a request of `cdc snapshot`), with the same checks. */
+export async function describeTable(client: pg.Client, name: { schema: string; table: string }): Promise<CapturedTable> {
+  const quote = (part: string): string => `"${part.replace(/"/g, '""')}"`;
+  const [table] = await describeTables(client, { include: [parseTablePattern(`${quote(name.schema)}.${quote(name.table)}`)], exclude: [] });
+  return table!;
 }
 
 async function describeCandidate(client: pg.Client, candidate: Candidate): Promise<CapturedTable | null> {

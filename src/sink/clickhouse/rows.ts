@@ -10,8 +10,10 @@
  * - `_is_deleted` = 0 for upserts, 1 for deletes;
  * - `_synced_at` = when the sink wrote the row (optional column).
  *
- * A column the event lacks (dropped in PostgreSQL, or added in ClickHouse
- * only) or holds null for takes the column's DEFAULT when it has one
+ * An explicit null goes in as null where the column is Nullable (a NULL in
+ * PostgreSQL is not the column's default); a column the event lacks (dropped
+ * in PostgreSQL, added in ClickHouse only, or older than an ADD COLUMN), or a
+ * null for a non-Nullable column, takes the column's DEFAULT when it has one
  * (omitted, with input_format_defaults_for_omitted_fields, where the server
  * knows that setting; on 18.16, which fills the type's zero value for an
  * omitted field, the DEFAULT evaluated once when the table is read); else
@@ -157,6 +159,10 @@ export class RowMapper {
     let line = '{';
     for (const column of this.target.dataColumns) {
       const value = after[column.name];
+      if (value === null && column.nullable) {
+        line += `${column.prefix}null,`;
+        continue;
+      }
       if (value === null || value === undefined) {
         if (column.fallback === undefined) {
           throw new ValueError(`column ${column.name} (${column.type}) is not Nullable and has no DEFAULT, but the event has ${value === null ? 'null' : 'no value'}`);

@@ -16,14 +16,14 @@
  * - anything else → blocked, with the DDL an operator could run;
  * - table columns the header lacks (dropped in PostgreSQL) stay: later rows
  *   get their default. Reported once, for the log.
- * - cdc's `sent_to_kafka` is never added (type-mapping.ts).
+ * - cdc's `sent_to_kafka` is never added (core/envelope.ts `replicatedSchema`, applied where the header is read).
  */
 import type { TableSchema } from '../../core/envelope.js';
 import { unwrapType } from './column-types.js';
 import { addColumnSql, modifyColumnSql } from './table-ddl.js';
 import type { DescribedColumn } from './rows.js';
 import type { ServerFeatures } from './schema.js';
-import { clickHouseTypeOf, POSTGRES_ONLY_COLUMNS, postgresTypeName } from './type-mapping.js';
+import { clickHouseTypeOf, postgresTypeName } from './type-mapping.js';
 
 export interface SchemaFit {
   /** DDL to run, in order, each with what it is for. */
@@ -101,7 +101,6 @@ export function fitSchema(database: string, table: string, schema: TableSchema, 
   const byName = new Map(columns.map((c) => [c.name, c]));
   const where = `${database}.${table}`;
   for (const column of schema.columns) {
-    if (POSTGRES_ONLY_COLUMNS.has(column.name)) continue;
     const wanted = clickHouseTypeOf(column, features);
     const existing = byName.get(column.name);
     const pgType = postgresTypeName(column);

@@ -10,7 +10,7 @@ import { quoteIdentifier } from './client.js';
 import { converterFor } from './column-types.js';
 import { quoteString } from './rows.js';
 import { ddlMarkers, type ServerFeatures } from './schema.js';
-import { clickHouseTypeOf, POSTGRES_ONLY_COLUMNS } from './type-mapping.js';
+import { clickHouseTypeOf } from './type-mapping.js';
 
 function qualified(database: string, table: string): string {
   return `${quoteIdentifier(database)}.${quoteIdentifier(table)}`;
@@ -25,7 +25,7 @@ export function columnDefinition(column: ColumnSchema, type: string): string {
 export function createTableSql(database: string, table: string, schema: TableSchema, features: ServerFeatures): string {
   const keys = schema.columns.filter((c) => c.key).map((c) => quoteIdentifier(c.name));
   const markers = ddlMarkers(features);
-  const columns = schema.columns.filter((c) => !POSTGRES_ONLY_COLUMNS.has(c.name)).map((c) => `    ${columnDefinition(c, clickHouseTypeOf(c, features))}`);
+  const columns = schema.columns.map((c) => `    ${columnDefinition(c, clickHouseTypeOf(c, features))}`);
   return `CREATE TABLE IF NOT EXISTS ${qualified(database, table)} (\n${columns.join(',\n')},\n` +
     `    ${quoteIdentifier('_version')} UInt64,\n    ${quoteIdentifier('_is_deleted')} UInt8,\n` +
     `    ${quoteIdentifier('_synced_at')} ${markers.DATETIME_US} DEFAULT ${markers.NOW_US}\n` +

@@ -36,14 +36,6 @@ const ARRAYS: Record<number, number> = {
   1022: 701, 1014: 1042, 1015: 1043, 1182: 1082, 1183: 1083, 1115: 1114, 1185: 1184, 1231: 1700, 2951: 2950, 3807: 3802,
 };
 
-/**
- * Columns that stay in PostgreSQL: cdc's `sent_to_kafka` flag. An event holds
- * its value from before cdc marked the row, and the marking UPDATE is never
- * streamed (its own replication origin), so in ClickHouse it would be false
- * forever. Tables are created and evolved without it.
- */
-export const POSTGRES_ONLY_COLUMNS: ReadonlySet<string> = new Set(['sent_to_kafka']);
-
 /** The ClickHouse type of one scalar PostgreSQL type (never Nullable). */
 function scalarType(typeOid: number, typmod: number, features: ServerFeatures): string {
   switch (SCALARS[typeOid]) {

@@ -1,0 +1,114 @@
+/**
+ * The DBLog window of an incremental snapshot chunk, on the stream's side.
+ *
+ * The reader emits a low watermark, reads a chunk of rows, hands them here,
+ * then emits a high watermark. The stream meets the watermarks in commit
+ * order among the streamed changes. Between the two (the window), a streamed
+ * change of the chunk's table whose key is in the chunk makes that chunk row
+ * stale or at best equal, so it is dropped: the change itself is the newer
+ * state, already on its way. At the high watermark the rows left are pushed
+ * as op 'r' events inside the high watermark's transaction, versioned with
+ * its commit LSN: older than nothing they could overwrite (changes before the
+ * low watermark are in the read; changes in the window were dropped against),
+ * and every later change of the same key commits later, so has a higher
+ * version. A truncate of the table in the window drops the whole chunk (its
+ * rows would otherwise outlive the truncate downstream).
+ *
+ * Contract: `open` before the low watermark is emitted; `rowsRead` before the
+ * high watermark is emitted; `observe` for every streamed change in stream
+ * order; `watermark` when the stream meets one, synchronously, before the
+ * next change. The promise of `open` resolves once the chunk's surviving rows
+ * are pushed (with their count); `abort` rejects every open chunk.
+ */
+import type { Lsn } from '../core/lsn.js';
+import type { DecodedChange } from './postgres/decode.js';
+import type { RelationColumn } from './postgres/pgoutput-reader.js';
+import type { Watermark } from './postgres/watermarks.js';
+
+export interface ChunkRows {
+  columns: RelationColumn[];
+  rows: (string | null)[][];
+}
+
+export interface ChunkWindowOptions {
+  /** This process's watermark run id: watermarks of other runs (replayed after a restart) are ignored. */
+  run: string;
+  /** A chunk row as an op 'r' event at `version` (the key text must be the stream's for the same row). */
+  encode(table: string, columns: ChunkRows['columns'], row: (string | null)[], version: Lsn): DecodedChange;
+  /** Hands an event to delivery, inside the stream's current transaction. */
+  push(change: DecodedChange): void;
+}
+
+interface OpenChunk {
+  chunk: number;
+  /** Whether the stream has met the low watermark. */
+  open: boolean;
+  changed: Set<string>;
+  truncated: boolean;
+  rows: ChunkRows | null;
+  resolve(pushed: number): void;
+  reject(error: Error): void;
+}
+
+export class ChunkWindows {
+  /** At most one chunk per table at a time, by `schema.table`. */
+  private readonly chunks = new Map<string, OpenChunk>();
+
+  constructor(private readonly options: ChunkWindowOptions) {}
+
+  /** Registers the chunk about to be read; resolves with the number of rows pushed at its high watermark. */
+  open(table: string, chunk: number): Promise<number> {
+    if (this.chunks.has(table)) throw new Error(`a chunk of ${table} is already being read`);
+    return new Promise<number>((resolve, reject) => {
+      this.chunks.set(table, { chunk, open: false, changed: new Set(), truncated: false, rows: null, resolve, reject });
+    });
+  }
+
+  rowsRead(table: string, chunk: number, rows: ChunkRows): void {
+    const pending = this.chunks.get(table);
+    if (pending?.chunk !== chunk) throw new Error(`rows of chunk ${chunk} of ${table}, which is not open`);
+    pending.rows = rows;
+  }
+
+  /** A streamed change of `table` (key text; null for a truncate). */
+  observe(table: string, key: string | null): void {
+    const pending = this.chunks.get(table);
+    if (!pending?.open) return;
+    if (key === null) pending.truncated = true;
+    else pending.changed.add(key);
+  }
+
+  /** The stream met a watermark in a transaction committed at `version`. */
+  watermark(watermark: Watermark, version: Lsn): void {
+    if (watermark.run !== this.options.run) return;
+    const pending = this.chunks.get(watermark.table);
+    if (pending?.chunk !== watermark.chunk) return;
+    if (watermark.kind === 'low') {
+      pending.open = true;
+      return;
+    }
+    this.chunks.delete(watermark.table);
+    if (!pending.open || pending.rows === null) {
+      // Emitted in this order on one session, so the stream cannot show them otherwise.
+      pending.reject(new Error(`high watermark of chunk ${watermark.chunk} of ${watermark.table} before its ${pending.open ? 'rows' : 'low watermark'}`));
+      return;
+    }
+    let pushed = 0;
+    if (!pending.truncated) {
+      const { columns, rows } = pending.rows;
+      for (const row of rows) {
+        const change = this.options.encode(watermark.table, columns, row, version);
+        if (change.key !== null && pending.changed.has(change.key)) continue;
+        this.options.push(change);
+        pushed++;
+      }
+    }
+    pending.resolve(pushed);
+  }
+
+  /** Stop or failure: every open chunk's reader gives up (its rows were not pushed; the chunk is read again next time). */
+  abort(error: Error): void {
+    for (const pending of this.chunks.values()) pending.reject(error);
+    this.chunks.clear();
+  }
+}

@@ -1,0 +1,91 @@
+/** The DBLog window: which chunk rows survive, at which version, and when. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChunkWindows } from '../../src/cdc/chunk-window.js';
+import type { DecodedChange } from '../../src/cdc/postgres/decode.js';
+import type { Watermark } from '../../src/cdc/postgres/watermarks.js';
+
+const TABLE = 'public.t';
+const columns = [{ name: 'id', typeOid: 23, typmod: -1 }, { name: 'v', typeOid: 25, typmod: -1 }];
+const row = (id: number, v = `v${id}`): (string | null)[] => [String(id), v];
+const mark = (chunk: number, kind: Watermark['kind'], run = 'run1', table = TABLE): Watermark => ({ slot: 's', run, table, chunk, kind });
+
+function windows(): { w: ChunkWindows; pushed: { key: string; value: string }[] } {
+  const pushed: { key: string; value: string }[] = [];
+  const w = new ChunkWindows({
+    run: 'run1',
+    encode: (_table, _columns, r, version) => ({ op: 'r', key: `{"id":${r[0]}}`, value: `${r[1]}@${version}` }) as DecodedChange,
+    push: (change) => pushed.push({ key: change.key!, value: change.value! }),
+  });
+  return { w, pushed };
+}
+
+describe('ChunkWindows', () => {
+  it('pushes the chunk rows at the high watermark, versioned with its commit LSN', async () => {
+    const { w, pushed } = windows();
+    const done = w.open(TABLE, 1);
+    w.watermark(mark(1, 'low'), 100n);
+    w.rowsRead(TABLE, 1, { columns, rows: [row(1), row(2)] });
+    assert.equal(pushed.length, 0, 'nothing before the high watermark');
+    w.watermark(mark(1, 'high'), 200n);
+    assert.equal(await done, 2);
+    assert.deepEqual(pushed, [{ key: '{"id":1}', value: 'v1@200' }, { key: '{"id":2}', value: 'v2@200' }]);
+  });
+
+  it('drops rows whose key changed inside the window, not before it, and ignores other tables', async () => {
+    const { w, pushed } = windows();
+    const done = w.open(TABLE, 1);
+    w.observe(TABLE, '{"id":1}'); // before the low watermark: the read already has it
+    w.watermark(mark(1, 'low'), 100n);
+    w.observe(TABLE, '{"id":2}');
+    w.observe('public.other', '{"id":3}');
+    w.rowsRead(TABLE, 1, { columns, rows: [row(1), row(2), row(3)] });
+    w.observe(TABLE, '{"id":9}'); // not in the chunk: nothing to drop
+    w.watermark(mark(1, 'high'), 200n);
+    assert.equal(await done, 2);
+    assert.deepEqual(pushed.map((p) => p.key), ['{"id":1}', '{"id":3}']);
+  });
+
+  it('a truncate inside the window drops the whole chunk', async () => {
+    const { w, pushed } = windows();
+    const done = w.open(TABLE, 1);
+    w.watermark(mark(1, 'low'), 100n);
+    w.observe(TABLE, null);
+    w.rowsRead(TABLE, 1, { columns, rows: [row(1)] });
+    w.watermark(mark(1, 'high'), 200n);
+    assert.equal(await done, 0);
+    assert.equal(pushed.length, 0);
+  });
+
+  it("ignores watermarks of another run (replayed after a restart) and of another chunk", async () => {
+    const { w, pushed } = windows();
+    const done = w.open(TABLE, 2);
+    w.watermark(mark(2, 'low', 'old-run'), 50n);
+    w.watermark(mark(1, 'low'), 60n);
+    w.observe(TABLE, '{"id":1}'); // window not open yet
+    w.watermark(mark(2, 'low'), 100n);
+    w.rowsRead(TABLE, 2, { columns, rows: [row(1)] });
+    w.watermark(mark(2, 'high', 'old-run'), 150n);
+    w.watermark(mark(1, 'high'), 160n);
+    assert.equal(pushed.length, 0);
+    w.watermark(mark(2, 'high'), 200n);
+    assert.equal(await done, 1);
+  });
+
+  it('a high watermark without its low one or rows is a failure, not a silent loss', async () => {
+    const { w } = windows();
+    const done = w.open(TABLE, 1);
+    w.watermark(mark(1, 'high'), 200n);
+    await assert.rejects(done, /before its low watermark/);
+  });
+
+  it('abort rejects the open chunks and frees the table for the next one', async () => {
+    const { w } = windows();
+    const done = w.open(TABLE, 1);
+    w.abort(new Error('stopping'));
+    await assert.rejects(done, /stopping/);
+    const next = w.open(TABLE, 1);
+    w.abort(new Error('again'));
+    await assert.rejects(next);
+  });
+});
