@@ -141,6 +141,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
 
     const replay = options.mode === 'replay';
     const groupId = replay ? `${options.groupId}-replay-${randomBytes(4).toString('hex')}` : options.groupId;
+    const watchLag = lagWatcher(kafka, groupId, options.progressed, logger);
     const applier = new BatchApplier(writer, targets, dlq, logger, clickhouseName, shutdown.abortSignal, shutdown.stopSignal, options.waitTimeoutMs);
     // One round per topic set: when new topics appear, the round ends (flushed, committed) and the next subscribes to all.
     for (;;) {
@@ -159,7 +160,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
       const worker = new SinkWorker(reader, routes, applier, logger, { limits: options.limits, drainTo, commit: !replay, fromVersion: options.fromVersion }, totals);
       void shutdown.requested.then(() => worker.stop());
       const progress = setInterval(() => logProgress(logger, worker.totals), 10_000).unref();
-      const lagPoll = replay ? undefined : setInterval(() => watchLag(kafka, groupId, topics, options.progressed, logger), LAG_POLL_MS).unref();
+      const lagPoll = replay ? undefined : setInterval(() => watchLag(topics), LAG_POLL_MS).unref();
       let grown: SelectedTopic[] = [];
       let pollError: Error | undefined;
       const poll = options.mode === 'follow' ? setInterval(() => {
@@ -209,15 +210,19 @@ function neverReached(error: unknown, clickhouseName: string): unknown {
   return new ConfigError(`${(error as Error).message}. Nothing answers at ClickHouse ${clickhouseName}: is ClickHouse running there, and is --clickhouse-url / CLICKHOUSE_URL right? (local stack: npm run stack:up)`);
 }
 
-let lastLag: { lag: bigint; committed: bigint } | undefined;
-
-/** Consumer lag for the metrics; progress when offsets were committed or the lag is not growing, and ClickHouse is not away. */
-function watchLag(kafka: Kafka, groupId: string, topics: string[], progressed: (() => void) | undefined, logger: Logger): void {
-  recordConsumerLag(kafka, groupId, topics).then((now) => {
-    const moving = !lastLag || now.committed > lastLag.committed || now.lag <= lastLag.lag;
-    if (moving && !retryMetrics().waitingNow.has('clickhouse')) progressed?.();
-    lastLag = now;
-  }, (error: Error) => logger.debug({ err: error.message }, 'consumer lag poll failed'));
+/**
+ * Polls the consumer lag for the metrics; a heartbeat for /readyz when
+ * offsets were committed or the lag is not growing, while ClickHouse is not away.
+ */
+function lagWatcher(kafka: Kafka, groupId: string, progressed: (() => void) | undefined, logger: Logger): (topics: string[]) => void {
+  let last: { lag: bigint; committed: bigint } | undefined;
+  return (topics) => {
+    recordConsumerLag(kafka, groupId, topics).then((now) => {
+      const moving = !last || now.committed > last.committed || now.lag <= last.lag;
+      if (moving && !retryMetrics().waitingNow.has('clickhouse')) progressed?.();
+      last = now;
+    }, (error: Error) => logger.debug({ err: error.message }, 'consumer lag poll failed'));
+  };
 }
 
 function delay(ms: number): Promise<void> {
