@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The version matrix (`npm run test:matrix`, run by CI after `npm test`, which
 # covers the defaults: Debian's PostgreSQL 15 and Kafka 4.1). Runs the cdc
-# integration tests and the end-to-end test on each other PostgreSQL major and
+# integration tests and the seed end-to-end test (the many-tables one runs once, in npm test) on each other PostgreSQL major and
 # on Kafka 3.9, each entry on a fresh stack of its own, one after the other.
 # Kafka 3.9 rides along with PostgreSQL 16 rather than taking an entry of its
 # own, which keeps CI (npm test + matrix) under 30 minutes; `kafka3.9` (with
@@ -39,7 +39,7 @@ prefix=${WALBRIDGE_TEST_PORT_PREFIX:-2}
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npx tsc -p tsconfig.json
-files=(dist/test/integration/cdc-*.test.js dist/test/e2e/*.test.js)
+files=(dist/test/integration/cdc-*.test.js dist/test/e2e/seed-walkthrough.test.js)
 mkdir -p .stack
 
 for entry in "${entries[@]}"; do

@@ -197,18 +197,17 @@ export async function catchUpManyTables(base: ServiceUrls, rows: number, tables:
     const started = performance.now();
     const sink = startCli('sink', sinkArgs(ws, selection), ws.env);
     const cdc = startCli('cdc', cdcArgs(ws, ['--once', ...selection]), ws.env);
-    const counted = `SELECT ${names.map((n) => `(SELECT count() FROM ${n})`).join(' + ')} AS v`;
     const deadline = performance.now() + 30 * 60_000;
     let done = 0;
     for (;;) {
-      // Tables appear as the sink creates them: count only once all exist.
-      const existing = await ws.clickhouseScalar(`SELECT count() AS v FROM system.tables WHERE database = currentDatabase() AND name LIKE 'bench_t%'`);
-      if (existing === tables && (await ws.clickhouseScalar(counted)) >= total) {
+      // Tables appear as the sink creates them; a poll that times out on a busy server is simply tried again.
+      const count = await ws.clickhouseScalar(`SELECT count() AS v FROM merge(currentDatabase(), '^bench_t')`).catch(() => 0);
+      if (count >= total) {
         done = performance.now();
         break;
       }
       if (performance.now() > deadline) throw new Error(`ClickHouse did not reach ${total} rows in ${tables} tables within 30 min`);
-      await sleep(200);
+      await sleep(500);
     }
     const cdcResult = await runToEnd(cdc, 'cdc --once (catch-up, many tables)');
     const sinkResult = await sink.stop();

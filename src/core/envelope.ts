@@ -78,6 +78,37 @@ export interface ChangeEnvelope {
   transaction: TransactionBlock | null;
 }
 
+/*
+ * Encoding (cdc): the envelope written as JSON text from fragments, so values
+ * cdc wrote losslessly (column-values.ts) are never parsed again. The pieces
+ * a transaction's events share are built once per transaction by the caller.
+ */
+
+/** `{"version":…,"connector":"postgresql","name":<prefix>` — the start of every `source`. */
+export function sourceHeadText(topicPrefix: string): string {
+  return `{"version":"${CONNECTOR_VERSION_TEXT}","connector":"postgresql","name":${JSON.stringify(topicPrefix)}`;
+}
+
+/** `"ts_ms":…,"ts_us":…,"ts_ns":…` of a time in microseconds (the nanoseconds as exact digits: past 2^53). */
+export function timesText(micros: number): string {
+  return `"ts_ms":${Math.floor(micros / 1000)},"ts_us":${micros},"ts_ns":${micros === 0 ? '0' : `${micros}000`}`;
+}
+
+/** The rest of `source` after `sequence`: the table, the transaction id, the change's LSN, and walbridge's commit_lsn. */
+export function sourceTailText(tableFields: string, txId: number | null, lsn: bigint, commitLsn: bigint): string {
+  return `,${tableFields},"txId":${txId ?? 'null'},"lsn":${lsn},"xmin":null,"commit_lsn":"${formatLsn(commitLsn)}"}`;
+}
+
+/** `"schema":…,"table":…` of `source`. */
+export function tableFieldsText(schema: string, table: string): string {
+  return `"schema":${JSON.stringify(schema)},"table":${JSON.stringify(table)}`;
+}
+
+/** The whole envelope; `before`, `after`, `source` and `transaction` are JSON text ('null' for none). Top-level times: now. */
+export function envelopeText(before: string, after: string, source: string, op: Operation, transaction: string): string {
+  return `{"before":${before},"after":${after},"source":${source},"op":"${op}",${timesText(Date.now() * 1000)},"transaction":${transaction}}`;
+}
+
 export const TOPIC_SEPARATOR = '.';
 
 export function topicName(prefix: string, schema: string, table: string): string {
@@ -101,7 +132,7 @@ export function deadLetterTopic(topic: string): string {
  * Anything else is a PoisonMessage: the caller dead-letters it and carries on.
  */
 import { parseJsonLossless } from './json-text.js';
-import { parseLsn, type Lsn } from './lsn.js';
+import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 
 export type SinkEvent =
   | { kind: 'upsert'; version: Lsn; after: RowImage }

@@ -14,8 +14,8 @@
  * the header is `ready` a moment after the Relation message; the send batcher
  * waits for it before the first send that carries it.
  */
-import { CONNECTOR_VERSION_TEXT, encodeTableSchema, topicName, type Operation } from '../../core/envelope.js';
-import { formatLsn, type Lsn } from '../../core/lsn.js';
+import { encodeTableSchema, envelopeText, sourceHeadText, sourceTailText, tableFieldsText, timesText, topicName, type Operation } from '../../core/envelope.js';
+import type { Lsn } from '../../core/lsn.js';
 import { valueWriter, type ValueWriter } from './column-values.js';
 import { UNCHANGED_TOAST, type Relation, type RelationColumn, type Tuple } from './pgoutput-reader.js';
 import type { CapturedTable } from './table.js';
@@ -108,7 +108,6 @@ interface TransactionPieces {
   txn: TransactionContext;
   head: string;
   sequenceHead: string;
-  tail: string;
   transactionHead: string;
 }
 
@@ -127,7 +126,7 @@ export class ChangeDecoder {
   private txnPieces: TransactionPieces | null = null;
 
   constructor(tables: readonly CapturedTable[], private readonly options: DecoderOptions) {
-    this.sourceHead = `{"version":"${CONNECTOR_VERSION_TEXT}","connector":"postgresql","name":${JSON.stringify(options.topicPrefix)}`;
+    this.sourceHead = sourceHeadText(options.topicPrefix);
     this.sourceDb = `,"db":${JSON.stringify(options.database)}`;
     for (const table of tables) this.capture(table);
   }
@@ -137,7 +136,7 @@ export class ChangeDecoder {
     this.tables.set(table.qualified, {
       table,
       topic: topicName(this.options.topicPrefix, table.schema, table.table),
-      fields: `"schema":${JSON.stringify(table.schema)},"table":${JSON.stringify(table.table)}`,
+      fields: tableFieldsText(table.schema, table.table),
       wantsMarks: this.options.markSent && table.sentFlag !== null,
       snapshotLayouts: new Map(),
     });
@@ -239,12 +238,9 @@ export class ChangeDecoder {
   /** A snapshot row (op 'r'), from a query's text values. */
   snapshotRow(layout: ColumnLayout, row: (string | null)[], context: SnapshotContext, marker: SnapshotMarker): DecodedChange {
     const state = this.state(layout.table);
-    const lsn = String(context.version);
-    const nowMs = Date.now();
-    const source =
-      `${this.sourceHead},"ts_ms":${context.tsMs},"ts_us":${times1000(context.tsMs)},"ts_ns":${times1000(times1000(context.tsMs))},"snapshot":"${marker}"${this.sourceDb}` +
-      `,"sequence":"[null,\\"${lsn}\\"]",${state.fields},"txId":${context.txId ?? 'null'},"lsn":${lsn},"xmin":null,"commit_lsn":"${formatLsn(context.version)}"}`;
-    const value = `{"before":null,"after":${this.image(layout, row, null)},"source":${source},"op":"r","ts_ms":${nowMs},"ts_us":${nowMs}000,"ts_ns":${nowMs}000000,"transaction":null}`;
+    const source = `${this.sourceHead},${timesText(context.tsMs * 1000)},"snapshot":"${marker}"${this.sourceDb}` +
+      `,"sequence":"[null,\\"${context.version}\\"]"${sourceTailText(state.fields, context.txId, context.version, context.version)}`;
+    const value = envelopeText('null', this.image(layout, row, null), source, 'r', 'null');
     return { op: 'r', table: layout.table, topic: state.topic, key: this.key(layout, row), value, markKey: this.markKey(layout, row), schema: layout.schema, headers: null };
   }
 
@@ -264,26 +260,22 @@ export class ChangeDecoder {
   private envelope(before: string, after: string, op: Operation, source: string, txn: TransactionContext): string {
     const order = txn.order++;
     const transaction = `${this.pieces(txn).transactionHead}${order},"data_collection_order":${order}}`;
-    const nowMs = Date.now();
-    return `{"before":${before},"after":${after},"source":${source},"op":"${op}","ts_ms":${nowMs},"ts_us":${nowMs}000,"ts_ns":${nowMs}000000,"transaction":${transaction}}`;
+    return envelopeText(before, after, source, op, transaction);
   }
 
   private streamSource(layout: ColumnLayout, lsn: Lsn, txn: TransactionContext): string {
-    const { head, sequenceHead, tail } = this.pieces(txn);
-    const lsnText = String(lsn);
-    return `${head}${sequenceHead}${lsnText}\\"]",${this.state(layout.table).fields},"txId":${txn.xid},"lsn":${lsnText}${tail}`;
+    const { head, sequenceHead } = this.pieces(txn);
+    return `${head}${sequenceHead}${lsn}\\"]"${sourceTailText(this.state(layout.table).fields, txn.xid, lsn, txn.finalLsn)}`;
   }
 
   /** The parts of `source` and `transaction` every event of a transaction shares, built once per transaction. */
   private pieces(txn: TransactionContext): TransactionPieces {
     if (this.txnPieces?.txn === txn) return this.txnPieces;
-    const commitMs = Math.floor(txn.commitTimeUs / 1000);
     const lastCommit = txn.lastCommitLsn === null ? 'null' : `\\"${txn.lastCommitLsn}\\"`;
     this.txnPieces = {
       txn,
-      head: `${this.sourceHead},"ts_ms":${commitMs},"ts_us":${txn.commitTimeUs},"ts_ns":${times1000(txn.commitTimeUs)},"snapshot":"false"${this.sourceDb}`,
+      head: `${this.sourceHead},${timesText(txn.commitTimeUs)},"snapshot":"false"${this.sourceDb}`,
       sequenceHead: `,"sequence":"[${lastCommit},\\"`,
-      tail: `,"xmin":null,"commit_lsn":"${formatLsn(txn.finalLsn)}"}`,
       transactionHead: `{"id":"${txn.xid}:${txn.finalLsn}","total_order":`,
     };
     return this.txnPieces;
@@ -396,9 +388,4 @@ export class ChangeDecoder {
     if (layout.sentFlagIndex < 0 || row[layout.sentFlagIndex] !== 'f') return null;
     return layout.keyIndexes.map((i) => row[i] as string);
   }
-}
-
-/** n × 1000 as exact digits (a nanosecond epoch is past 2^53). */
-function times1000(n: number | string): string {
-  return n === 0 || n === '0' ? '0' : `${n}000`;
 }
