@@ -9,11 +9,12 @@ cd "$ROOT"
 say() { printf '\n== %s\n' "$*"; }
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  say "installing Node dependencies (npm ci)"
+  say "installing Node dependencies and building (npm ci, whose prepare step runs tsc)"
   npm ci --no-audit --no-fund
+else
+  say "building (tsc)"
+  npx tsc -p tsconfig.json
 fi
-say "building (tsc)"
-npx tsc -p tsconfig.json
 
 local_stack_installed() {
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v clickhouse-server >/dev/null 2>&1 \

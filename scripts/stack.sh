@@ -6,6 +6,7 @@
 #
 #   scripts/stack.sh up [--pg 13|14|15|16|17] [--kafka 3.9|4.1]
 #   scripts/stack.sh down|status|env
+#   scripts/stack.sh destroy     down, then remove the stack directory (all data)
 #
 # STACK_DIR            where everything lives            (default: <repo>/.stack)
 # STACK_PORT_PREFIX    one digit put before each port     (default: 1)
@@ -13,6 +14,8 @@
 #                          ClickHouse 18123 HTTP (+19000 native, 19009 interserver)
 # STACK_PG_VERSION     PostgreSQL major (--pg; default Debian's, 15 on Debian 12)
 # STACK_KAFKA_VERSION  Kafka version (--kafka; default 4.1)
+# STACK_SERVICES       which services up/down/status handle (default: postgres kafka clickhouse)
+# STACK_PG_PORT        PostgreSQL's port, overriding the prefix's (a test's own cluster)
 # `up` fetches a version it lacks with scripts/install-stack.sh (cached in
 # .stack-cache/). A stack directory keeps the versions it was made with: a
 # later command without them uses those, and asking for others is refused.
@@ -32,7 +35,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# As root, PostgreSQL runs as `postgres`, which must reach its data directory.
+# In a stack directory only root can enter (a clone under /root, mktemp -d:
+# mode 700), the cluster lives in PG_OUTSIDE instead, and $STACK_DIR/pg is a
+# link to it (for root: logs, the socket). The postgres user's commands get
+# the real path, since it cannot follow a link through a mode-700 directory.
+PG_OUTSIDE=/var/lib/walbridge-stack/pg-$(printf %s "$STACK_DIR" | sha1sum | cut -c1-12)
 PG_DIR=$STACK_DIR/pg
+[ -L "$PG_DIR" ] && PG_DIR=$(readlink -f "$PG_DIR")
+SERVICES=${STACK_SERVICES:-postgres kafka clickhouse}
 KAFKA_DIR=$STACK_DIR/kafka
 CH_DIR=$STACK_DIR/clickhouse
 # The versions an existing stack directory was made with.
@@ -53,7 +64,7 @@ if [ "$COMMAND" = up ] && [ -n "$MADE_KAFKA_VERSION" ] && [ "$(kafka_release "$M
 fi
 
 [[ "$P" =~ ^[1-5]$ ]] || { echo "[stack] ERROR: STACK_PORT_PREFIX must be one digit from 1 to 5 (ports are <digit>5432, <digit>9092, ...), got '$P'" >&2; exit 2; }
-PG_PORT=${P}5432
+PG_PORT=${STACK_PG_PORT:-${P}5432}
 KAFKA_PORT=${P}9092
 KAFKA_CONTROLLER_PORT=${P}9093
 CH_HTTP_PORT=${P}8123
@@ -113,10 +124,16 @@ require_installed() {
 # ---------------------------------------------------------------- PostgreSQL
 pg_up() {
   mkdir -p "$STACK_DIR"
+  if [ "$(id -u)" = 0 ] && [ ! -e "$STACK_DIR/pg" ] && ! runuser -u postgres -- test -x "$STACK_DIR"; then
+    say "postgres: the postgres user cannot enter $STACK_DIR (mode 700?): its cluster lives in $PG_OUTSIDE, linked from $STACK_DIR/pg"
+    rm -rf "$PG_OUTSIDE" && mkdir -p "$PG_OUTSIDE" && chmod 755 "$(dirname "$PG_OUTSIDE")"
+    ln -s "$PG_OUTSIDE" "$STACK_DIR/pg"
+    PG_DIR=$PG_OUTSIDE
+  fi
   if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
     say "postgres: initdb into $PG_DIR/data"
     mkdir -p "$PG_DIR/data" "$PG_DIR/run"
-    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$PG_DIR"
+    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$PG_DIR/"
     chmod 700 "$PG_DIR/data"
     as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 \
       || fail "initdb failed; see $PG_DIR/initdb.log"
@@ -257,6 +274,13 @@ export KAFKA_LIBS='$KAFKA_LIBS'
 EOF
 }
 
+stop_services() { # in reverse order of start
+  local service
+  for service in clickhouse kafka postgres; do
+    if [[ " $SERVICES " == *" $service "* ]]; then "${service/postgres/pg}_down"; fi
+  done
+}
+
 timed() { # name function: runs it and reports how long it took
   local t0; t0=$(date +%s.%N)
   "$2"
@@ -267,24 +291,28 @@ case "$COMMAND" in
   up)
     require_installed
     say "versions: PostgreSQL $STACK_PG_VERSION ($PG_BIN), Kafka $KAFKA_RELEASE"
-    timed postgres pg_up
-    timed kafka kafka_up
-    timed clickhouse clickhouse_up
+    for service in $SERVICES; do timed "$service" "${service/postgres/pg}_up"; done
     write_env
     say "up; environment in $STACK_DIR/env"
     ;;
   down)
-    clickhouse_down; kafka_down; pg_down
+    stop_services
+    ;;
+  destroy)
+    stop_services
+    [ -L "$STACK_DIR/pg" ] && rm -rf "$(readlink -f "$STACK_DIR/pg")"
+    rm -rf "$STACK_DIR"
+    say "removed $STACK_DIR"
     ;;
   status)
     rc=0
-    pg_status || rc=1; kafka_status || rc=1; clickhouse_status || rc=1
+    for service in $SERVICES; do "${service/postgres/pg}_status" || rc=1; done
     exit $rc
     ;;
   env)
     write_env; cat "$STACK_DIR/env"
     ;;
   *)
-    echo "usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] | down | status | env" >&2; exit 2
+    echo "usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] | down | status | env | destroy" >&2; exit 2
     ;;
 esac

@@ -21,6 +21,7 @@ import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
 import { createKafka } from '../kafka/client.js';
 import { connectProducer, type EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../observability/logger.js';
+import { cdcMetrics, commitFreshness, lsnValue } from '../observability/metrics.js';
 import { Checkpointer } from './postgres/checkpointer.js';
 import { ChangeDecoder, type DecodedChange } from './postgres/decode.js';
 import { Listener } from './postgres/listener.js';
@@ -55,6 +56,8 @@ export interface CaptureOptions {
   /** Create the slot failover-enabled (PostgreSQL 17+; refused on older servers). */
   failover: boolean;
   signal: AbortSignal;
+  /** A heartbeat for /readyz (observability/health.ts): the confirmed LSN moved. */
+  progressed?: () => void;
   logger: Logger;
 }
 
@@ -194,6 +197,7 @@ async function deliver(run: Run): Promise<Delivery> {
   };
   options.signal.addEventListener('abort', () => gate.open(), { once: true });
   const counts: Record<Operation, number> = { c: 0, u: 0, d: 0, r: 0, t: 0 };
+  const eventsTotal = cdcMetrics().events;
   let delivered = 0;
   const batcher = new Batcher({
     producer,
@@ -221,7 +225,10 @@ async function deliver(run: Run): Promise<Delivery> {
       batcher.push(change, partition);
       checkpointer?.submit(1);
       // A truncate counts once, though sent to each partition; a tombstone not at all.
-      if (!partition && change.value !== null) counts[change.op]++;
+      if (!partition && change.value !== null) {
+        counts[change.op]++;
+        eventsTotal.inc({ table: change.table.qualified, op: change.op });
+      }
     },
     attach: (c, l) => {
       checkpointer = c;
@@ -273,6 +280,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   let reachedTarget: () => void = () => {};
   const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
   if (target !== null && startLsn >= target) reachedTarget();
+  const freshness = commitFreshness();
   const listener = new Listener({
     databaseUrl: options.databaseUrl,
     slot: options.slot,
@@ -285,7 +293,11 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
       snapshots?.observe(change.table.qualified, change.key);
       delivery.push(change, partition);
     },
+    onCommit: freshness.committed,
     onConfirmed: (lsn) => {
+      freshness.confirmed(lsn);
+      cdcMetrics().confirmedLsn.set(lsnValue(lsn));
+      options.progressed?.();
       if (target !== null && lsn >= target) reachedTarget();
     },
     onFailure: delivery.fail,

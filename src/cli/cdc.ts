@@ -25,7 +25,10 @@ import { installShutdown } from '../core/shutdown.js';
 import { checkSlotName } from '../cdc/postgres/slot.js';
 import { dropCapture, slotStatuses } from '../cdc/postgres/status.js';
 import { summaryLine } from './cdc-summary.js';
-import { runCommand, usageFailure } from './run-command.js';
+import { checkKafkaReachable } from '../kafka/reachability.js';
+import { metricsPort, serveHealth } from '../observability/health.js';
+import { watchSlot } from '../cdc/postgres/slot-watch.js';
+import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
 
 const defaultPublication = (slot: string): string => `walbridge_${slot}`;
 const DEFAULT_TABLE = 'public.user_logins';
@@ -46,7 +49,7 @@ function parseFromLsn(text: string | undefined): Lsn | null {
   }
 }
 
-await yargs(hideBin(process.argv))
+await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
   .scriptName('cdc')
   .usage('$0 <command>\n\nStreams the changes of PostgreSQL tables (one slot, pgoutput) to Kafka.')
   .command('start', 'stream the tables\' changes to Kafka; marks sent_to_kafka; resumes from the slot', (y) =>
@@ -62,7 +65,8 @@ await yargs(hideBin(process.argv))
       .option('from-lsn', { type: 'string', describe: 'skip ahead: start at this LSN (not before the slot\'s confirmed LSN)' })
       .option('mark-sent', { type: 'boolean', default: true, describe: 'set sent_to_kafka = true after Kafka acknowledged (--no-mark-sent to skip)' })
       .option('tombstones', { type: 'boolean', default: false, describe: 'send a null-value message after each delete (for compacted topics)' })
-      .option('failover', { type: 'boolean', default: false, describe: 'create the slot failover-enabled, kept in step on standbys (PostgreSQL 17+)' }),
+      .option('failover', { type: 'boolean', default: false, describe: 'create the slot failover-enabled, kept in step on standbys (PostgreSQL 17+)' })
+      .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' }),
   (argv) => runCommand(async () => {
     checkSlotName(argv.slot);
     if (!Number.isInteger(argv.partitions) || argv.partitions < 1) throw new ConfigError(`--partitions must be a positive integer, got ${argv.partitions}`);
@@ -74,6 +78,9 @@ await yargs(hideBin(process.argv))
     const shutdown = installShutdown(logger);
     // A second signal exits at once: nothing undelivered was confirmed.
     shutdown.abortSignal.addEventListener('abort', () => process.exit(EXIT_RUNTIME));
+    await checkKafkaReachable(connections.kafkaBrokers);
+    const health = await serveHealth(metricsPort(argv.metricsPort));
+    const slotWatch = metricsPort(argv.metricsPort) === undefined ? undefined : watchSlot(connections.databaseUrl, argv.slot, health.progressed, logger);
     const summary = await runCapture({
       databaseUrl: connections.databaseUrl,
       kafkaBrokers: connections.kafkaBrokers,
@@ -92,8 +99,9 @@ await yargs(hideBin(process.argv))
       tombstones: argv.tombstones,
       failover: argv.failover,
       signal: shutdown.stopSignal,
+      progressed: health.progressed,
       logger,
-    });
+    }).finally(() => Promise.all([slotWatch?.stop(), health.close()]));
     console.log(summaryLine(summary));
   }))
   .command('status', 'slot state, lag, captured tables, topic end offsets', (y) =>
@@ -102,12 +110,15 @@ await yargs(hideBin(process.argv))
       .option('publication', { type: 'string', describe: 'publication (default walbridge_<slot>)' })
       .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
   (argv) => runCommand(async () => {
+    if (argv.slot !== undefined) checkSlotName(argv.slot);
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
     const logger = createLogger('cdc');
     const client = new pg.Client({ connectionString: connections.databaseUrl });
     await client.connect();
     try {
       const statuses = await slotStatuses(client, argv.slot, (slot) => argv.publication ?? defaultPublication(slot));
+      // The slot's facts come from PostgreSQL: an unreachable Kafka only blanks the topics' offsets.
+      const kafkaError = await checkKafkaReachable(connections.kafkaBrokers).then(() => null, (error: Error) => error.message);
       const kafka = createKafka(connections.kafkaBrokers, 'walbridge-cdc-status', logger);
       const report = [];
       for (const status of statuses) {
@@ -115,22 +126,27 @@ await yargs(hideBin(process.argv))
         for (const table of status.publicationTables ?? []) {
           const { schema, table: name } = parseTableName(table);
           const topic = topicName(argv.topicPrefix, schema, name);
-          const offsets = await topicOffsets(kafka, topic);
-          topics.push({ table, topic, endOffsets: offsets.map((o) => ({ partition: o.partition, high: o.high.toString() })) });
+          const offsets = kafkaError === null ? await topicOffsets(kafka, topic) : null;
+          topics.push({ table, topic, endOffsets: offsets?.map((o) => ({ partition: o.partition, high: o.high.toString() })) ?? null });
         }
         report.push({ ...status, topics });
       }
       if (argv.json) {
-        console.log(JSON.stringify(report, null, 2));
+        console.log(JSON.stringify(report, null, 2)); // endOffsets null: Kafka unreachable (said on stderr)
       } else if (report.length === 0) {
         console.log('no pgoutput slots in this database');
       } else {
         for (const s of report) {
-          console.log(`slot ${s.slot}: ${s.active ? `active (PID ${s.activePid})` : 'inactive'}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.failover === null ? '' : `; failover ${s.failover ? 'on' : 'off'}`}${s.snapshotPending ? `; initial snapshot unfinished (--snapshot ${s.snapshotPending}, resumed on the next start)` : ''}`);
+          const holder = s.active ? `active (held by PostgreSQL walsender PID ${s.activePid}, a server process serving the client)` : 'inactive';
+          console.log(`slot ${s.slot}: ${holder}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.failover === null ? '' : `; failover ${s.failover ? 'on' : 'off'}`}${s.snapshotPending ? `; initial snapshot unfinished (--snapshot ${s.snapshotPending}, resumed on the next start)` : ''}`);
           for (const i of s.incrementalSnapshots) console.log(`  incremental snapshot of ${i.table} (--snapshot ${i.mode}): ${i.state}, ${i.chunks} chunks, ${i.rows} rows sent`);
           console.log(`  publication ${s.publication}: ${s.publicationTables === null ? 'missing' : `${s.publicationTables.length} captured table${s.publicationTables.length === 1 ? '' : 's'}`}`);
-          for (const t of s.topics) console.log(`  table ${t.table} → topic ${t.topic}: ${t.endOffsets.length ? t.endOffsets.map((o) => `p${o.partition}=${o.high}`).join(' ') : 'missing'}`);
+          for (const t of s.topics) console.log(`  table ${t.table} → topic ${t.topic}: ${t.endOffsets === null ? 'offsets unknown (Kafka unreachable)' : t.endOffsets.length ? t.endOffsets.map((o) => `p${o.partition}=${o.high}`).join(' ') : 'missing'}`);
         }
+      }
+      if (kafkaError !== null) {
+        process.stderr.write(`error: ${kafkaError}\n`);
+        return EXIT_RUNTIME;
       }
     } finally {
       await client.end();

@@ -6,6 +6,7 @@
  * (ClickHouse's own messages name the user, never the password.)
  */
 import { ConfigError, EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME } from '../core/exit-codes.js';
+import { redactUrl } from '../config/connections.js';
 import { clickHouseUserError } from '../sink/clickhouse/errors.js';
 
 export async function runCommand(body: () => Promise<number | void>): Promise<never> {
@@ -15,12 +16,12 @@ export async function runCommand(body: () => Promise<number | void>): Promise<ne
   } catch (error) {
     const userError = asUserError(error);
     if (userError) {
-      process.stderr.write(`error: ${userError}\n`);
+      process.stderr.write(`error: ${redactUrl(userError)}\n`);
       code = EXIT_CONFIG;
     } else {
       const err = error as Error;
-      process.stderr.write(`error: ${err.message}\n`);
-      if (process.env.LOG_LEVEL === 'debug' && err.stack) process.stderr.write(`${err.stack}\n`);
+      process.stderr.write(`error: ${redactUrl(err.message)}\n`);
+      if (process.env.LOG_LEVEL === 'debug' && err.stack) process.stderr.write(`${redactUrl(err.stack)}\n`);
       code = EXIT_RUNTIME;
     }
   }
@@ -38,6 +39,25 @@ export function usageFailure(command: string): (message: string | undefined, err
     process.stderr.write(`${message ?? 'invalid usage'}\nerror: see ${command} --help\n`);
     process.exit(EXIT_CONFIG);
   };
+}
+
+/**
+ * `--from-lsn -1/0` joined into `--from-lsn=-1/0`: yargs would read a value
+ * that starts with a dash as short flags (`Unknown argument: 1`), so the
+ * value's own check never got to say what is wrong with it.
+ */
+export function joinDashedValues(args: string[], flags: string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const next = args[i + 1];
+    if (flags.includes(args[i]!) && next !== undefined && /^-[^-]/.test(next)) {
+      joined.push(`${args[i]}=${next}`);
+      i++;
+    } else {
+      joined.push(args[i]!);
+    }
+  }
+  return joined;
 }
 
 interface ErrorWithCode {

@@ -18,7 +18,9 @@ import { runSink, type SinkRunResult } from '../sink/run-sink.js';
 import { TableSelection, type SelectionRules } from '../sink/table-selection.js';
 import { postgresTables, verifyTables, formatVerifyReport } from '../verify/verify.js';
 import { topicName } from '../core/envelope.js';
-import { runCommand, usageFailure } from './run-command.js';
+import { checkKafkaReachable } from '../kafka/reachability.js';
+import { metricsPort, serveHealth } from '../observability/health.js';
+import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
 
 interface TopicArgs {
   topicPrefix: string;
@@ -60,48 +62,68 @@ function selectionRules(args: TopicArgs, env: NodeJS.ProcessEnv = process.env): 
 function sinkOptions<T>(y: Argv<T>) {
   return topicOptions(y)
     .option('group', { type: 'string', default: 'walbridge-sink', describe: 'Kafka consumer group' })
-    .option('batch-rows', { type: 'number', default: DEFAULT_LIMITS.maxRows, describe: 'flush a batch at this many rows' })
-    .option('batch-bytes', { type: 'number', default: DEFAULT_LIMITS.maxBytes, describe: 'flush a batch at this many bytes of row text' })
-    .option('linger-ms', { type: 'number', default: DEFAULT_LIMITS.lingerMs, describe: 'once caught up with the topic, write at most one batch per this many ms (a trickle gathers)' })
+    // Strings, parsed by positive(): yargs turns `abc` into NaN, losing what the user typed.
+    .option('batch-rows', { type: 'string', default: String(DEFAULT_LIMITS.maxRows), describe: 'flush a batch at this many rows' })
+    .option('batch-bytes', { type: 'string', default: String(DEFAULT_LIMITS.maxBytes), describe: 'flush a batch at this many bytes of row text' })
+    .option('linger-ms', { type: 'string', default: String(DEFAULT_LIMITS.lingerMs), describe: 'once caught up with the topic, write at most one batch per this many ms (a trickle gathers)' })
+    .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' })
+    .option('wait-timeout', { type: 'string', describe: `seconds to wait for an unreachable ClickHouse before failing (default: ${ONCE_WAIT_TIMEOUT_S} with --once and replay, for ever otherwise)` })
     .option('create-tables', { type: 'boolean', default: true, describe: 'create a missing ClickHouse table from the events\' schema (--no-create-tables: refuse)' })
     .option('kafka-brokers', { type: 'string', describe: 'host:port[,host:port] (env KAFKA_BROKERS)' })
     .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' });
 }
 
-function positive(name: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0) throw new ConfigError(`--${name} must be a positive integer, got ${value}`);
+const ONCE_WAIT_TIMEOUT_S = 30;
+
+function positive(name: string, text: string | number): number {
+  const value = Number(text);
+  if (!/^\s*\d+\s*$/.test(String(text)) || value <= 0) throw new ConfigError(`--${name} must be a positive integer, got '${text}'`);
   return value;
 }
+
+function nonNegative(name: string, text: string): number {
+  return text.trim() === '0' ? 0 : positive(name, text);
+}
+
+/** --wait-timeout in ms: a bounded wait for --once and replay, none by default when following. */
+function waitTimeoutMs(text: string | undefined, bounded: boolean): number | undefined {
+  if (text === undefined) return bounded ? ONCE_WAIT_TIMEOUT_S * 1000 : undefined;
+  return nonNegative('wait-timeout', text) * 1000;
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 function summary(verb: string, result: SinkRunResult, suffix = ''): string {
   const t = result.totals;
   const lines = result.topics.map(({ topic, targetTable }) => {
     const written = t.perTable.get(targetTable) ?? { upserts: 0, deletes: 0 };
-    return `${verb} ${written.upserts + written.deletes} rows to ${targetTable} (${written.upserts} upserts, ${written.deletes} deletes) from ${topic}${suffix}`;
+    return `${verb} ${plural(written.upserts + written.deletes, 'row')} to ${targetTable} (${plural(written.upserts, 'upsert')}, ${plural(written.deletes, 'delete')}) from ${topic}${suffix}`;
   });
   const extra: string[] = [];
   if (t.truncates) extra.push(`${t.truncates} truncate${t.truncates === 1 ? '' : 's'} applied`);
   if (t.deadLetters) extra.push(`${t.deadLetters} message${t.deadLetters === 1 ? '' : 's'} dead-lettered to ${result.topics.length === 1 ? `${result.topics[0]?.topic}.dlq` : '<topic>.dlq'}`);
-  if (t.tombstones) extra.push(`${t.tombstones} tombstones skipped`);
-  if (t.beforeTruncate) extra.push(`${t.beforeTruncate} events already covered by a truncate skipped`);
-  if (t.belowFromLsn) extra.push(`${t.belowFromLsn} events below --from-lsn skipped`);
-  if (t.collapsed) extra.push(`${t.collapsed} events collapsed into later ones of the same key`);
-  if (extra.length) lines.push(`  ${t.messages} messages: ${extra.join(', ')}`);
+  if (t.tombstones) extra.push(`${plural(t.tombstones, 'tombstone')} skipped`);
+  if (t.beforeTruncate) extra.push(`${plural(t.beforeTruncate, 'event')} already covered by a truncate skipped`);
+  if (t.belowFromLsn) extra.push(`${plural(t.belowFromLsn, 'event')} below --from-lsn skipped`);
+  if (t.collapsed) extra.push(`${plural(t.collapsed, 'event')} collapsed into later ones of the same key`);
+  if (extra.length) lines.push(`  ${plural(t.messages, 'message')}: ${extra.join(', ')}`);
   return lines.join('\n');
 }
 
-await yargs(hideBin(process.argv))
+await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
   .scriptName('sink')
   .usage('$0 <command>\n\nApplies the walbridge (or Debezium) change topic of a table to ClickHouse.')
   .command('start', 'consume the topic and apply it to ClickHouse, committing offsets after each insert', (y) =>
     sinkOptions(y).option('once', { type: 'boolean', default: false, describe: 'drain to the end offsets taken at start, then exit' }),
   (argv) => runCommand(async () => {
     const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
+    await checkKafkaReachable(connections.kafkaBrokers);
+    const health = await serveHealth(metricsPort(argv.metricsPort));
     const result = await runSink({
       kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
-      limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: Math.max(0, argv.lingerMs) },
-      mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, createTables: argv.createTables, logger: createLogger('sink'),
-    });
+      limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
+      mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, argv.once), logger: createLogger('sink'), progressed: health.progressed,
+    }).finally(() => health.close());
     console.log(summary('wrote', result));
     return EXIT_OK;
   }))
@@ -115,11 +137,13 @@ await yargs(hideBin(process.argv))
       throw new ConfigError(`--from-lsn: ${(error as Error).message}`);
     }
     const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
+    await checkKafkaReachable(connections.kafkaBrokers);
+    const health = await serveHealth(metricsPort(argv.metricsPort));
     const result = await runSink({
       kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
-      limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: Math.max(0, argv.lingerMs) },
-      mode: 'replay', fromVersion, createTables: argv.createTables, logger: createLogger('sink'),
-    });
+      limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
+      mode: 'replay', fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, true), logger: createLogger('sink'), progressed: health.progressed,
+    }).finally(() => health.close());
     console.log(summary('replayed', result, ` (events with commit LSN >= ${formatLsn(fromVersion)})`));
     return EXIT_OK;
   }))

@@ -1,11 +1,13 @@
 /**
  * Retry with capped exponential backoff for a dependency that may be away for
  * a while (ClickHouse restarting). Transient failures are retried without
- * limit, each with a log line saying what is waited for and what is held
- * meanwhile; any other failure is thrown at once. Aborting the signal stops
- * the waiting: the operation then throws RetryAborted.
+ * limit (or until `giveUpAfterMs`), each with a log line saying what is
+ * waited for and what is held meanwhile; any other failure is thrown at once.
+ * Aborting the signal stops the waiting: the operation then throws
+ * RetryAborted. Giving up throws RetryGaveUp, holding the last failure.
  */
 import type { Logger } from '../observability/logger.js';
+import { retryMetrics } from '../observability/metrics.js';
 
 export interface RetryOptions {
   /** What the retries wait for, e.g. "ClickHouse at http://127.0.0.1:18123". */
@@ -17,10 +19,22 @@ export interface RetryOptions {
   signal?: AbortSignal | undefined;
   initialDelayMs?: number;
   maxDelayMs?: number;
+  /** The metrics' label for what is waited for: a fixed name such as `clickhouse`, never an address. */
+  dependency?: string;
+  /** Stop retrying once this long has passed since the first failure (`sink --wait-timeout`); unset: never. */
+  giveUpAfterMs?: number | undefined;
 }
 
 class RetryAborted extends Error {
   override readonly name = 'RetryAborted';
+}
+
+/** The wait bound ran out; `lastError` is the dependency's last failure. */
+export class RetryGaveUp extends Error {
+  override readonly name = 'RetryGaveUp';
+  constructor(message: string, readonly lastError: unknown) {
+    super(message);
+  }
 }
 
 export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
@@ -52,13 +66,28 @@ export async function retryWithBackoff<T>(operation: () => Promise<T>, options: 
     try {
       const result = await operation();
       if (firstFailure !== undefined) {
+        if (options.dependency) {
+          retryMetrics().waiting.set({ dependency: options.dependency }, 0);
+          retryMetrics().waitingNow.delete(options.dependency);
+        }
         options.logger.info({ attempts: attempt + 1, waitedMs: Date.now() - firstFailure }, `${options.waitingFor} is back; ${options.holding} went through`);
       }
       return result;
     } catch (error) {
       if (!options.isTransient(error)) throw error;
       firstFailure ??= Date.now();
-      const delay = backoffDelay(attempt, initial, max);
+      if (options.dependency) {
+        retryMetrics().retries.inc({ dependency: options.dependency });
+        retryMetrics().waiting.set({ dependency: options.dependency }, 1);
+        retryMetrics().waitingNow.add(options.dependency);
+      }
+      const waited = Date.now() - firstFailure;
+      if (options.giveUpAfterMs !== undefined && waited >= options.giveUpAfterMs) {
+        throw new RetryGaveUp(
+          `gave up waiting for ${options.waitingFor} after ${Math.round(waited / 1000)}s (--wait-timeout): ${(error as Error).message}; ${options.holding} was not done`, error);
+      }
+      const delay = options.giveUpAfterMs === undefined ? backoffDelay(attempt, initial, max)
+        : Math.max(0, Math.min(backoffDelay(attempt, initial, max), options.giveUpAfterMs - waited));
       options.logger.warn(
         { attempt: attempt + 1, retryInMs: delay, error: (error as Error).message },
         `waiting for ${options.waitingFor}: ${(error as Error).message}; retrying in ${(delay / 1000).toFixed(1)}s, holding ${options.holding}`,

@@ -11,6 +11,7 @@
  * original offsets may then be committed. After a crash between the two, a
  * letter can appear twice in the DLQ (at least once), never zero times.
  */
+import { redactUrl } from '../config/connections.js';
 import type kafkajs from 'kafkajs';
 import type { Kafka } from './client.js';
 import { deadLetterTopic } from '../core/envelope.js';
@@ -54,7 +55,7 @@ export class DeadLetterProducer {
         value: message.value,
         headers: {
           ...message.headers,
-          [ERROR_HEADER]: error,
+          [ERROR_HEADER]: redactUrl(error),
           'walbridge.source.topic': message.topic,
           'walbridge.source.partition': String(message.partition),
           'walbridge.source.offset': message.offset.toString(),

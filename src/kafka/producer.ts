@@ -10,6 +10,7 @@
  * sink's consumer stay on kafkajs (client.ts).
  */
 import { compatibilityPartitioner, Producer } from '@platformatic/kafka';
+import { cdcMetrics } from '../observability/metrics.js';
 import type { Kafka } from './client.js';
 
 export interface OutgoingMessage {
@@ -45,10 +46,13 @@ export async function connectProducer(brokers: string[], clientId: string): Prom
     retries: 8,
     retryDelay: 300,
   });
+  const metrics = cdcMetrics();
   // The producer id is fetched on the first send otherwise: fail at start, not mid-stream.
   await producer.initIdempotentProducer({});
   return {
     send: async (messages) => {
+      const timer = metrics.sendSeconds.startTimer();
+      metrics.sendMessages.observe(messages.length);
       const keys = encodeAll(messages.map((m) => m.key ?? ''));
       const values = encodeAll(messages.map((m) => m.value ?? ''));
       await producer.send({
@@ -61,6 +65,7 @@ export async function connectProducer(brokers: string[], clientId: string): Prom
           ...(headers === undefined ? {} : { headers }),
         })),
       });
+      timer();
     },
     disconnect: () => producer.close(),
   };

@@ -53,6 +53,8 @@ export class BatchApplier {
     private readonly signal: AbortSignal | undefined,
     /** Ends a pause (the first SIGINT/SIGTERM): the batch is then left unwritten and uncommitted. */
     private readonly stopSignal: AbortSignal | undefined,
+    /** --wait-timeout: give up on an unreachable ClickHouse after this long (undefined: never). */
+    private readonly giveUpAfterMs?: number,
   ) {}
 
   async apply(batch: RowBatch<ConsumedMessage>): Promise<AppliedCounts> {
@@ -82,7 +84,8 @@ export class BatchApplier {
 
   private retrying<T>(holding: string, operation: () => Promise<T>): Promise<T> {
     return retryWithBackoff(operation, {
-      waitingFor: `ClickHouse at ${this.clickhouseName}`, holding, isTransient: isTransientClickHouseError, logger: this.logger, signal: this.signal,
+      waitingFor: `ClickHouse at ${this.clickhouseName}`, holding, isTransient: isTransientClickHouseError, dependency: 'clickhouse', logger: this.logger, signal: this.signal,
+      giveUpAfterMs: this.giveUpAfterMs,
     });
   }
 

@@ -19,11 +19,13 @@ import { redactUrl } from '../config/connections.js';
 import { ConfigError } from '../core/exit-codes.js';
 import { createKafka, type Kafka } from '../kafka/client.js';
 import { deleteGroup, groupOffsets, openTopicReader } from '../kafka/consumer.js';
+import { recordConsumerLag } from '../kafka/consumer-lag.js';
+import { retryMetrics } from '../observability/metrics.js';
 import { DeadLetterProducer } from '../kafka/dead-letter.js';
 import { listTopics, topicOffsets } from '../kafka/topics.js';
 import type { Logger } from '../observability/logger.js';
 import type { BatchLimits } from './row-batch.js';
-import { retryWithBackoff } from '../core/retry.js';
+import { retryWithBackoff, RetryGaveUp } from '../core/retry.js';
 import { installShutdown } from '../core/shutdown.js';
 import { BatchApplier } from './batch-applier.js';
 import { openClickHouse } from './clickhouse/client.js';
@@ -45,6 +47,10 @@ export interface SinkRunOptions {
   fromVersion: bigint;
   /** Create a missing ClickHouse table from the events' schema header. */
   createTables: boolean;
+  /** How long to wait for an unreachable ClickHouse before failing (--wait-timeout); undefined: for ever. */
+  waitTimeoutMs?: number | undefined;
+  /** A heartbeat for /readyz (observability/health.ts). */
+  progressed?: () => void;
   logger: Logger;
 }
 
@@ -55,6 +61,7 @@ export interface SinkRunResult {
 }
 
 const TOPIC_POLL_MS = 5_000;
+const LAG_POLL_MS = 10_000;
 const DISCONNECT_TIMEOUT_MS = 5_000;
 
 /** Waits for `promise` at most `ms`; past that, calls onTimeout and resolves. */
@@ -106,9 +113,12 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
     // Nothing is held yet at the start, so the first signal is enough to give up waiting.
     const waitForClickHouse = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
       retryWithBackoff(operation, {
-        waitingFor: `ClickHouse at ${clickhouseName}`, holding: what, isTransient: isTransientClickHouseError, logger, signal: shutdown.stopSignal,
+        waitingFor: `ClickHouse at ${clickhouseName}`, holding: what, isTransient: isTransientClickHouseError, dependency: 'clickhouse', logger, signal: shutdown.stopSignal,
+        giveUpAfterMs: options.waitTimeoutMs,
       });
-    const features = await waitForClickHouse('the start (reading the server version)', () => detectFeatures(client));
+    const features = await waitForClickHouse('the start (reading the server version)', () => detectFeatures(client)).catch((error: unknown) => {
+      throw neverReached(error, clickhouseName);
+    });
     const writer = new ClickHouseWriter(client, database, features.omittedFieldDefaults);
     await waitForClickHouse('the start', () => writer.ensureTruncatesTable());
     const context: TargetContext = { client, database, features, writer, createTables: options.createTables, logger };
@@ -131,7 +141,8 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
 
     const replay = options.mode === 'replay';
     const groupId = replay ? `${options.groupId}-replay-${randomBytes(4).toString('hex')}` : options.groupId;
-    const applier = new BatchApplier(writer, targets, dlq, logger, clickhouseName, shutdown.abortSignal, shutdown.stopSignal);
+    const watchLag = lagWatcher(kafka, groupId, options.progressed, logger);
+    const applier = new BatchApplier(writer, targets, dlq, logger, clickhouseName, shutdown.abortSignal, shutdown.stopSignal, options.waitTimeoutMs);
     // One round per topic set: when new topics appear, the round ends (flushed, committed) and the next subscribes to all.
     for (;;) {
       const topics = selected.map((t) => t.topic);
@@ -149,6 +160,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
       const worker = new SinkWorker(reader, routes, applier, logger, { limits: options.limits, drainTo, commit: !replay, fromVersion: options.fromVersion }, totals);
       void shutdown.requested.then(() => worker.stop());
       const progress = setInterval(() => logProgress(logger, worker.totals), 10_000).unref();
+      const lagPoll = replay ? undefined : setInterval(() => watchLag(topics), LAG_POLL_MS).unref();
       let grown: SelectedTopic[] = [];
       let pollError: Error | undefined;
       const poll = options.mode === 'follow' ? setInterval(() => {
@@ -174,6 +186,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
         await worker.done;
       } finally {
         clearInterval(progress);
+        clearInterval(lagPoll);
         clearInterval(poll);
         await withTimeout(reader.disconnect(), DISCONNECT_TIMEOUT_MS, () =>
           logger.warn(`leaving consumer group ${groupId} took over ${DISCONNECT_TIMEOUT_MS / 1000}s; exiting anyway (offsets are already committed)`));
@@ -188,6 +201,28 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
     await dlq.close();
     await client.close();
   }
+}
+
+/** ClickHouse never answered at all: a wrong address is the user's to fix (exit 2), not a runtime failure. */
+function neverReached(error: unknown, clickhouseName: string): unknown {
+  const code = (error instanceof RetryGaveUp ? error.lastError as { code?: string } : undefined)?.code;
+  if (code !== 'ECONNREFUSED' && code !== 'ENOTFOUND' && code !== 'EAI_AGAIN') return error;
+  return new ConfigError(`${(error as Error).message}. Nothing answers at ClickHouse ${clickhouseName}: is ClickHouse running there, and is --clickhouse-url / CLICKHOUSE_URL right? (local stack: npm run stack:up)`);
+}
+
+/**
+ * Polls the consumer lag for the metrics; a heartbeat for /readyz when
+ * offsets were committed or the lag is not growing, while ClickHouse is not away.
+ */
+function lagWatcher(kafka: Kafka, groupId: string, progressed: (() => void) | undefined, logger: Logger): (topics: string[]) => void {
+  let last: { lag: bigint; committed: bigint } | undefined;
+  return (topics) => {
+    recordConsumerLag(kafka, groupId, topics).then((now) => {
+      const moving = !last || now.committed > last.committed || now.lag <= last.lag;
+      if (moving && !retryMetrics().waitingNow.has('clickhouse')) progressed?.();
+      last = now;
+    }, (error: Error) => logger.debug({ err: error.message }, 'consumer lag poll failed'));
+  };
 }
 
 function delay(ms: number): Promise<void> {

@@ -30,6 +30,7 @@
  * (schema-pause.ts): the batch in hand is still written and committed, the
  * message and everything after it are not.
  */
+import { recordSinkBatch } from '../observability/metrics.js';
 import type { BatchControl, ConsumedMessage, TopicReader } from '../kafka/consumer.js';
 import type { Logger } from '../observability/logger.js';
 import { RowBatch, type BatchLimits } from './row-batch.js';
@@ -311,6 +312,7 @@ export class SinkWorker {
       this.totals.perTable.set(table, total);
     }
     this.totals.collapsed += batch.collapsed;
+    recordSinkBatch(batch.rows.values(), counts.deadLetters);
     this.logger.debug({ messages: batch.messages, rows: batch.rows.size, bytes: batch.bytes, ms: Date.now() - started }, 'batch written');
   }
 

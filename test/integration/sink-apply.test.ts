@@ -80,7 +80,7 @@ describe('sink start --once, replay, verify', () => {
     for (let round = 0; round < 2; round += 1) {
       const replay = await f.sink(['replay', '--from-lsn', '0/0']);
       assert.equal(replay.code, 0, replay.stderr);
-      assert.match(replay.stdout, /^replayed 70 rows to user_logins \(69 upserts, 1 deletes\).*\(events with commit LSN >= 0\/0\)/);
+      assert.match(replay.stdout, /^replayed 70 rows to user_logins \(69 upserts, 1 delete\).*\(events with commit LSN >= 0\/0\)/);
       const verify = await f.sink(['verify']);
       assert.equal(verify.code, 0, verify.stdout);
     }

@@ -66,7 +66,7 @@ describe('sink: many tables, tables from the schema header', () => {
     const run = await sink(['start', '--once', '--table', 'public.*']);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /wrote 3 rows to everything \(3 upserts, 0 deletes\) from \S+\.public\.everything/);
-    assert.match(run.stdout, /wrote 120 rows to pairs \(119 upserts, 1 deletes\) from \S+\.public\.pairs/);
+    assert.match(run.stdout, /wrote 120 rows to pairs \(119 upserts, 1 delete\) from \S+\.public\.pairs/);
     const [created] = await query<{ sorting_key: string; engine_full: string }>(
       `SELECT sorting_key, engine_full FROM system.tables WHERE database = '${services.name}' AND name = 'pairs'`);
     assert.equal(created?.sorting_key, 'tenant, code');
@@ -128,7 +128,7 @@ describe('sink: many tables, tables from the schema header', () => {
     await feed.sendRows('evolving', 'id = 15', await feed.header('evolving', { note: '"x"' }));
     const more = await sink(['start', '--once', '--table', 'public.evolving']);
     assert.equal(more.code, 0, more.stderr);
-    assert.equal(more.stdout.trim(), `wrote 1 rows to evolving (1 upserts, 0 deletes) from ${feed.topic('evolving')}`);
+    assert.equal(more.stdout.trim(), `wrote 1 row to evolving (1 upsert, 0 deletes) from ${feed.topic('evolving')}`);
     assert.deepEqual(await query('SELECT id, origin FROM evolving FINAL WHERE id = 15'), [{ id: 15, origin: 'pg' }]);
   });
 

@@ -1,8 +1,12 @@
 /**
  * Runs the built CLIs (dist/src/cli/*.js) as child processes, the way a user
- * runs them, with the environment a test chooses.
+ * runs them, with the environment a test chooses. Every run of every test is
+ * checked for leaked secrets: no password given to a CLI (in a URL or
+ * libpq-style setting among its arguments and environment, or in a
+ * *_PASSWORD_FILE) may appear in anything it printed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -34,10 +38,52 @@ export function startCli(cli: CliName, args: string[], env: NodeJS.ProcessEnv = 
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const secrets = secretsGiven(args, { ...process.env, ...env });
   const exited = new Promise<CliResult>((resolve) => {
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  }).then((result) => {
+    const leaked = secrets.filter((secret) => `${result.stdout}${result.stderr}`.includes(secret));
+    if (leaked.length > 0) throw new Error(`${cli} ${args.join(' ')} printed a password it was given (${leaked.length} leaked)`);
+    return result;
   });
   return { child, output: () => ({ stdout, stderr }), exited };
+}
+
+/**
+ * The stack's own password (`walbridge`, also the user, database and product
+ * name) cannot be told apart from those names in output, so it is not checked;
+ * tests that matter give their own passwords.
+ */
+const UNCHECKABLE = new Set(['', 'walbridge']);
+
+function secretsGiven(args: string[], env: NodeJS.ProcessEnv): string[] {
+  const texts = [...args, ...Object.values(env).filter((v): v is string => v !== undefined)];
+  const found = new Set<string>();
+  for (const text of texts) {
+    for (const match of text.matchAll(/\/\/[^\s:/?#@]*:([^\s]*)@/g)) {
+      found.add(match[1]!);
+      found.add(safeDecode(match[1]!));
+    }
+    for (const match of text.matchAll(/password\s*=\s*'?([^\s'&]+)/gi)) found.add(match[1]!);
+  }
+  for (const [name, file] of Object.entries(env)) {
+    if (name.endsWith('_PASSWORD_FILE') && file) {
+      try {
+        found.add(readFileSync(file, 'utf8').trim());
+      } catch {
+        // a test of a missing file
+      }
+    }
+  }
+  return [...found].filter((secret) => !UNCHECKABLE.has(secret));
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 export async function runCli(cli: CliName, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<CliResult> {

@@ -47,6 +47,8 @@ export interface ListenerOptions {
   push(change: DecodedChange, partition?: number): void;
   /** Called after the confirmed LSN moved (on a commit or an idle keepalive). */
   onConfirmed(lsn: Lsn): void;
+  /** A transaction of others (not cdc's own marking) committed: for the freshness metric. */
+  onCommit?(endLsn: Lsn, commitTimeUs: number): void;
   onFailure(error: Error): void;
   statusIntervalMs?: number;
   /** Ask the server for a keepalive with each periodic status (`--once` waits on its WAL end). */
@@ -235,6 +237,7 @@ export class Listener {
         if (message.transactional && this.txn && !this.skipping) this.options.onLogicalMessage?.(message, this.txn);
         return;
       case 'commit':
+        if (!this.skipping) this.options.onCommit?.(message.endLsn, message.commitTimeUs);
         this.lastCommitLsn = message.commitLsn;
         this.txn = null;
         this.skipping = false;

@@ -18,8 +18,8 @@ export interface SlotStatus {
   restartLsn: string | null;
   /** Whether the slot is synchronized to standbys (PostgreSQL 17+); null on older servers, which have no failover slots. */
   failover: boolean | null;
-  /** Bytes of WAL between the slot's confirmed LSN and the server's current WAL position. */
-  lagBytes: string | null;
+  /** Bytes of WAL between the slot's confirmed LSN and the server's current WAL position (a number in --json). */
+  lagBytes: number | null;
   publication: string;
   /** null when the publication does not exist. */
   publicationTables: string[] | null;
@@ -50,7 +50,7 @@ export async function slotStatuses(client: pg.Client, slot: string | undefined, 
       confirmedFlushLsn: row.confirmed,
       restartLsn: row.restart,
       failover: row.failover,
-      lagBytes: row.lag,
+      lagBytes: row.lag === null ? null : Number(row.lag),
       publication,
       publicationTables: await publicationTables(client, publication),
       snapshotPending: await pendingSnapshot(client, row.slot_name),

@@ -34,12 +34,18 @@ export function isRowDataError(error: unknown): boolean {
   return code !== undefined && ROW_DATA_CODES.has(code);
 }
 
+const UNKNOWN_DATABASE = '81';
+
 /** Server error codes of a refused login: unknown user, wrong or missing password, address not allowed. */
 const AUTH_CODES = new Set(['192', '193', '194', '195', '516']);
 
 /** The user-facing text for a ClickHouse error the user must fix, else undefined. */
 export function clickHouseUserError(error: unknown): string | undefined {
   const code = serverErrorCode(error);
+  if (code === UNKNOWN_DATABASE) {
+    const name = /Database (\S+) doesn't exist/.exec((error as Error).message)?.[1] ?? 'named in the URL';
+    return `ClickHouse database ${name} does not exist; create it (\`migrate --only clickhouse\` does, or CREATE DATABASE) or fix the path of --clickhouse-url / CLICKHOUSE_URL`;
+  }
   if (code === undefined || !AUTH_CODES.has(code)) return undefined;
   const detail = /DB::Exception: ([^,]+)/.exec((error as Error).message)?.[1] ?? (error as Error).message;
   return `ClickHouse refused the login (${detail.trim()}); check the user and password in --clickhouse-url / CLICKHOUSE_URL`;

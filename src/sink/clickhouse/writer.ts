@@ -10,6 +10,7 @@
  *   filters with truncateFloor), so order across partitions does not matter
  *   and replays stay exact. Both are idempotent.
  */
+import { sinkMetrics } from '../../observability/metrics.js';
 import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { quoteIdentifier } from './client.js';
@@ -32,6 +33,7 @@ export class ClickHouseWriter {
   async insert(table: string, lines: readonly string[]): Promise<void> {
     if (lines.length === 0) return;
     const body = Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+    const timer = sinkMetrics().insertSeconds.startTimer();
     const result = await this.client.exec({
       query: `INSERT INTO ${this.qualified(table)} FORMAT JSONEachRow`,
       values: Readable.from([body], { objectMode: false }),
@@ -39,6 +41,7 @@ export class ClickHouseWriter {
     });
     // Read the (empty) response to its end so the socket goes back to the pool.
     for await (const chunk of result.stream) void chunk;
+    timer();
   }
 
   async ensureTruncatesTable(): Promise<void> {
