@@ -25,8 +25,8 @@ import type { Watermark } from './postgres/watermarks.js';
 export interface ChunkSource {
   emit(watermark: Watermark): Promise<void>;
   highestKey(table: ChunkTable, unsentOnly: boolean): Promise<string[] | null>;
-  /** Resolves once the transactions running now have ended (chunk-reader.ts says why). */
-  settle(onWait: () => void): Promise<void>;
+  /** Resolves once the transactions running now have ended (chunk-reader.ts says why), or once `stopped()` says so. */
+  settle(onWait: () => void, stopped: () => boolean): Promise<void>;
   read(query: ChunkQuery): Promise<Chunk>;
 }
 
@@ -95,7 +95,8 @@ export class IncrementalSnapshot {
     const unsentOnly = request.mode === 'unsent' && table.sentFlag !== null;
     let upTo = request.maxKey;
     if (request.state === 'requested' || upTo === null) {
-      await source.settle(() => logger.info({ table: name }, 'incremental snapshot: waiting for transactions older than the request to end'));
+      await source.settle(() => logger.info({ table: name }, 'incremental snapshot: waiting for transactions older than the request to end'), () => this.stopping);
+      if (this.stopping) return false;
       // Bounded by today's highest key: rows inserted above it later stream anyway.
       upTo = await source.highestKey(table, unsentOnly);
       if (upTo === null) {

@@ -177,6 +177,9 @@ async function deliver(run: Run): Promise<Delivery> {
   if (options.markSent && marked.length > 0) {
     marker = await openMarker(options.databaseUrl, options.slot, logger);
     run.closers.push(() => marker!.close());
+  } else if (options.markSent) {
+    // No captured table has the flag yet; one adopted while running may: open the marker then (marks are never dropped).
+    marker = lazyMarker(() => openMarker(options.databaseUrl, options.slot, logger), run.closers);
   }
   logger.info({ marking: options.markSent ? marked.map((t) => t.qualified) : [] }, options.markSent ? 'marking sent_to_kafka on the tables that have it' : 'not marking sent_to_kafka');
 
@@ -334,7 +337,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     if (snapshots && options.once) await Promise.race([snapshots.idle, aborted, delivery.failed]);
     // Orderly stop: no new chunk; no more reading; deliver what was read; confirm it.
     await snapshots?.stop();
-    listener.pause();
+    listener.hold();
     await Promise.race([delivery.batcher.drain(), delivery.failed, new Promise((resolve) => setTimeout(resolve, STOP_FLUSH_MS).unref())]);
   } finally {
     await snapshots?.stop();
@@ -342,4 +345,19 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   }
   logger.info({ confirmed: formatLsn(checkpointer.confirmed), skippedOwnChanges: listener.skippedOwnChanges }, 'stopped');
   return delivery.summary(checkpointer.confirmed);
+}
+
+/** A marker opened on its first use (its session holds walbridge's replication origin, so it is not opened for nothing). */
+function lazyMarker(open: () => Promise<Marker>, closers: Run['closers']): Marker {
+  let opened: Promise<Marker> | null = null;
+  return {
+    mark: async (keys) => {
+      if (!opened) {
+        opened = open();
+        closers.push(async () => (await opened!).close());
+      }
+      await (await opened).mark(keys);
+    },
+    close: async () => {},
+  };
 }

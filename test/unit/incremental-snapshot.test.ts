@@ -84,7 +84,7 @@ function setup(ids: number[], store: FakeStore, delivered: () => Promise<void> =
   db.windows = windows;
   const snapshot = new IncrementalSnapshot({
     slot: 's', run: 'r', source: db, store, windows, delivered, chunkRows: 3, chunkBytes: 1 << 20, pollMs: 5, logger,
-    describe: async (t) => ({ ...t, primaryKey: ['id'], sentFlag: null }),
+    describe: async (t) => ({ ...t, primaryKey: ['id'], columns: ['id'], sentFlag: null }),
   });
   return { db, pushed, snapshot };
 }

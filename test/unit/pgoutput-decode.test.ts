@@ -7,7 +7,7 @@ import type { CapturedTable } from '../../src/cdc/postgres/table.js';
 import { topicName } from '../../src/core/envelope.js';
 
 const table: CapturedTable = {
-  schema: 'public', table: 'user_logins', qualified: 'public.user_logins', primaryKey: ['id'], primaryKeyTypes: ['integer'],
+  schema: 'public', table: 'user_logins', qualified: 'public.user_logins', primaryKey: ['id'], columns: ['id', 'username', 'event_time', 'sent_to_kafka'], primaryKeyTypes: ['integer'],
   sentFlag: 'sent_to_kafka', replicaIdentity: 'f', partitioned: false, owned: true,
 };
 const decoderOptions = { topicPrefix: 'walbridge', database: 'db1', markSent: true, tombstones: false, missingValues: async () => new Map<string, string>() };

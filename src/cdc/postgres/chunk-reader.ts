@@ -14,7 +14,7 @@
  */
 import type pg from 'pg';
 import type { RelationColumn } from './pgoutput-reader.js';
-import { qualifiedName } from './table.js';
+import { qualifiedName, selectList } from './table.js';
 import { emitWatermark, type Watermark } from './watermarks.js';
 
 export interface ChunkTable {
@@ -22,6 +22,8 @@ export interface ChunkTable {
   table: string;
   /** Primary key columns in key order. */
   primaryKey: string[];
+  /** The replicated columns (table.ts), the select list of a chunk. */
+  columns: string[];
   /** The boolean `sent_to_kafka` column, or null. */
   sentFlag: string | null;
 }
@@ -69,7 +71,7 @@ export async function readChunk(client: pg.Client, query: ChunkQuery): Promise<C
   if (query.after !== null) compare('>', query.after);
   if (query.upTo !== null) compare('<=', query.upTo);
   const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
-  const text = `DECLARE ${CURSOR} NO SCROLL CURSOR FOR SELECT * FROM ${qualifiedName(client, table)}${where} ORDER BY ${keyColumns.join(', ')} LIMIT ${Math.max(1, Math.floor(query.maxRows))}`;
+  const text = `DECLARE ${CURSOR} NO SCROLL CURSOR FOR SELECT ${selectList(client, table)} FROM ${qualifiedName(client, table)}${where} ORDER BY ${keyColumns.join(', ')} LIMIT ${Math.max(1, Math.floor(query.maxRows))}`;
 
   const rows: (string | null)[][] = [];
   let columns: Chunk['columns'] = [];
@@ -129,10 +131,11 @@ export async function highestKey(client: pg.Client, table: ChunkTable, unsentOnl
  * a transaction that writes only later gets a later id, and its changes are
  * decoded with the new catalog.
  */
-export async function waitForRunningTransactions(client: pg.Client, onWait: () => void): Promise<void> {
+export async function waitForRunningTransactions(client: pg.Client, onWait: () => void, stopped: () => boolean = () => false): Promise<void> {
   const mark = (await client.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid')).rows[0]!.xid;
   let reported = Date.now();
-  for (;;) {
+  // An idle-in-transaction session can hold this for ever: a stop must not wait for it.
+  while (!stopped()) {
     const done = (await client.query<{ done: boolean }>('SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8 AS done', [mark])).rows[0]!.done;
     if (done) return;
     if (Date.now() - reported > 5_000) {
@@ -147,7 +150,7 @@ export async function waitForRunningTransactions(client: pg.Client, onWait: () =
 export function chunkSource(client: pg.Client): {
   emit(watermark: Watermark): Promise<void>;
   highestKey(table: ChunkTable, unsentOnly: boolean): Promise<string[] | null>;
-  settle(onWait: () => void): Promise<void>;
+  settle(onWait: () => void, stopped: () => boolean): Promise<void>;
   read(query: ChunkQuery): Promise<Chunk>;
 } {
   return {
@@ -155,7 +158,7 @@ export function chunkSource(client: pg.Client): {
       await emitWatermark(client, watermark);
     },
     highestKey: (table, unsentOnly) => highestKey(client, table, unsentOnly),
-    settle: (onWait) => waitForRunningTransactions(client, onWait),
+    settle: (onWait, stopped) => waitForRunningTransactions(client, onWait, stopped),
     read: (query) => readChunk(client, query),
   };
 }

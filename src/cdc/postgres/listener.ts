@@ -102,6 +102,7 @@ export class Listener {
   private statusTimer: NodeJS.Timeout | null = null;
   private statusSoon: NodeJS.Timeout | null = null;
   private stopping = false;
+  private held = false;
   /**
    * Set on the first failure. pg-protocol hands on the rest of a socket chunk
    * synchronously, so messages after the failing one (its transaction's
@@ -145,7 +146,13 @@ export class Listener {
   }
 
   resume(): void {
-    if (!this.stopping) this.connection?.stream.resume();
+    if (!this.stopping && !this.held) this.connection?.stream.resume();
+  }
+
+  /** Stops reading for good (an orderly stop's flush): backpressure released meanwhile does not resume it. */
+  hold(): void {
+    this.held = true;
+    this.pause();
   }
 
   /** Sends the confirmed LSN now; with `ping`, resolves when the server has answered (so it has processed it). */

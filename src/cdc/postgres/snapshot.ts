@@ -17,7 +17,7 @@ import { createProgress } from '../../observability/progress.js';
 import type { Gate } from '../gate.js';
 import type { ChangeDecoder, DecodedChange, SnapshotContext, SnapshotMarker } from './decode.js';
 import { TEXT_OUTPUT_OPTIONS } from './slot.js';
-import { qualifiedName, type CapturedTable } from './table.js';
+import { qualifiedName, selectList, type CapturedTable } from './table.js';
 
 export type SnapshotMode = 'unsent' | 'all' | 'none';
 
@@ -70,7 +70,7 @@ export async function readSnapshot(request: SnapshotRequest): Promise<number> {
         if (readInTable === 1) return 'first_in_data_collection';
         return readInTable === tableRows ? 'last_in_data_collection' : 'true';
       };
-      await client.query(`DECLARE walbridge_snapshot NO SCROLL CURSOR FOR SELECT * FROM ${sources[t]}`);
+      await client.query(`DECLARE walbridge_snapshot NO SCROLL CURSOR FOR SELECT ${selectList(client, table)} FROM ${sources[t]}`);
       const fetch = (): Promise<pg.QueryResult> => client.query({ text: `FETCH ${FETCH_ROWS} FROM walbridge_snapshot`, rowMode: 'array', types: RAW_TEXT });
       // One fetch ahead: PostgreSQL reads the next rows while these are encoded.
       let next = fetch();

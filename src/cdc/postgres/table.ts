@@ -16,6 +16,11 @@ export interface CapturedTable {
   qualified: string;
   /** Primary key columns in key order. */
   primaryKey: string[];
+  /**
+   * The columns pgoutput replicates, in table order: not dropped, not
+   * generated (pgoutput leaves GENERATED columns out, so snapshot reads must too).
+   */
+  columns: string[];
   /** SQL type of each primary key column (`integer`), for the marker's array parameters. */
   primaryKeyTypes: string[];
   /** `sent_to_kafka` when the table has that boolean column, else null. */
@@ -30,6 +35,11 @@ export interface CapturedTable {
 
 export function qualifiedName(client: pg.Client, table: { schema: string; table: string }): string {
   return `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`;
+}
+
+/** The select list of a snapshot read: the replicated columns, quoted. */
+export function selectList(client: pg.Client, table: { columns: string[] }): string {
+  return table.columns.map((column) => client.escapeIdentifier(column)).join(', ');
 }
 
 interface Candidate {
@@ -110,6 +120,10 @@ async function describeCandidate(client: pg.Client, candidate: Candidate): Promi
     [candidate.oid],
   );
   if (key.rows.length === 0) return null;
+  const columns = await client.query<{ attname: string }>(
+    `SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum`,
+    [candidate.oid],
+  );
   const flag = await client.query(
     `SELECT 1 FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND atttypid = 'boolean'::regtype AND NOT attisdropped`,
     [candidate.oid, SENT_FLAG_COLUMN],
@@ -119,6 +133,7 @@ async function describeCandidate(client: pg.Client, candidate: Candidate): Promi
     table: candidate.table,
     qualified: `${candidate.schema}.${candidate.table}`,
     primaryKey: key.rows.map((r) => r.attname),
+    columns: columns.rows.map((r) => r.attname),
     primaryKeyTypes: key.rows.map((r) => r.type),
     sentFlag: flag.rowCount ? SENT_FLAG_COLUMN : null,
     replicaIdentity: candidate.relreplident,
