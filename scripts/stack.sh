@@ -86,12 +86,16 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# A PID file counts only when its process is alive: a stale one never blocks `up`.
+# A PID file counts only when its process is alive and is still ours (its
+# command line names the PID file's directory: Kafka's server.properties,
+# ClickHouse's config.xml live there): a stale one never blocks `up`, and a
+# PID the system gave to another process since is never signalled by `down`.
 alive() {
   local pidfile=$1 pid
   [ -f "$pidfile" ] || return 1
   pid=$(cat "$pidfile" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "$(dirname "$pidfile")/"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -25,8 +25,11 @@ import { describeTable } from '../../src/cdc/postgres/table.js';
 import { emitWatermark, readWatermark, type Watermark } from '../../src/cdc/postgres/watermarks.js';
 import { parseLsn, type Lsn } from '../../src/core/lsn.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { sql, waitFor } from '../support/cdc.js';
-import { isolatedServices, type IsolatedServices } from '../support/services.js';
+import { serverMajor, sql, waitFor } from '../support/cdc.js';
+import { isolatedServices, serviceUrls, type IsolatedServices } from '../support/services.js';
+
+/** Watermarks travel as pgoutput logical messages, which PostgreSQL 13 does not send (cdc refuses incremental snapshots there). */
+const NO_WATERMARKS = (await serverMajor(serviceUrls().databaseUrl)) < 14 && 'pgoutput sends logical messages from PostgreSQL 14 on';
 
 const logger = createLogger('test');
 logger.level = 'silent';
@@ -85,7 +88,7 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
     await services.cleanup();
   });
 
-  it('watermarks arrive through pgoutput in commit order among the changes, inside their own transaction', async () => {
+  it('watermarks arrive through pgoutput in commit order among the changes, inside their own transaction', { skip: NO_WATERMARKS }, async () => {
     const url = services.databaseUrl;
     await sql(url, 'CREATE TABLE wm (id int PRIMARY KEY)');
     const seen: string[] = [];
@@ -203,7 +206,7 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
     await client.end();
   });
 
-  it('under concurrent writes, stopped and resumed halfway, the snapshot merged with the stream equals the table', async () => {
+  it('under concurrent writes, stopped and resumed halfway, the snapshot merged with the stream equals the table', { skip: NO_WATERMARKS }, async () => {
     const url = services.databaseUrl;
     const rows = 3000;
     await sql(url, 'CREATE TABLE busy (id int PRIMARY KEY, v int NOT NULL, note text)');
