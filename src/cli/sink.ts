@@ -149,6 +149,10 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
   }))
   .command('verify', 'compare the PostgreSQL table with ClickHouse FINAL WHERE _is_deleted = 0; exit 0 when equal, 1 when not', (y) =>
     topicOptions(y)
+      // verify reads no topic: these only select PostgreSQL tables, named as their topics, as start would.
+      .option('topic-pattern', { type: 'string', describe: 'verify the tables whose topic (<prefix>.<schema>.<table>) matches this regex, as start would consume them' })
+      .option('topic-prefix', { type: 'string', default: 'walbridge', describe: 'the prefix --topic and --topic-pattern match table names with (no topic is read)' })
+      .option('topic', { type: 'string', describe: 'verify the one table this topic name (<prefix>.<schema>.<table>) stands for' })
       .option('database-url', { type: 'string', describe: 'PostgreSQL URL (env DATABASE_URL)' })
       .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
       .option('range-size', { type: 'number', default: 10_000, describe: 'ids per compared range' })

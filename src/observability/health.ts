@@ -12,7 +12,7 @@
  */
 import http from 'node:http';
 import { ConfigError } from '../core/exit-codes.js';
-import { registry } from './metrics.js';
+import { collectProcessMetrics, registry } from './metrics.js';
 
 const STALE_MS = 60_000;
 
@@ -35,6 +35,7 @@ export function metricsPort(flag: string | undefined, env: NodeJS.ProcessEnv = p
 /** Serves the endpoints on `port` (all interfaces), or does nothing when port is undefined. */
 export async function serveHealth(port: number | undefined, now: () => number = Date.now): Promise<Health> {
   if (port === undefined) return NONE;
+  collectProcessMetrics();
   let lastProgress: number | null = null;
   const server = http.createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];

@@ -9,7 +9,11 @@
 import client from 'prom-client';
 
 export const registry = new client.Registry();
-client.collectDefaultMetrics({ register: registry, prefix: 'walbridge_' });
+
+/** Node's process metrics (CPU, memory, event loop lag), only in a process that serves /metrics. */
+export function collectProcessMetrics(): void {
+  client.collectDefaultMetrics({ register: registry, prefix: 'walbridge_' });
+}
 
 const SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 const COUNTS = [1, 10, 100, 500, 1000, 5000, 10000, 50000];

@@ -100,6 +100,14 @@ describe('CLI against unreachable or misnamed services', () => {
     });
   }
 
+  it('sink verify --help says its topic flags only select tables (it reads no topic)', async () => {
+    const result = await runCli('sink', ['verify', '--help'], cliEnv(services));
+    assert.equal(result.code, 0, result.stderr);
+    const help = result.stdout.replace(/\s+/g, ' ');
+    assert.match(help, /--topic-prefix the prefix --topic and --topic-pattern match table names with \(no topic is read\)/);
+    assert.doesNotMatch(help, /consume every topic|overriding --topic-prefix/);
+  });
+
   it('a libpq key=value connection string or a / in a URL password is refused without printing the password', async () => {
     for (const databaseUrl of ['host=127.0.0.1 user=u password=kv-secret-4711 dbname=d', 'postgres://u:slash/secret-4711@127.0.0.1:1/d']) {
       const result = await runCli('sink', ['verify'], { ...cliEnv(services), DATABASE_URL: databaseUrl });

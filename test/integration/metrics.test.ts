@@ -81,6 +81,7 @@ describe('metrics and health endpoints', () => {
     }, 30_000);
     assert.ok(sample(polled, 'walbridge_cdc_slot_lag_bytes')! >= 0);
     assert.match(streamed, /^# TYPE walbridge_cdc_events_total counter$/m);
+    assert.match(streamed, /^walbridge_process_resident_memory_bytes \d+/m);
     assert.match(streamed, /^# TYPE walbridge_cdc_kafka_send_duration_seconds histogram$/m);
     // The 30 rows are one transaction: its commit-to-ack time is observed once it is confirmed.
     assert.ok(sample(streamed, 'walbridge_cdc_commit_to_kafka_ack_seconds_count')! >= 1);
