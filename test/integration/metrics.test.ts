@@ -2,23 +2,12 @@
  * --metrics-port on a running cdc and sink: /healthz, /readyz, and the
  * Prometheus families of /metrics, scraped over HTTP, moving as rows flow.
  */
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createUserLogins, sql, waitFor } from '../support/cdc.js';
 import { cliEnv, runCli, startCli, type RunningCli } from '../support/cli.js';
 import { isolatedServices, type IsolatedServices } from '../support/services.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../support/ports.js';
 
 async function get(port: number, path: string): Promise<{ status: number; text: string }> {
   const response = await fetch(`http://127.0.0.1:${port}${path}`);
