@@ -8,17 +8,7 @@ import { createUserLogins, sql, waitFor } from '../support/cdc.js';
 import { cliEnv, runCli, startCli, type RunningCli } from '../support/cli.js';
 import { isolatedServices, type IsolatedServices } from '../support/services.js';
 import { freePort } from '../support/ports.js';
-
-async function get(port: number, path: string): Promise<{ status: number; text: string }> {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: response.status, text: await response.text() };
-}
-
-/** The value of one sample (`name{labels} value`), or undefined when absent. */
-function sample(text: string, name: string, labels = ''): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `) || (!labels && l.startsWith(`${name}{`)));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
+import { get, sample } from '../support/metrics.js';
 
 const rows = (from: number, to: number): string =>
   `INSERT INTO user_logins (id, username, event_type, event_time) SELECT g, 'u' || g, 'login', now() FROM generate_series(${from}, ${to}) g`;
