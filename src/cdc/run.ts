@@ -289,6 +289,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
   if (target !== null && startLsn >= target) reachedTarget();
   const freshness = commitFreshness();
+  cdcMetrics().confirmedLsn.set(lsnValue(startLsn)); // not 0 until the first confirmation: rate() would see a jump
   const listener = new Listener({
     databaseUrl: options.databaseUrl,
     slot: options.slot,

@@ -58,6 +58,12 @@ export const retryMetrics = once(() => ({
   waiting: new client.Gauge({ name: 'walbridge_waiting', help: '1 while an operation waits for this dependency to come back', labelNames: ['dependency'], registers: [registry] }),
 }));
 
+/** A dependency's retry series start at 0, so dashboards and alerts see them before the first wait. */
+export function declareDependency(dependency: string): void {
+  retryMetrics().retries.inc({ dependency }, 0);
+  retryMetrics().waiting.set({ dependency }, 0);
+}
+
 /**
  * cdc's freshness: the listener reports each commit (end LSN, commit time),
  * the checkpointer each confirmed LSN; every commit at or below it is then
