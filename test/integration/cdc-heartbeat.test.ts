@@ -39,7 +39,7 @@ describe('cdc heartbeat', () => {
     await services.cleanup();
   });
 
-  it('moves the confirmed LSN, the heartbeat metrics and freshness with no table writes, sending nothing', async () => {
+  it('moves the confirmed LSN, the heartbeat metrics and freshness with no table writes, sending nothing', async (t) => {
     const args = ['start', '--slot', 'heartbeat_probe', '--topic-prefix', services.topicPrefix];
     if (major < 14) {
       const refused = await runCli('cdc', [...args, '--heartbeat-interval', '1'], cliEnv(services));
@@ -68,6 +68,9 @@ describe('cdc heartbeat', () => {
     assert.ok(sample(later, 'walbridge_cdc_commit_to_kafka_ack_seconds_count')! > sample(first, 'walbridge_cdc_commit_to_kafka_ack_seconds_count')!,
       'each heartbeat is a commit: freshness is observed');
     assert.ok(sample(later, 'walbridge_cdc_confirmed_lsn')! > sample(first, 'walbridge_cdc_confirmed_lsn')!);
+    const delta = (name: string): number => sample(later, name)! - sample(first, name)!;
+    t.diagnostic(`per heartbeat: ${Math.round(delta('walbridge_cdc_confirmed_lsn') / delta('walbridge_cdc_heartbeats_total'))} WAL bytes confirmed (other databases' WAL included), ` +
+      `commit → confirmed ${(1000 * delta('walbridge_cdc_commit_to_kafka_ack_seconds_sum') / delta('walbridge_cdc_commit_to_kafka_ack_seconds_count')).toFixed(1)} ms on average`);
     // The slot itself moves past the WAL position read before, with no table written.
     await waitFor('the slot confirmed past the earlier WAL end', async () => {
       const confirmed = parseLsn((await slotRow(services.databaseUrl, 'heartbeat_probe'))!.confirmed_flush_lsn);
