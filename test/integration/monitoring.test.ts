@@ -25,7 +25,17 @@ import { stackPortPrefix } from '../support/ports.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const ALERTS = path.join(ROOT, 'infra/prometheus/alerts.yml');
 const DASHBOARD = path.join(ROOT, 'infra/grafana/walbridge.json');
-const run = promisify(execFile);
+const execFileAsync = promisify(execFile);
+
+/** promtool, saying how to get it when it is missing. */
+async function promtool(...args: string[]): Promise<string> {
+  try {
+    return (await execFileAsync('promtool', args)).stdout;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('promtool is not installed: scripts/install-stack.sh installs Debian\'s prometheus package');
+    throw error;
+  }
+}
 
 interface Rule { type: 'recording' | 'alerting'; name: string; query: string; state?: string }
 
@@ -68,10 +78,8 @@ describe('monitoring: Prometheus rules and the Grafana dashboard on live metrics
   });
 
   it('promtool accepts the rules and the scrape config', async () => {
-    const rules = await run('promtool', ['check', 'rules', ALERTS]);
-    assert.match(rules.stdout, /SUCCESS: \d+ rules found/);
-    const config = await run('promtool', ['check', 'config', path.join(ROOT, 'infra/prometheus/prometheus.yml')]);
-    assert.match(config.stdout, /is valid prometheus config file syntax/);
+    assert.match(await promtool('check', 'rules', ALERTS), /SUCCESS: \d+ rules found/);
+    assert.match(await promtool('check', 'config', path.join(ROOT, 'infra/prometheus/prometheus.yml')), /is valid prometheus config file syntax/);
   });
 
   it('every rule, alert signal and dashboard query returns series from a running cdc and sink', async () => {
@@ -101,7 +109,13 @@ describe('monitoring: Prometheus rules and the Grafana dashboard on live metrics
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     prometheus.stdout!.pipe(log);
     prometheus.stderr!.pipe(log);
-    await waitFor('Prometheus ready', async () => (await fetch(`http://127.0.0.1:${promPort}/-/ready`).catch(() => undefined))?.ok || undefined, 60_000);
+    let failedToStart: Error | null = null;
+    prometheus.once('error', (error) => (failedToStart = error));
+    await waitFor(`Prometheus ready (log: ${path.join(work, 'prometheus.log')})`, async () => {
+      if (failedToStart) throw failedToStart;
+      if (prometheus!.exitCode !== null) throw new Error(`prometheus exited with ${prometheus!.exitCode}: ${readFileSync(path.join(work, 'prometheus.log'), 'utf8').slice(-2000)}`);
+      return (await fetch(`http://127.0.0.1:${promPort}/-/ready`).catch(() => undefined))?.ok || undefined;
+    }, 60_000);
 
     // Traffic: inserts, an update, a delete, and one message the sink cannot read (so the DLQ moves).
     for (const statement of [
