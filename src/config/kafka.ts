@@ -11,6 +11,7 @@
  * the password only from the environment (KAFKA_SASL_PASSWORD) or a file
  * (KAFKA_SASL_PASSWORD_FILE), never from a flag (visible in `ps`).
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { ConfigError } from '../core/exit-codes.js';
@@ -71,12 +72,19 @@ function resolveTls(flags: KafkaSecurityFlags, env: NodeJS.ProcessEnv, warn: (te
   if (caFile !== undefined) options.ca = readPem('--kafka-ssl-ca (KAFKA_SSL_CA)', caFile);
   if (certFile !== undefined) options.cert = readPem('--kafka-ssl-cert (KAFKA_SSL_CERT)', certFile);
   if (keyFile !== undefined) options.key = readPem('--kafka-ssl-key (KAFKA_SSL_KEY)', keyFile);
+  for (const [what, file, pem] of [['--kafka-ssl-ca', caFile, options.ca], ['--kafka-ssl-cert', certFile, options.cert]] as const) {
+    if (pem === undefined) continue;
+    try {
+      new X509Certificate(pem as Buffer);
+    } catch (error) {
+      throw new ConfigError(`${what} ${file} does not hold a PEM certificate: ${(error as Error).message}`);
+    }
+  }
   try {
-    // Parses the PEM and matches key to certificate now, rather than at the first connection.
-    tls.createSecureContext({ ca: options.ca, cert: options.cert, key: options.key });
+    // Parses the key and matches it to the certificate now, rather than at the first connection.
+    tls.createSecureContext({ cert: options.cert, key: options.key });
   } catch (error) {
-    const files = [caFile, certFile, keyFile].filter((f) => f !== undefined).join(', ');
-    throw new ConfigError(`the Kafka TLS files (${files}) do not hold a usable PEM CA, certificate and matching private key: ${(error as Error).message}`);
+    throw new ConfigError(`--kafka-ssl-key ${keyFile} is not the unencrypted PEM private key of --kafka-ssl-cert ${certFile}: ${(error as Error).message}`);
   }
   if (!(flags.kafkaSslVerifyHostname ?? booleanEnv(env, 'KAFKA_SSL_VERIFY_HOSTNAME') ?? true)) {
     warn('Kafka host name verification is off (--no-kafka-ssl-verify-hostname): any certificate a trusted CA signed is accepted for any broker');
