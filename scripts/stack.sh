@@ -22,6 +22,7 @@
 #                      SCRAM-SHA-512, user walbridge); the CA, certificates and the
 #                      generated password are made in <STACK_DIR>/kafka/tls, and
 #                      `env` gives the KAFKA_SSL_* / KAFKA_SASL_* settings to reach it
+# STACK_KAFKA_JAVA_OPTS more JVM options for the broker
 # `up` fetches a version it lacks with scripts/install-stack.sh (cached in
 # .stack-cache/). A stack directory keeps the versions it was made with: a
 # later command without them uses those, and asking for others is refused.
@@ -192,7 +193,9 @@ pg_status() {
 
 # --------------------------------------------------------------------- Kafka
 # The broker's JVM, heap bounded to 512 MB.
-KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true
+# STACK_KAFKA_JAVA_OPTS adds options (a throw-away test broker starts a third faster with C1 only).
+# shellcheck disable=SC2206
+KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true ${STACK_KAFKA_JAVA_OPTS:-}
   "-Dlog4j2.configurationFile=$ROOT/infra/kafka/log4j2.properties" "-Dkafka.log.dir=$KAFKA_DIR/log"
   -cp "$KAFKA_LIBS/*")
 
