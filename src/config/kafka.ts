@@ -80,11 +80,13 @@ function resolveTls(flags: KafkaSecurityFlags, env: NodeJS.ProcessEnv, warn: (te
       throw new ConfigError(`${what} ${file} does not hold a PEM certificate: ${(error as Error).message}`);
     }
   }
-  try {
-    // Parses the key and matches it to the certificate now, rather than at the first connection.
-    tls.createSecureContext({ cert: options.cert, key: options.key });
-  } catch (error) {
-    throw new ConfigError(`--kafka-ssl-key ${keyFile} is not the unencrypted PEM private key of --kafka-ssl-cert ${certFile}: ${(error as Error).message}`);
+  if (options.key !== undefined) {
+    try {
+      // Parses the key and matches it to the certificate now, rather than at the first connection.
+      tls.createSecureContext({ cert: options.cert, key: options.key });
+    } catch (error) {
+      throw new ConfigError(`--kafka-ssl-key ${keyFile} is not the unencrypted PEM private key of --kafka-ssl-cert ${certFile}: ${(error as Error).message}`);
+    }
   }
   if (!(flags.kafkaSslVerifyHostname ?? booleanEnv(env, 'KAFKA_SSL_VERIFY_HOSTNAME') ?? true)) {
     warn('Kafka host name verification is off (--no-kafka-ssl-verify-hostname): any certificate a trusted CA signed is accepted for any broker');
@@ -129,8 +131,3 @@ function booleanEnv(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
   throw new ConfigError(`${name} must be true or false, got '${env[name]}'`);
 }
 
-/** For logs and messages: how the connection is secured, never a secret. */
-export function describeKafkaSecurity(connection: KafkaConnection): string {
-  const sasl = connection.sasl ? `SASL ${connection.sasl.mechanism} as ${connection.sasl.username}` : 'no SASL';
-  return `${connection.tls ? 'TLS' : 'plaintext'}, ${sasl}`;
-}

@@ -78,8 +78,9 @@ export async function connectProducer(connection: KafkaConnection, clientId: str
  * KafkaConnection → @platformatic/kafka's tls and sasl (it takes Kafka's
  * mechanism names as they are). Node verifies the certificate against the
  * host connected to either way; tlsServerName also sends that name (SNI,
- * which TLS proxies in front of brokers route by), but only for host names:
- * an IP address as SNI is refused by the RFC and warned about by Node.
+ * which TLS proxies in front of brokers route by), set only when the
+ * bootstrap brokers are host names: an IP address as SNI is against the RFC
+ * and draws a warning from Node.
  */
 function platformaticSecurity(connection: KafkaConnection): Pick<ProducerOptions<Buffer, Buffer, Buffer, Buffer>, 'tls' | 'tlsServerName' | 'sasl'> {
   const { tls, sasl } = connection;
