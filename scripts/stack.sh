@@ -217,9 +217,10 @@ kafka_up() {
   else
     if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then  # storage is formatted once, by the version that runs it
       echo "$KAFKA_RELEASE" > "$KAFKA_DIR/version"
-      # A random cluster id as `kafka-storage random-uuid` prints it (16 bytes, base64url), without starting a JVM for it.
-      local cluster_id
-      cluster_id=$(openssl rand -base64 16 | tr '+/' '-_' | tr -d '=\n')
+      # A random cluster id as `kafka-storage random-uuid` prints it (16 bytes, base64url), without starting a
+      # JVM for it; like it, never one that starts with `-`, which the format command would read as an option.
+      local cluster_id=-
+      until [[ $cluster_id != -* ]]; do cluster_id=$(openssl rand -base64 16 | tr '+/' '-_' | tr -d '=\n'); done
       # SCRAM credentials live in the KRaft metadata: written at format time.
       "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" "${scram[@]}" \
         >>"$KAFKA_DIR/log/format.log" 2>&1 || fail "kafka storage format failed; see $KAFKA_DIR/log/format.log"
