@@ -20,7 +20,7 @@ import { isolatedServices, type IsolatedServices } from '../support/services.js'
 import { openClickHouse } from '../../src/sink/clickhouse/client.js';
 
 /** A refused setting must be told well before the clients' ~40 s of retries. */
-const FAIL_FAST_MS = 15_000;
+const FAIL_FAST_MS = 20_000;
 
 describe('Kafka over SASL_SSL', () => {
   let kafka: SecureKafka;
