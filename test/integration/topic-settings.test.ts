@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import kafkajs from 'kafkajs';
 import { describeTopics } from '../../src/kafka/topic-settings.js';
+import { plaintextKafka } from '../../src/config/kafka.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { cliEnv, runCli } from '../support/cli.js';
@@ -24,7 +25,7 @@ describe('topic settings and retention checks', () => {
   before(async () => {
     services = await isolatedServices('topic_settings');
     await createUserLogins(services.databaseUrl);
-    kafka = createKafka(services.kafkaBrokers.split(','), 'topic-settings-test', createLogger('test'));
+    kafka = createKafka(plaintextKafka(services.kafkaBrokers.split(',')), 'topic-settings-test', createLogger('test'));
   });
   after(() => services.cleanup());
 
