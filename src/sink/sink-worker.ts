@@ -34,7 +34,7 @@ import { recordSinkBatch } from '../observability/metrics.js';
 import type { BatchControl, ConsumedMessage, TopicReader } from '../kafka/consumer.js';
 import type { Logger } from '../observability/logger.js';
 import { RowBatch, type BatchLimits } from './row-batch.js';
-import { decodeEvent, PoisonMessage, SCHEMA_HEADER } from '../core/envelope.js';
+import { comparePositions, decodeEvent, PoisonMessage, SCHEMA_HEADER } from '../core/envelope.js';
 import type { AppliedCounts, BatchApplier } from './batch-applier.js';
 import { ValueError } from './clickhouse/column-types.js';
 import { pauseUntilFits } from './schema-pause.js';
@@ -45,7 +45,7 @@ export interface SinkTotals extends AppliedCounts {
   tombstones: number;
   /** Events replaced by a later event of the same key in the same batch. */
   collapsed: number;
-  /** Events older than (or a truncate no newer than) a truncate already applied: it covers them. */
+  /** Events older than a truncate already applied: it covers them. */
   beforeTruncate: number;
   /** Replay only: events with a version below --from-lsn. */
   belowFromLsn: number;
@@ -197,7 +197,8 @@ export class SinkWorker {
 
   private accept(message: ConsumedMessage, target: TableTarget, poison: PoisonMessage | undefined): void {
     const batch = this.current;
-    batch.take(message.topic, message.partition, message.offset, Date.now());
+    const generation = this.reader.generation;
+    batch.take(message.topic, message.partition, message.offset, Date.now(), generation);
     this.totals.messages += 1;
     try {
       if (poison) throw poison;
@@ -210,30 +211,24 @@ export class SinkWorker {
         this.totals.belowFromLsn += 1;
         return;
       }
+      const position = { version: event.version, seq: event.seq };
       if (event.kind === 'truncate') {
-        if (event.version > target.truncateFloor) {
-          batch.seal(target.name, event.version);
-          target.truncateFloor = event.version;
-        } else {
-          this.totals.beforeTruncate += 1;
-        }
+        // Applied even when already recorded: rows before it may have been written since (writer.ts, docs/design.md).
+        batch.seal({ table: target.name, position, generation });
+        if (comparePositions(position, target.truncateFloor) > 0) target.truncateFloor = position;
         return;
       }
-      if (event.version < target.truncateFloor) {
+      if (comparePositions(position, target.truncateFloor) < 0) {
         this.totals.beforeTruncate += 1;
         return;
       }
-      const mapper = target.mapper;
-      const syncedAt = mapper.syncedAtFragment(Date.now());
-      const line = event.kind === 'upsert'
-        ? mapper.upsert(event.after, event.version, syncedAt)
-        : mapper.delete(event.before, event.key, event.version, syncedAt);
+      const line = target.mapper.row(event, target.mapper.syncedAtFragment(Date.now()));
       batch.addRow(message.key ? `${message.topic}\u0000${message.key.toString('utf8')}` : null, {
-        table: target.name, line, version: event.version, deleted: event.kind === 'delete', source: message,
+        table: target.name, line, version: event.version, deleted: event.kind === 'delete', source: message, generation,
       });
     } catch (error) {
       if (!(error instanceof PoisonMessage || error instanceof ValueError)) throw error;
-      batch.addDeadLetter({ source: message, error: error.message }, (message.value?.length ?? 0) + (message.key?.length ?? 0));
+      batch.addDeadLetter({ source: message, error: error.message, generation }, (message.value?.length ?? 0) + (message.key?.length ?? 0));
     }
   }
 
@@ -299,8 +294,8 @@ export class SinkWorker {
 
   private async flush(batch: RowBatch<ConsumedMessage>): Promise<void> {
     const started = Date.now();
-    const counts = await this.applier.apply(batch);
-    if (this.options.commit) await this.reader.commit(batch.nextOffsets);
+    const counts = await this.applier.apply(batch, () => this.reader.generation);
+    if (this.options.commit) await this.reader.commit(batch.nextOffsets(this.reader.generation));
     this.totals.upserts += counts.upserts;
     this.totals.deletes += counts.deletes;
     this.totals.truncates += counts.truncates;
