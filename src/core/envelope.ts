@@ -115,8 +115,14 @@ export function topicName(prefix: string, schema: string, table: string): string
   return [prefix, schema, table].join(TOPIC_SEPARATOR);
 }
 
+const DEAD_LETTER_SUFFIX = '.dlq';
+
 export function deadLetterTopic(topic: string): string {
-  return `${topic}.dlq`;
+  return `${topic}${DEAD_LETTER_SUFFIX}`;
+}
+
+export function isDeadLetterTopic(topic: string): boolean {
+  return topic.endsWith(DEAD_LETTER_SUFFIX);
 }
 
 /*
