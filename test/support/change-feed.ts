@@ -24,7 +24,12 @@ export interface Login {
 export interface RawMessage {
   key: string | null;
   value: string | Buffer | null;
+  /** Set for a truncate, which goes to every partition. */
+  partition?: number;
 }
+
+/** One change of a multi-statement transaction (ChangeFeed.transaction). */
+export type TransactionStep = { op: 'insert' | 'update'; login: Login } | { op: 'delete'; id: number } | { op: 'truncate' };
 
 export function envelope(op: Operation, before: RowImage | null, after: RowImage | null, commitLsn: string, table = 'user_logins'): ChangeEnvelope {
   return {
@@ -48,7 +53,7 @@ export class ChangeFeed {
   private lsn = 0x1_0000_0000n;
   private producer: kafkajs.Producer;
 
-  constructor(private readonly db: pg.Client, kafkaBrokers: string, readonly topic: string) {
+  constructor(private readonly db: pg.Client, kafkaBrokers: string, readonly topic: string, private readonly partitions = 1) {
     this.producer = new kafkajs.Kafka({ brokers: kafkaBrokers.split(','), logLevel: kafkajs.logLevel.NOTHING }).producer();
   }
 
@@ -59,7 +64,7 @@ export class ChangeFeed {
     await admin.connect();
     await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
     await admin.disconnect();
-    const feed = new ChangeFeed(db, kafkaBrokers, topic);
+    const feed = new ChangeFeed(db, kafkaBrokers, topic, partitions);
     await feed.producer.connect();
     return feed;
   }
@@ -118,6 +123,44 @@ export class ChangeFeed {
     const lsn = this.nextLsn();
     await this.db.query('TRUNCATE user_logins');
     const messages = [{ key: null, value: JSON.stringify(envelope('t', null, null, lsn)) }];
+    await this.send(messages);
+    return messages;
+  }
+
+  /**
+   * Runs the steps in one PostgreSQL transaction and produces their events as
+   * cdc does: one commit LSN, `transaction.total_order` 1, 2, … in step order,
+   * a truncate sent to every partition.
+   */
+  async transaction(steps: TransactionStep[]): Promise<RawMessage[]> {
+    const lsn = this.nextLsn();
+    const messages: RawMessage[] = [];
+    await this.db.query('BEGIN');
+    try {
+      for (const [index, step] of steps.entries()) {
+        const transaction = { id: `${index}:${lsn}`, total_order: index + 1, data_collection_order: index + 1 };
+        const event = (op: Operation, before: RowImage | null, after: RowImage | null): string => JSON.stringify({ ...envelope(op, before, after, lsn), transaction });
+        if (step.op === 'truncate') {
+          await this.db.query('TRUNCATE user_logins');
+          for (let partition = 0; partition < this.partitions; partition += 1) messages.push({ key: null, value: event('t', null, null), partition });
+        } else if (step.op === 'delete') {
+          await this.db.query('DELETE FROM user_logins WHERE id = $1', [step.id]);
+          messages.push({ key: JSON.stringify({ id: step.id }), value: event('d', { id: step.id, username: null, event_type: null, event_time: null, sent_to_kafka: null }, null) });
+        } else {
+          const { login } = step;
+          const time = login.event_time === null ? null : utcTimestampText(BigInt(login.event_time), 6);
+          await this.db.query(step.op === 'insert'
+            ? 'INSERT INTO user_logins (id, username, event_type, event_time) VALUES ($1, $2, $3, $4::timestamp)'
+            : 'UPDATE user_logins SET username = $2, event_type = $3, event_time = $4::timestamp WHERE id = $1',
+          [login.id, login.username, login.event_type, time]);
+          messages.push({ key: JSON.stringify({ id: login.id }), value: event(step.op === 'insert' ? 'c' : 'u', null, image(login)) });
+        }
+      }
+      await this.db.query('COMMIT');
+    } catch (error) {
+      await this.db.query('ROLLBACK');
+      throw error;
+    }
     await this.send(messages);
     return messages;
   }
