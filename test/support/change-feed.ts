@@ -7,7 +7,7 @@
  */
 import pg from 'pg';
 import kafkajs from 'kafkajs';
-import type { ChangeEnvelope, Operation, RowImage } from '../../src/core/envelope.js';
+import { encodeTableSchema, SCHEMA_HEADER, type ChangeEnvelope, type Operation, type RowImage } from '../../src/core/envelope.js';
 import { formatLsn } from '../../src/core/lsn.js';
 import { utcTimestampText } from '../../src/sink/clickhouse/column-types.js';
 
@@ -45,6 +45,15 @@ export function envelope(op: Operation, before: RowImage | null, after: RowImage
   };
 }
 
+/** user_logins' columns as pgoutput describes them (type OIDs: int4, text, timestamp, bool). */
+const USER_LOGINS_SCHEMA = encodeTableSchema('public', 'user_logins', [
+  { name: 'id', typeOid: 23, typmod: -1, key: true },
+  { name: 'username', typeOid: 25, typmod: -1, key: false },
+  { name: 'event_type', typeOid: 25, typmod: -1, key: false },
+  { name: 'event_time', typeOid: 1114, typmod: -1, key: false },
+  { name: 'sent_to_kafka', typeOid: 16, typmod: -1, key: false },
+]);
+
 export function image(login: Login, sentToKafka = false): RowImage {
   return { ...login, sent_to_kafka: sentToKafka };
 }
@@ -52,6 +61,8 @@ export function image(login: Login, sentToKafka = false): RowImage {
 export class ChangeFeed {
   private lsn = 0x1_0000_0000n;
   private producer: kafkajs.Producer;
+  /** When set, every message carries user_logins' `walbridge.schema` header, as cdc sends it. */
+  withSchemaHeader = false;
 
   constructor(private readonly db: pg.Client, kafkaBrokers: string, readonly topic: string, private readonly partitions = 1) {
     this.producer = new kafkajs.Kafka({ brokers: kafkaBrokers.split(','), logLevel: kafkajs.logLevel.NOTHING }).producer();
@@ -76,8 +87,9 @@ export class ChangeFeed {
   }
 
   async send(messages: RawMessage[]): Promise<void> {
+    const headers = this.withSchemaHeader ? { [SCHEMA_HEADER]: USER_LOGINS_SCHEMA } : undefined;
     for (let i = 0; i < messages.length; i += 5000) {
-      await this.producer.send({ topic: this.topic, acks: -1, messages: messages.slice(i, i + 5000) });
+      await this.producer.send({ topic: this.topic, acks: -1, messages: messages.slice(i, i + 5000).map((m) => ({ ...m, headers })) });
     }
   }
 
