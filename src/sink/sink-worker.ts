@@ -9,6 +9,11 @@
  *   dead letters, insert and truncate all returned;
  * - a full batch (rows, bytes, or sealed by a truncate) blocks further reading
  *   until the batch before it is written: memory stays bounded.
+ * - every message taken carries the consumer group generation it was read
+ *   in; after a rebalance, the applier leaves out rows of an older one and
+ *   only offsets of the current one are committed (row-batch.ts);
+ * - every truncate marker seals its batch and is applied, even when a
+ *   truncate at least as new is recorded (writer.ts).
  *
  * When a batch is written (latency without a flood of small inserts):
  * - at once when full, or when a drain has reached its end offsets;
@@ -131,6 +136,8 @@ export class SinkWorker {
 
   private async onMessages(topic: string, partition: number, messages: ConsumedMessage[], control: BatchControl): Promise<void> {
     const slot = `${topic}\u0000${partition}`;
+    // No rebalance can complete while this handler runs (kafkajs rejoins after it returns): its messages are of this generation.
+    const generation = this.reader.generation;
     try {
       const end = this.options.drainTo?.get(topic)?.get(partition);
       const target = this.routes.get(topic);
@@ -149,7 +156,7 @@ export class SinkWorker {
         if (!target.ready(header) && target.prepared && !await this.writeInHand(control)) return;
         const prepared = target.ready(header) ? true : await this.prepare(target, header, message, control);
         if (prepared === false) return;
-        this.accept(message, target, prepared === true ? undefined : prepared);
+        this.accept(message, target, prepared === true ? undefined : prepared, generation);
         control.taken(message.offset);
         this.reached.set(slot, message.offset + 1n);
       }
@@ -195,9 +202,8 @@ export class SinkWorker {
     });
   }
 
-  private accept(message: ConsumedMessage, target: TableTarget, poison: PoisonMessage | undefined): void {
+  private accept(message: ConsumedMessage, target: TableTarget, poison: PoisonMessage | undefined, generation: number): void {
     const batch = this.current;
-    const generation = this.reader.generation;
     batch.take(message.topic, message.partition, message.offset, Date.now(), generation);
     this.totals.messages += 1;
     try {
