@@ -153,9 +153,10 @@ export async function openTopicReader(kafka: Kafka, options: { topics: readonly 
       try {
         await consumer.commitOffsets(partitions);
       } catch (error) {
-        // kafkajs retries the commit first; when it gives up, the broker's error is the originalError.
-        const err = error as { type?: string; originalError?: { type?: string } };
-        const type = err.type ?? err.originalError?.type ?? '';
+        // kafkajs retries the commit first; when it gives up, the broker's error is the originalError (retries exhausted)
+        // or the cause (a non-retriable one such as ILLEGAL_GENERATION, which a rebalance under a commit gives).
+        const err = error as { type?: string; originalError?: { type?: string }; cause?: { type?: string } };
+        const type = err.type ?? err.originalError?.type ?? err.cause?.type ?? '';
         if (!REBALANCE_ERRORS.has(type)) throw error;
         logger.warn({ type }, `offset commit skipped, group ${groupId} is rebalancing; those messages will be read again (applying them is idempotent)`);
         return;
