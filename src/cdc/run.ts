@@ -36,6 +36,7 @@ import { adopt, applyReplicaIdentity, openTopic, publishAndRequest } from './cap
 import { startSnapshotStage, type SnapshotStage } from './snapshot-stage.js';
 import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
+import { checkHeartbeatSupport, startHeartbeat, type Heartbeat } from './heartbeat.js';
 
 export interface CaptureOptions {
   databaseUrl: string;
@@ -55,6 +56,8 @@ export interface CaptureOptions {
   tombstones: boolean;
   /** Create the slot failover-enabled (PostgreSQL 17+; refused on older servers). */
   failover: boolean;
+  /** --heartbeat-interval in ms (heartbeat.ts); not with `once`. */
+  heartbeatIntervalMs?: number;
   signal: AbortSignal;
   /** A heartbeat for /readyz (observability/health.ts): the confirmed LSN moved. */
   progressed?: () => void;
@@ -111,6 +114,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
     tables: options.tables, replicaIdentity: options.replicaIdentity, slot: options.slot, markSent: options.markSent,
     fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
   });
+  if (options.heartbeatIntervalMs !== undefined) checkHeartbeatSupport(checked.server);
   for (const table of checked.tables) await applyReplicaIdentity(admin, table, options.replicaIdentity, logger);
   const publication = await publishAndRequest(options, admin, checked);
   if (publication.created) logger.info({ publication: options.publication, tables: checked.tables.map((t) => t.qualified) }, 'created publication');
@@ -279,11 +283,13 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   const { options, logger, target } = run;
   const incremental = supportsWatermarks(run.checked.server);
   let snapshots: SnapshotStage | null = null;
+  let heartbeat: Heartbeat | null = null;
   const checkpointer = new Checkpointer(startLsn, delivery.batcher.pushedCount);
   let reachedTarget: () => void = () => {};
   const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
   if (target !== null && startLsn >= target) reachedTarget();
   const freshness = commitFreshness();
+  cdcMetrics().confirmedLsn.set(lsnValue(startLsn)); // not 0 until the first confirmation: rate() would see a jump
   const listener = new Listener({
     databaseUrl: options.databaseUrl,
     slot: options.slot,
@@ -299,6 +305,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     onCommit: freshness.committed,
     onConfirmed: (lsn) => {
       freshness.confirmed(lsn);
+      heartbeat?.confirmed(lsn);
       cdcMetrics().confirmedLsn.set(lsnValue(lsn));
       options.progressed?.();
       if (target !== null && lsn >= target) reachedTarget();
@@ -306,7 +313,12 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     onFailure: delivery.fail,
     statusIntervalMs: options.once ? 1_000 : 10_000,
     pingOnInterval: options.once,
-    ...(incremental ? { onLogicalMessage: (message, txn) => snapshots?.onLogicalMessage(message, txn) } : {}),
+    ...(incremental ? {
+      onLogicalMessage: (message, txn) => {
+        heartbeat?.onLogicalMessage(message, txn);
+        snapshots?.onLogicalMessage(message, txn);
+      },
+    } : {}),
   });
   delivery.attach(checkpointer, listener);
   logger.info({ slot: options.slot, publication: options.publication, tables: run.checked.tables.map((t) => t.qualified), from: formatLsn(startLsn) }, 'streaming');
@@ -317,6 +329,9 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   running.catch(delivery.fail);
   try {
     await Promise.race([listener.started, aborted, delivery.failed]);
+    if (options.heartbeatIntervalMs !== undefined && !options.once && !delivery.stopped()) {
+      heartbeat = startHeartbeat({ databaseUrl: options.databaseUrl, slot: options.slot, intervalMs: options.heartbeatIntervalMs, logger });
+    }
     if (incremental && !delivery.stopped()) {
       snapshots = await startSnapshotStage({
         databaseUrl: options.databaseUrl,
@@ -340,6 +355,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     listener.hold();
     await Promise.race([delivery.batcher.drain(), delivery.failed, new Promise((resolve) => setTimeout(resolve, STOP_FLUSH_MS).unref())]);
   } finally {
+    await heartbeat?.stop();
     await snapshots?.stop();
     await listener.stop();
   }
