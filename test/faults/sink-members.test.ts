@@ -40,7 +40,13 @@ async function round(f: SinkFixture, base: number, withTruncate: boolean): Promi
 async function scenario(f: SinkFixture, members: number, group: string, firstId: number): Promise<void> {
   const args = ['start', '--topic-prefix', f.services.topicPrefix, '--group', group, '--batch-rows', '40', '--linger-ms', '20'];
   const running: RunningCli[] = [];
-  const start = (): void => void running.push(startCli('sink', args, f.env));
+  const start = (): void => void running.push(startCli('sink', args, { ...f.env, LOG_LEVEL: 'info' }));
+  /** A member is stopped only once it has joined (a signal before its handlers are installed would just end it). */
+  const joined = async (member: RunningCli): Promise<void> => {
+    const deadline = Date.now() + 60_000;
+    while (!/joined group/.test(member.output().stderr) && Date.now() < deadline) await sleep(100);
+    assert.match(member.output().stderr, /joined group/);
+  };
   for (let i = 0; i < members - 1; i += 1) start();
   let id = firstId;
   const next = (): number => (id += 1_000);
@@ -51,19 +57,26 @@ async function scenario(f: SinkFixture, members: number, group: string, firstId:
   await round(f, next(), false);
   const [first, second] = running;
   assert.ok(first && second);
+  await joined(first);
   first.child.kill(members > 2 ? 'SIGKILL' : 'SIGTERM'); // a member dies (or leaves) with batches in hand
   await round(f, next(), true);
   await round(f, next(), false);
   start(); // and is replaced
   await sleep(1_000);
+  await joined(second);
   second.child.kill('SIGTERM');
   await round(f, next(), true);
   await round(f, next(), false);
   await sleep(2_000);
-  for (const member of running) if (member.child.exitCode === null && member.child.signalCode === null) member.child.kill('SIGTERM');
+  for (const member of running) {
+    if (member.child.exitCode !== null || member.child.signalCode !== null) continue;
+    await joined(member);
+    member.child.kill('SIGTERM');
+  }
   for (const member of running) {
     const result = await member.exited;
-    assert.ok(result.code === 0 || result.signal === 'SIGKILL', `a member failed: ${result.stderr}`);
+    const errors = result.stderr.split('\n').filter((line) => /"level":50|^error/.test(line)).join('\n');
+    assert.ok(result.code === 0 || result.signal === 'SIGKILL', `a member ended with code ${result.code}, signal ${result.signal}: ${errors}`);
   }
   const drain = await f.sink(['start', '--once', '--group', group], 180_000);
   assert.equal(drain.code, 0, drain.stderr);
