@@ -18,6 +18,7 @@ import pg from 'pg';
 import type { TableSelection } from '../config/table-selection.js';
 import type { Operation } from '../core/envelope.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
+import type { KafkaConnection } from '../config/kafka.js';
 import { createKafka } from '../kafka/client.js';
 import { connectProducer, type EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../observability/logger.js';
@@ -40,7 +41,7 @@ import { checkHeartbeatSupport, startHeartbeat, type Heartbeat } from './heartbe
 
 export interface CaptureOptions {
   databaseUrl: string;
-  kafkaBrokers: string[];
+  kafka: KafkaConnection;
   slot: string;
   publication: string;
   tables: TableSelection;
@@ -127,7 +128,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
   }
   const target = options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
 
-  const kafka = createKafka(options.kafkaBrokers, 'walbridge-cdc', logger);
+  const kafka = createKafka(options.kafka, 'walbridge-cdc', logger);
   const decoder = new ChangeDecoder(checked.tables, {
     topicPrefix: options.topicPrefix, database: checked.database, markSent: options.markSent, tombstones: options.tombstones,
     missingValues: (table) => missingValues(admin, table),
@@ -174,7 +175,7 @@ interface Delivery {
 
 async function deliver(run: Run): Promise<Delivery> {
   const { options, logger } = run;
-  const producer: EventProducer = await connectProducer(options.kafkaBrokers, 'walbridge-cdc');
+  const producer: EventProducer = await connectProducer(options.kafka, 'walbridge-cdc');
   run.closers.push(() => producer.disconnect());
   let marker: Marker | null = null;
   const marked = run.checked.tables.filter((t) => t.sentFlag !== null);

@@ -11,6 +11,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveConnections } from '../config/connections.js';
+import { resolveKafka, type KafkaSecurityFlags } from '../config/kafka.js';
 import { EXIT_OK, EXIT_RUNTIME, ConfigError } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { createLogger } from '../observability/logger.js';
@@ -23,6 +24,7 @@ import { topicName } from '../core/envelope.js';
 import { checkKafkaReachable } from '../kafka/reachability.js';
 import { metricsPort, serveHealth } from '../observability/health.js';
 import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
+import { kafkaOptions } from './kafka-options.js';
 
 interface TopicArgs {
   topicPrefix: string;
@@ -62,7 +64,7 @@ function selectionRules(args: TopicArgs, env: NodeJS.ProcessEnv = process.env): 
 }
 
 function sinkOptions<T>(y: Argv<T>) {
-  return topicOptions(y)
+  return kafkaOptions(topicOptions(y))
     .option('group', { type: 'string', default: 'walbridge-sink', describe: 'Kafka consumer group' })
     // Strings, parsed by positive(): yargs turns `abc` into NaN, losing what the user typed.
     .option('batch-rows', { type: 'string', default: String(DEFAULT_LIMITS.maxRows), describe: 'flush a batch at this many rows' })
@@ -73,7 +75,6 @@ function sinkOptions<T>(y: Argv<T>) {
     .option('create-tables', { type: 'boolean', default: true, describe: 'create a missing ClickHouse table from the events\' schema (--no-create-tables: refuse)' })
     .option('max-dead-letter-ratio', { type: 'string', default: String(DEFAULT_MAX_DEAD_LETTER_RATIO),
       describe: `stop (exit 1) instead of dead-lettering when more than this share of one batch's messages (and at least ${MIN_FLOOD_LETTERS}) would go to the DLQ` })
-    .option('kafka-brokers', { type: 'string', describe: 'host:port[,host:port] (env KAFKA_BROKERS)' })
     .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' });
 }
 
@@ -88,15 +89,16 @@ function ratio(name: string, text: string): number {
 type SinkArgs = TopicArgs & {
   group: string; batchRows: string; batchBytes: string; lingerMs: string; metricsPort?: string | undefined; waitTimeout?: string | undefined;
   createTables: boolean; maxDeadLetterRatio: string; kafkaBrokers?: string | undefined; clickhouseUrl?: string | undefined;
-};
+} & KafkaSecurityFlags;
 
 /** Runs the sink in `mode` with the flags every mode shares. */
 async function runWithArgs(argv: SinkArgs, mode: SinkRunOptions['mode'], fromVersion: bigint): Promise<SinkRunResult> {
   const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
-  await checkKafkaReachable(connections.kafkaBrokers);
+  const kafka = resolveKafka(connections.kafkaBrokers, argv);
+  await checkKafkaReachable(kafka);
   const health = await serveHealth(metricsPort(argv.metricsPort));
   return runSink({
-    kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
+    kafka, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
     limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
     mode, fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, mode !== 'follow'),
     maxDeadLetterRatio: ratio('max-dead-letter-ratio', argv.maxDeadLetterRatio), logger: createLogger('sink'), progressed: health.progressed,
