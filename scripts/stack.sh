@@ -16,6 +16,12 @@
 # STACK_KAFKA_VERSION  Kafka version (--kafka; default 4.1)
 # STACK_SERVICES       which services up/down/status handle (default: postgres kafka clickhouse)
 # STACK_PG_PORT        PostgreSQL's port, overriding the prefix's (a test's own cluster)
+# STACK_CH_HTTP_PORT, STACK_CH_TCP_PORT, STACK_CH_INTERSERVER_PORT, STACK_CH_HTTPS_PORT
+#                      ClickHouse's ports, overriding the prefix's (a test's own server)
+# STACK_TLS_DIR        a directory holding server.crt and server.key (PEM): PostgreSQL
+#                      gets ssl = on and accepts TCP logins over TLS only (hostssl,
+#                      set when its cluster is created), ClickHouse serves HTTPS on
+#                      STACK_CH_HTTPS_PORT (default <digit>8443) besides HTTP
 # `up` fetches a version it lacks with scripts/install-stack.sh (cached in
 # .stack-cache/). A stack directory keeps the versions it was made with: a
 # later command without them uses those, and asking for others is refused.
@@ -67,9 +73,14 @@ fi
 PG_PORT=${STACK_PG_PORT:-${P}5432}
 KAFKA_PORT=${P}9092
 KAFKA_CONTROLLER_PORT=${P}9093
-CH_HTTP_PORT=${P}8123
-CH_TCP_PORT=${P}9000
-CH_INTERSERVER_PORT=${P}9009
+CH_HTTP_PORT=${STACK_CH_HTTP_PORT:-${P}8123}
+CH_TCP_PORT=${STACK_CH_TCP_PORT:-${P}9000}
+CH_INTERSERVER_PORT=${STACK_CH_INTERSERVER_PORT:-${P}9009}
+CH_HTTPS_PORT=${STACK_CH_HTTPS_PORT:-${P}8443}
+TLS_DIR=${STACK_TLS_DIR:-}
+if [ -n "$TLS_DIR" ] && { [ ! -r "$TLS_DIR/server.crt" ] || [ ! -r "$TLS_DIR/server.key" ]; }; then
+  echo "[stack] ERROR: STACK_TLS_DIR=$TLS_DIR must hold server.crt and server.key" >&2; exit 2
+fi
 
 READY_TIMEOUT=${STACK_READY_TIMEOUT:-90}
 
@@ -145,6 +156,7 @@ pg_up() {
     printf "port = %s\nunix_socket_directories = '%s'\n" "$PG_PORT" "$PG_DIR/run" >> "$PG_DIR/data/postgresql.conf"
     cp "$ROOT/infra/postgres/pg_hba.conf" "$PG_DIR/data/pg_hba.conf"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DIR/data/pg_hba.conf"
+    [ -n "$TLS_DIR" ] && pg_tls
     local fresh=1
   fi
   if as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
@@ -160,6 +172,15 @@ pg_up() {
       -f "$ROOT/infra/postgres/bootstrap.sql" >"$PG_DIR/bootstrap.log" 2>&1 \
       || fail "postgres bootstrap failed; see $PG_DIR/bootstrap.log"
   fi
+}
+
+# ssl = on with STACK_TLS_DIR's certificate, and TCP logins over TLS only, so
+# a client that does not ask for TLS is refused rather than served in plaintext.
+pg_tls() {
+  install -m 600 "$TLS_DIR/server.crt" "$TLS_DIR/server.key" "$PG_DIR/data/"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DIR/data/server.crt" "$PG_DIR/data/server.key"
+  printf "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n" >> "$PG_DIR/data/postgresql.conf"
+  sed -i 's/^host /hostssl /' "$PG_DIR/data/pg_hba.conf"
 }
 
 pg_down() {
@@ -238,6 +259,8 @@ clickhouse_up() {
   sed -e "s#@DIR@#$CH_DIR#g" -e "s#@HTTP_PORT@#$CH_HTTP_PORT#g" -e "s#@TCP_PORT@#$CH_TCP_PORT#g" \
     -e "s#@INTERSERVER_PORT@#$CH_INTERSERVER_PORT#g" "$ROOT/infra/clickhouse/config.xml" > "$CH_DIR/config.xml"
   cp "$ROOT/infra/clickhouse/users.xml" "$CH_DIR/users.xml"
+  rm -rf "$CH_DIR/config.d"
+  [ -n "$TLS_DIR" ] && clickhouse_tls
   if alive "$CH_DIR/clickhouse.pid"; then
     say "clickhouse: already running on $CH_HTTP_PORT"
   else
@@ -247,6 +270,28 @@ clickhouse_up() {
     echo $! > "$CH_DIR/clickhouse.pid"
   fi
   wait_for clickhouse "$CH_DIR/log/clickhouse-server.err.log" clickhouse_ready
+}
+
+# HTTPS on CH_HTTPS_PORT with STACK_TLS_DIR's certificate (config.d/ is merged
+# into config.xml by the server; tags as in 18.16, accepted by current releases).
+clickhouse_tls() {
+  mkdir -p "$CH_DIR/config.d" "$CH_DIR/tls"
+  install -m 600 "$TLS_DIR/server.crt" "$TLS_DIR/server.key" "$CH_DIR/tls/"
+  cat > "$CH_DIR/config.d/tls.xml" <<EOF
+<?xml version="1.0"?>
+<yandex>
+    <https_port>$CH_HTTPS_PORT</https_port>
+    <openSSL>
+        <server>
+            <certificateFile>$CH_DIR/tls/server.crt</certificateFile>
+            <privateKeyFile>$CH_DIR/tls/server.key</privateKeyFile>
+            <verificationMode>none</verificationMode>
+            <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+            <preferServerCiphers>true</preferServerCiphers>
+        </server>
+    </openSSL>
+</yandex>
+EOF
 }
 
 clickhouse_ready() {

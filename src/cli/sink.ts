@@ -70,7 +70,8 @@ function sinkOptions<T>(y: Argv<T>) {
     .option('wait-timeout', { type: 'string', describe: `seconds to wait for an unreachable ClickHouse before failing (default: ${ONCE_WAIT_TIMEOUT_S} with --once and replay, for ever otherwise)` })
     .option('create-tables', { type: 'boolean', default: true, describe: 'create a missing ClickHouse table from the events\' schema (--no-create-tables: refuse)' })
     .option('kafka-brokers', { type: 'string', describe: 'host:port[,host:port] (env KAFKA_BROKERS)' })
-    .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' });
+    .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
+    .option('clickhouse-ca', { type: 'string', describe: 'PEM file of the CA that signed ClickHouse\'s https certificate (env CLICKHOUSE_CA_FILE)' });
 }
 
 const ONCE_WAIT_TIMEOUT_S = 30;
@@ -116,11 +117,11 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
   .command('start', 'consume the topic and apply it to ClickHouse, committing offsets after each insert', (y) =>
     sinkOptions(y).option('once', { type: 'boolean', default: false, describe: 'drain to the end offsets taken at start, then exit' }),
   (argv) => runCommand(async () => {
-    const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
+    const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl, clickhouseCa: argv.clickhouseCa });
     await checkKafkaReachable(connections.kafkaBrokers);
     const health = await serveHealth(metricsPort(argv.metricsPort));
     const result = await runSink({
-      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
+      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
       limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
       mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, argv.once), logger: createLogger('sink'), progressed: health.progressed,
     }).finally(() => health.close());
@@ -136,11 +137,11 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     } catch (error) {
       throw new ConfigError(`--from-lsn: ${(error as Error).message}`);
     }
-    const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
+    const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl, clickhouseCa: argv.clickhouseCa });
     await checkKafkaReachable(connections.kafkaBrokers);
     const health = await serveHealth(metricsPort(argv.metricsPort));
     const result = await runSink({
-      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
+      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
       limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
       mode: 'replay', fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, true), logger: createLogger('sink'), progressed: health.progressed,
     }).finally(() => health.close());
@@ -155,11 +156,12 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       .option('topic', { type: 'string', describe: 'verify the one table this topic name (<prefix>.<schema>.<table>) stands for' })
       .option('database-url', { type: 'string', describe: 'PostgreSQL URL (env DATABASE_URL)' })
       .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
+      .option('clickhouse-ca', { type: 'string', describe: 'PEM file of the CA that signed ClickHouse\'s https certificate (env CLICKHOUSE_CA_FILE)' })
       .option('range-size', { type: 'number', default: 10_000, describe: 'ids per compared range' })
       .option('show', { type: 'number', default: 20, describe: 'name at most this many differing ids' })
       .option('wait-mutations', { type: 'number', default: 60, describe: 'seconds to wait for pending ClickHouse mutations (truncates) first' }),
   (argv) => runCommand(async () => {
-    const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl });
+    const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl, clickhouseCa: argv.clickhouseCa });
     // The selection matched against PostgreSQL's tables, named as their topics would be.
     const rules = selectionRules(argv);
     const tables = await postgresTables(connections.databaseUrl);
@@ -169,7 +171,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     const verdicts: string[] = [];
     for (const { schema, table, targetTable } of selected) {
       const report = await verifyTables({
-        databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, schema, table,
+        databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, schema, table,
         targetTable, rangeSize: positive('range-size', argv.rangeSize), show: positive('show', argv.show),
         waitMutationsMs: Math.max(0, argv.waitMutations) * 1000,
       });

@@ -39,6 +39,8 @@ import type { SelectedTopic, TableSelection } from './table-selection.js';
 export interface SinkRunOptions {
   kafkaBrokers: string[];
   clickhouseUrl: string;
+  /** The CA to trust for an https ClickHouse URL (--clickhouse-ca). */
+  clickhouseCaFile?: string | undefined;
   selection: TableSelection;
   groupId: string;
   limits: BatchLimits;
@@ -106,7 +108,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
   const { logger, selection } = options;
   const shutdown = installShutdown(logger);
   const kafka = createKafka(options.kafkaBrokers, 'walbridge-sink', logger);
-  const { client, database } = openClickHouse(options.clickhouseUrl);
+  const { client, database } = openClickHouse(options.clickhouseUrl, { caFile: options.clickhouseCaFile });
   const clickhouseName = redactUrl(options.clickhouseUrl);
   const dlq = new DeadLetterProducer(kafka);
   try {

@@ -28,6 +28,7 @@ import { compareColumn, pgQuote } from './canonical-columns.js';
 export interface VerifyOptions {
   databaseUrl: string;
   clickhouseUrl: string;
+  clickhouseCaFile?: string | undefined;
   schema: string;
   table: string;
   targetTable: string;
@@ -119,7 +120,7 @@ async function waitForMutations(client: ClickHouseClient, database: string, tabl
 
 export async function verifyTables(options: VerifyOptions): Promise<VerifyReport> {
   const client = new pg.Client({ connectionString: options.databaseUrl, types: { getTypeParser: () => (value: string) => value } as never });
-  const { client: clickhouse, database } = openClickHouse(options.clickhouseUrl);
+  const { client: clickhouse, database } = openClickHouse(options.clickhouseUrl, { caFile: options.clickhouseCaFile });
   await client.connect();
   try {
     await client.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET extra_float_digits = 1`);

@@ -97,6 +97,9 @@ export async function runCli(cli: CliName, args: string[], env: NodeJS.ProcessEn
 }
 
 /** The environment that points the CLIs at a test's isolated services. */
-export function cliEnv(services: { databaseUrl: string; kafkaBrokers: string; clickhouseUrl: string }): NodeJS.ProcessEnv {
-  return { DATABASE_URL: services.databaseUrl, KAFKA_BROKERS: services.kafkaBrokers, CLICKHOUSE_URL: services.clickhouseUrl };
+export function cliEnv(services: { databaseUrl: string; kafkaBrokers: string; clickhouseUrl: string; clickhouseCaFile?: string | undefined }): NodeJS.ProcessEnv {
+  return {
+    DATABASE_URL: services.databaseUrl, KAFKA_BROKERS: services.kafkaBrokers, CLICKHOUSE_URL: services.clickhouseUrl,
+    ...(services.clickhouseCaFile === undefined ? {} : { CLICKHOUSE_CA_FILE: services.clickhouseCaFile }),
+  };
 }
