@@ -15,6 +15,7 @@
  * nothing more is confirmed.
  */
 import pg from 'pg';
+import type { ColumnPolicy } from '../config/column-policy.js';
 import type { TableSelection } from '../config/table-selection.js';
 import type { Operation } from '../core/envelope.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
@@ -53,6 +54,8 @@ export interface CaptureOptions {
   fromLsn: Lsn | null;
   markSent: boolean;
   tombstones: boolean;
+  /** Columns left out of the events or hashed (personal data), checked against the captured tables at the start. */
+  columns: ColumnPolicy;
   /** Create the slot failover-enabled (PostgreSQL 17+; refused on older servers). */
   failover: boolean;
   signal: AbortSignal;
@@ -111,6 +114,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
     tables: options.tables, replicaIdentity: options.replicaIdentity, slot: options.slot, markSent: options.markSent,
     fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
   });
+  options.columns.check(checked.tables, 'captured (--table)');
   for (const table of checked.tables) await applyReplicaIdentity(admin, table, options.replicaIdentity, logger);
   const publication = await publishAndRequest(options, admin, checked);
   if (publication.created) logger.info({ publication: options.publication, tables: checked.tables.map((t) => t.qualified) }, 'created publication');
@@ -126,7 +130,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
   const kafka = createKafka(options.kafkaBrokers, 'walbridge-cdc', logger);
   const decoder = new ChangeDecoder(checked.tables, {
     topicPrefix: options.topicPrefix, database: checked.database, markSent: options.markSent, tombstones: options.tombstones,
-    missingValues: (table) => missingValues(admin, table),
+    missingValues: (table) => missingValues(admin, table), columns: options.columns,
   });
   const partitions = new Map<CapturedTable, number>();
   for (const table of checked.tables) partitions.set(table, await openTopic(kafka, decoder.topicOf(table), options.partitions));

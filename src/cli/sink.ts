@@ -10,6 +10,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveConnections } from '../config/connections.js';
+import { resolveColumnPolicy } from '../config/column-policy.js';
 import { EXIT_OK, EXIT_RUNTIME, ConfigError } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { createLogger } from '../observability/logger.js';
@@ -157,11 +158,14 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       .option('database-url', { type: 'string', describe: 'PostgreSQL URL (env DATABASE_URL)' })
       .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
       .option('clickhouse-ca', { type: 'string', describe: 'PEM file of the CA that signed ClickHouse\'s https certificate (env CLICKHOUSE_CA_FILE)' })
+      .option('exclude-column', { type: 'string', array: true, describe: 'a column cdc leaves out (its --exclude-column): not compared; repeatable (env CDC_EXCLUDE_COLUMNS)' })
+      .option('hash-column', { type: 'string', array: true, describe: 'a column cdc hashes (its --hash-column): hashed with CDC_HASH_KEY / CDC_HASH_KEY_FILE before comparing; repeatable (env CDC_HASH_COLUMNS)' })
       .option('range-size', { type: 'number', default: 10_000, describe: 'ids per compared range' })
       .option('show', { type: 'number', default: 20, describe: 'name at most this many differing ids' })
       .option('wait-mutations', { type: 'number', default: 60, describe: 'seconds to wait for pending ClickHouse mutations (truncates) first' }),
   (argv) => runCommand(async () => {
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl, clickhouseCa: argv.clickhouseCa });
+    const columns = resolveColumnPolicy({ excludeColumn: argv.excludeColumn, hashColumn: argv.hashColumn });
     // The selection matched against PostgreSQL's tables, named as their topics would be.
     const rules = selectionRules(argv);
     const tables = await postgresTables(connections.databaseUrl);
@@ -171,7 +175,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     const verdicts: string[] = [];
     for (const { schema, table, targetTable } of selected) {
       const report = await verifyTables({
-        databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, schema, table,
+        databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, columns, schema, table,
         targetTable, rangeSize: positive('range-size', argv.rangeSize), show: positive('show', argv.show),
         waitMutationsMs: Math.max(0, argv.waitMutations) * 1000,
       });
