@@ -19,6 +19,7 @@ import type { ColumnPolicy } from '../config/column-policy.js';
 import type { TableSelection } from '../config/table-selection.js';
 import type { Operation } from '../core/envelope.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
+import type { KafkaConnection } from '../config/kafka.js';
 import { createKafka } from '../kafka/client.js';
 import { connectProducer, type EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../observability/logger.js';
@@ -37,10 +38,11 @@ import { adopt, applyReplicaIdentity, openTopic, publishAndRequest } from './cap
 import { startSnapshotStage, type SnapshotStage } from './snapshot-stage.js';
 import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
+import { checkHeartbeatSupport, startHeartbeat, type Heartbeat } from './heartbeat.js';
 
 export interface CaptureOptions {
   databaseUrl: string;
-  kafkaBrokers: string[];
+  kafka: KafkaConnection;
   slot: string;
   publication: string;
   tables: TableSelection;
@@ -58,6 +60,8 @@ export interface CaptureOptions {
   columns: ColumnPolicy;
   /** Create the slot failover-enabled (PostgreSQL 17+; refused on older servers). */
   failover: boolean;
+  /** --heartbeat-interval in ms (heartbeat.ts); not with `once`. */
+  heartbeatIntervalMs?: number;
   signal: AbortSignal;
   /** A heartbeat for /readyz (observability/health.ts): the confirmed LSN moved. */
   progressed?: () => void;
@@ -115,6 +119,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
     fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
   });
   options.columns.check(checked.tables, 'captured (--table)');
+  if (options.heartbeatIntervalMs !== undefined) checkHeartbeatSupport(checked.server);
   for (const table of checked.tables) await applyReplicaIdentity(admin, table, options.replicaIdentity, logger);
   const publication = await publishAndRequest(options, admin, checked);
   if (publication.created) logger.info({ publication: options.publication, tables: checked.tables.map((t) => t.qualified) }, 'created publication');
@@ -127,7 +132,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
   }
   const target = options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
 
-  const kafka = createKafka(options.kafkaBrokers, 'walbridge-cdc', logger);
+  const kafka = createKafka(options.kafka, 'walbridge-cdc', logger);
   const decoder = new ChangeDecoder(checked.tables, {
     topicPrefix: options.topicPrefix, database: checked.database, markSent: options.markSent, tombstones: options.tombstones,
     missingValues: (table) => missingValues(admin, table), columns: options.columns,
@@ -174,7 +179,7 @@ interface Delivery {
 
 async function deliver(run: Run): Promise<Delivery> {
   const { options, logger } = run;
-  const producer: EventProducer = await connectProducer(options.kafkaBrokers, 'walbridge-cdc');
+  const producer: EventProducer = await connectProducer(options.kafka, 'walbridge-cdc');
   run.closers.push(() => producer.disconnect());
   let marker: Marker | null = null;
   const marked = run.checked.tables.filter((t) => t.sentFlag !== null);
@@ -283,11 +288,13 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   const { options, logger, target } = run;
   const incremental = supportsWatermarks(run.checked.server);
   let snapshots: SnapshotStage | null = null;
+  let heartbeat: Heartbeat | null = null;
   const checkpointer = new Checkpointer(startLsn, delivery.batcher.pushedCount);
   let reachedTarget: () => void = () => {};
   const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
   if (target !== null && startLsn >= target) reachedTarget();
   const freshness = commitFreshness();
+  cdcMetrics().confirmedLsn.set(lsnValue(startLsn)); // not 0 until the first confirmation: rate() would see a jump
   const listener = new Listener({
     databaseUrl: options.databaseUrl,
     slot: options.slot,
@@ -303,6 +310,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     onCommit: freshness.committed,
     onConfirmed: (lsn) => {
       freshness.confirmed(lsn);
+      heartbeat?.confirmed(lsn);
       cdcMetrics().confirmedLsn.set(lsnValue(lsn));
       options.progressed?.();
       if (target !== null && lsn >= target) reachedTarget();
@@ -310,7 +318,12 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     onFailure: delivery.fail,
     statusIntervalMs: options.once ? 1_000 : 10_000,
     pingOnInterval: options.once,
-    ...(incremental ? { onLogicalMessage: (message, txn) => snapshots?.onLogicalMessage(message, txn) } : {}),
+    ...(incremental ? {
+      onLogicalMessage: (message, txn) => {
+        heartbeat?.onLogicalMessage(message, txn);
+        snapshots?.onLogicalMessage(message, txn);
+      },
+    } : {}),
   });
   delivery.attach(checkpointer, listener);
   logger.info({ slot: options.slot, publication: options.publication, tables: run.checked.tables.map((t) => t.qualified), from: formatLsn(startLsn) }, 'streaming');
@@ -321,6 +334,9 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   running.catch(delivery.fail);
   try {
     await Promise.race([listener.started, aborted, delivery.failed]);
+    if (options.heartbeatIntervalMs !== undefined && !options.once && !delivery.stopped()) {
+      heartbeat = startHeartbeat({ databaseUrl: options.databaseUrl, slot: options.slot, intervalMs: options.heartbeatIntervalMs, logger });
+    }
     if (incremental && !delivery.stopped()) {
       snapshots = await startSnapshotStage({
         databaseUrl: options.databaseUrl,
@@ -344,6 +360,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     listener.hold();
     await Promise.race([delivery.batcher.drain(), delivery.failed, new Promise((resolve) => setTimeout(resolve, STOP_FLUSH_MS).unref())]);
   } finally {
+    await heartbeat?.stop();
     await snapshots?.stop();
     await listener.stop();
   }

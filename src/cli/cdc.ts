@@ -14,6 +14,7 @@ import { ConfigError, EXIT_RUNTIME } from '../core/exit-codes.js';
 import { parseLsn, type Lsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
 import { resolveColumnPolicy } from '../config/column-policy.js';
+import { resolveKafka } from '../config/kafka.js';
 import { parseTableName } from '../config/table-name.js';
 import { parseTableSelection, tableList } from '../config/table-selection.js';
 import { createKafka } from '../kafka/client.js';
@@ -30,14 +31,14 @@ import { checkKafkaReachable } from '../kafka/reachability.js';
 import { metricsPort, serveHealth } from '../observability/health.js';
 import { watchSlot } from '../cdc/postgres/slot-watch.js';
 import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
+import { kafkaOptions } from './kafka-options.js';
 
 const defaultPublication = (slot: string): string => `walbridge_${slot}`;
 const DEFAULT_TABLE = 'public.user_logins';
 
 function connectionOptions<T>(y: Argv<T>) {
-  return y
+  return kafkaOptions(y)
     .option('database-url', { type: 'string', describe: 'PostgreSQL URL (env DATABASE_URL)' })
-    .option('kafka-brokers', { type: 'string', describe: 'host:port[,host:port] (env KAFKA_BROKERS)' })
     .option('topic-prefix', { type: 'string', default: 'walbridge', describe: 'topics are <prefix>.<schema>.<table>' });
 }
 
@@ -48,6 +49,16 @@ function parseFromLsn(text: string | undefined): Lsn | null {
   } catch (error) {
     throw new ConfigError(`--from-lsn: ${(error as Error).message}`);
   }
+}
+
+/** Seconds (fractions allowed) → ms; unset, empty or 0 means no heartbeat. */
+function parseHeartbeatInterval(text: string | undefined): number | undefined {
+  if (text === undefined || text === '' || text === '0') return undefined;
+  const seconds = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || seconds < 0.1 || seconds > 86_400) {
+    throw new ConfigError(`--heartbeat-interval / CDC_HEARTBEAT_INTERVAL must be seconds between 0.1 and 86400 (0 for none), got '${text}'`);
+  }
+  return Math.round(seconds * 1000);
 }
 
 await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
@@ -69,25 +80,28 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       .option('failover', { type: 'boolean', default: false, describe: 'create the slot failover-enabled, kept in step on standbys (PostgreSQL 17+)' })
       .option('exclude-column', { type: 'string', array: true, describe: 'leave this column out of every event: schema.table.column, repeatable (env CDC_EXCLUDE_COLUMNS, comma-separated)' })
       .option('hash-column', { type: 'string', array: true, describe: 'send this column as HMAC-SHA-256 hex, keyed with CDC_HASH_KEY or CDC_HASH_KEY_FILE: schema.table.column, repeatable (env CDC_HASH_COLUMNS)' })
-      .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' }),
+      .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' })
+      .option('heartbeat-interval', { type: 'string', describe: 'write a heartbeat through the slot every SECONDS, so freshness and the confirmed LSN move on a quiet database (PostgreSQL 14+; env CDC_HEARTBEAT_INTERVAL; default off)' }),
   (argv) => runCommand(async () => {
     checkSlotName(argv.slot);
+    const heartbeatIntervalMs = parseHeartbeatInterval(argv.heartbeatInterval ?? process.env.CDC_HEARTBEAT_INTERVAL);
     if (!Number.isInteger(argv.partitions) || argv.partitions < 1) throw new ConfigError(`--partitions must be a positive integer, got ${argv.partitions}`);
     const include = tableList(argv.table ?? process.env.CDC_TABLES ?? DEFAULT_TABLE);
     const exclude = tableList(argv.excludeTable ?? process.env.CDC_EXCLUDE_TABLES);
     const fromLsn = parseFromLsn(argv.fromLsn);
     const columns = resolveColumnPolicy({ excludeColumn: argv.excludeColumn, hashColumn: argv.hashColumn });
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
+    const kafka = resolveKafka(connections.kafkaBrokers, argv);
     const logger = createLogger('cdc');
     const shutdown = installShutdown(logger);
     // A second signal exits at once: nothing undelivered was confirmed.
     shutdown.abortSignal.addEventListener('abort', () => process.exit(EXIT_RUNTIME));
-    await checkKafkaReachable(connections.kafkaBrokers);
+    await checkKafkaReachable(kafka);
     const health = await serveHealth(metricsPort(argv.metricsPort));
     const slotWatch = metricsPort(argv.metricsPort) === undefined ? undefined : watchSlot(connections.databaseUrl, argv.slot, health.progressed, logger);
     const summary = await runCapture({
       databaseUrl: connections.databaseUrl,
-      kafkaBrokers: connections.kafkaBrokers,
+      kafka,
       slot: argv.slot,
       publication: argv.publication ?? defaultPublication(argv.slot),
       tables: parseTableSelection(include, exclude),
@@ -103,6 +117,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       tombstones: argv.tombstones,
       columns,
       failover: argv.failover,
+      ...(heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs }),
       signal: shutdown.stopSignal,
       progressed: health.progressed,
       logger,
@@ -117,14 +132,15 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
   (argv) => runCommand(async () => {
     if (argv.slot !== undefined) checkSlotName(argv.slot);
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
+    const kafkaConnection = resolveKafka(connections.kafkaBrokers, argv);
     const logger = createLogger('cdc');
     const client = new pg.Client({ connectionString: connections.databaseUrl });
     await client.connect();
     try {
       const statuses = await slotStatuses(client, argv.slot, (slot) => argv.publication ?? defaultPublication(slot));
       // The slot's facts come from PostgreSQL: an unreachable Kafka only blanks the topics' offsets.
-      const kafkaError = await checkKafkaReachable(connections.kafkaBrokers).then(() => null, (error: Error) => error.message);
-      const kafka = createKafka(connections.kafkaBrokers, 'walbridge-cdc-status', logger);
+      const kafkaError = await checkKafkaReachable(kafkaConnection).then(() => null, (error: Error) => error.message);
+      const kafka = createKafka(kafkaConnection, 'walbridge-cdc-status', logger);
       const report = [];
       for (const status of statuses) {
         const topics = [];

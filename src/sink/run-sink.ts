@@ -17,10 +17,11 @@
 import { randomBytes } from 'node:crypto';
 import { redactUrl } from '../config/connections.js';
 import { ConfigError } from '../core/exit-codes.js';
+import type { KafkaConnection } from '../config/kafka.js';
 import { createKafka, type Kafka } from '../kafka/client.js';
 import { deleteGroup, groupOffsets, openTopicReader } from '../kafka/consumer.js';
 import { recordConsumerLag } from '../kafka/consumer-lag.js';
-import { retryMetrics } from '../observability/metrics.js';
+import { declareDependency, retryMetrics } from '../observability/metrics.js';
 import { DeadLetterProducer } from '../kafka/dead-letter.js';
 import { listTopics, topicOffsets } from '../kafka/topics.js';
 import type { Logger } from '../observability/logger.js';
@@ -37,7 +38,7 @@ import { TableTarget, type TargetContext } from './table-target.js';
 import type { SelectedTopic, TableSelection } from './table-selection.js';
 
 export interface SinkRunOptions {
-  kafkaBrokers: string[];
+  kafka: KafkaConnection;
   clickhouseUrl: string;
   /** The CA to trust for an https ClickHouse URL (--clickhouse-ca). */
   clickhouseCaFile?: string | undefined;
@@ -107,10 +108,11 @@ async function drainTargets(kafka: Kafka, groupId: string, topics: string[], rep
 export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
   const { logger, selection } = options;
   const shutdown = installShutdown(logger);
-  const kafka = createKafka(options.kafkaBrokers, 'walbridge-sink', logger);
+  const kafka = createKafka(options.kafka, 'walbridge-sink', logger);
   const { client, database } = openClickHouse(options.clickhouseUrl, { caFile: options.clickhouseCaFile });
   const clickhouseName = redactUrl(options.clickhouseUrl);
   const dlq = new DeadLetterProducer(kafka);
+  declareDependency('clickhouse');
   try {
     // Nothing is held yet at the start, so the first signal is enough to give up waiting.
     const waitForClickHouse = <T>(what: string, operation: () => Promise<T>): Promise<T> =>

@@ -14,17 +14,20 @@ import assert from 'node:assert/strict';
 import { sql } from '../support/cdc.js';
 import { cliEnv, runCli } from '../support/cli.js';
 import { ownStack } from '../support/own-stack.js';
-import { prefixedPort } from '../support/ports.js';
+import { stackPortPrefix } from '../support/ports.js';
 import { isolatedServices, serviceUrls, type IsolatedServices } from '../support/services.js';
 import { makeCertificates, type TestCertificates } from '../support/tls.js';
 
+/** A port of the test stack's own range, <prefix><fourDigits>, beside the stack's <prefix>5432, <prefix>8123, … */
+const prefixedPort = (fourDigits: string): number => Number(`${stackPortPrefix(serviceUrls().databaseUrl)}${fourDigits}`);
+
 describe('TLS: PostgreSQL with sslmode=verify-full, ClickHouse over https', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'wb-tls-'));
-  const ports = { postgres: prefixedPort(5433), https: prefixedPort(8443) };
+  const ports = { postgres: prefixedPort('5433'), https: prefixedPort('8443') };
   const stack = ownStack({
     STACK_DIR: path.join(dir, 'stack'), STACK_SERVICES: 'postgres clickhouse', STACK_TLS_DIR: dir,
     STACK_PG_PORT: String(ports.postgres), STACK_CH_HTTPS_PORT: String(ports.https),
-    STACK_CH_HTTP_PORT: String(prefixedPort(8124)), STACK_CH_TCP_PORT: String(prefixedPort(9001)), STACK_CH_INTERSERVER_PORT: String(prefixedPort(9010)),
+    STACK_CH_HTTP_PORT: String(prefixedPort('8124')), STACK_CH_TCP_PORT: String(prefixedPort('9001')), STACK_CH_INTERSERVER_PORT: String(prefixedPort('9010')),
   });
   let certificates: TestCertificates;
   let services: IsolatedServices;

@@ -9,6 +9,6 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /** `stack('up')`, `stack('destroy')`: scripts/stack.sh with the test's environment on top of the process's. */
-export function ownStack(env: NodeJS.ProcessEnv): (command: 'up' | 'destroy') => SpawnSyncReturns<string> {
+export function ownStack(env: NodeJS.ProcessEnv): (command: 'up' | 'down' | 'destroy') => SpawnSyncReturns<string> {
   return (command) => spawnSync('bash', [path.join(ROOT, 'scripts/stack.sh'), command], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 180_000 });
 }

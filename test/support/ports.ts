@@ -13,20 +13,11 @@ export function freePort(): Promise<number> {
 }
 
 /**
- * `<prefix><fourDigits>`: a port of the test's own range (scripts/test.sh's
- * port prefix, WALBRIDGE_TEST_PORT_PREFIX, else the first digit of the test
- * stack's PostgreSQL port <prefix>5432), so parallel stacks on other
- * prefixes never collide with it. `fourDigits` must differ from the stack's
- * own ports (5432, 9092, 9093, 8123, 9000, 9009).
+ * The port-prefix digit of the test stack (PostgreSQL on <P>5432), for a
+ * server a test starts on a fixed port of its own range (<P>xxxx).
  */
-export function prefixedPort(fourDigits: number): number {
-  let prefix = process.env.WALBRIDGE_TEST_PORT_PREFIX;
-  if (!prefix) {
-    const stackPort = new URL(process.env.WALBRIDGE_TEST_DATABASE_URL ?? 'postgres://none').port;
-    prefix = /^[1-5]5432$/.test(stackPort) ? stackPort[0] : undefined;
-  }
-  if (!prefix || !/^[1-5]$/.test(prefix)) {
-    throw new Error('cannot tell the test stack\'s port prefix: set WALBRIDGE_TEST_PORT_PREFIX (a digit from 1 to 5)');
-  }
-  return Number(`${prefix}${String(fourDigits).padStart(4, '0')}`);
+export function stackPortPrefix(databaseUrl: string): string {
+  const port = new URL(databaseUrl).port;
+  if (!/^\d5432$/.test(port)) throw new Error(`cannot tell the stack's port prefix from PostgreSQL port ${port} (expected <digit>5432)`);
+  return port[0]!;
 }
