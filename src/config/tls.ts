@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../core/exit-codes.js';
 
 export const POSTGRES_SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'];
+const CLICKHOUSE_CA = 'the ClickHouse CA file (--clickhouse-ca / CLICKHOUSE_CA_FILE)';
 
 /** Refuses an unknown sslmode and unreadable or non-PEM sslrootcert/sslcert/sslkey files of the database URL. */
 export function checkPostgresTls(databaseUrl: string): void {
@@ -47,8 +48,6 @@ export function resolveClickHouseCaFile(flag: string | undefined, env: NodeJS.Pr
   readClickHouseCa(file);
   return file;
 }
-
-const CLICKHOUSE_CA = 'the ClickHouse CA file (--clickhouse-ca / CLICKHOUSE_CA_FILE)';
 
 /** The CA certificate(s) in the file (PEM). */
 export function readClickHouseCa(file: string): Buffer {
