@@ -1,6 +1,6 @@
 /** Personal-data columns: the rules from flags and environment, and the decoder writing every row image and the schema header through them. */
 import { createHash, createHmac } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -44,6 +44,7 @@ describe('column policy', () => {
     writeFileSync(path.join(dir, 'key'), `${KEY}\n`);
     assert.equal(resolveColumnPolicy({ hashColumn: ['public.a.z'] }, { CDC_HASH_KEY_FILE: path.join(dir, 'key') }).hashText('alice'), hmac('alice'));
     assert.ok(resolveColumnPolicy({}, {}).empty);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses a hash column without a key, a short key, two keys, and a column both excluded and hashed', () => {

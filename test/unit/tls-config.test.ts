@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveConnections } from '../../src/config/connections.js';
 import { tlsUserError } from '../../src/config/tls.js';
@@ -17,6 +17,8 @@ const missing = path.join(dir, 'missing.pem');
 const configError = (pattern: RegExp) => (e: unknown) => e instanceof ConfigError && pattern.test(e.message);
 
 describe('TLS settings', () => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
   it('PostgreSQL: an unknown sslmode is refused (node-postgres would turn TLS on silently)', () => {
     assert.throws(() => resolveConnections({ databaseUrl: 'postgres://u@h:1/d?sslmode=verify_full' }, {}), configError(/sslmode=verify_full .* not one of disable, prefer, require, verify-ca, verify-full, no-verify/));
     assert.doesNotThrow(() => resolveConnections({ databaseUrl: `postgres://u@h:1/d?sslmode=verify-full&sslrootcert=${encodeURIComponent(pem)}` }, {}));
