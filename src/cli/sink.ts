@@ -22,7 +22,7 @@ import { postgresTables, verifyTables, formatVerifyReport } from '../verify/veri
 import { topicName } from '../core/envelope.js';
 import { checkKafkaReachable } from '../kafka/reachability.js';
 import { metricsPort, serveHealth } from '../observability/health.js';
-import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
+import { joinDashedValues, positiveInteger, runCommand, usageFailure } from './run-command.js';
 import { kafkaOptions } from './kafka-options.js';
 
 interface TopicArgs {
@@ -65,7 +65,7 @@ function selectionRules(args: TopicArgs, env: NodeJS.ProcessEnv = process.env): 
 function sinkOptions<T>(y: Argv<T>) {
   return kafkaOptions(topicOptions(y))
     .option('group', { type: 'string', default: 'walbridge-sink', describe: 'Kafka consumer group' })
-    // Strings, parsed by positive(): yargs turns `abc` into NaN, losing what the user typed.
+    // Strings, parsed by positiveInteger() (run-command.ts): yargs turns `abc` into NaN, losing what the user typed.
     .option('batch-rows', { type: 'string', default: String(DEFAULT_LIMITS.maxRows), describe: 'flush a batch at this many rows' })
     .option('batch-bytes', { type: 'string', default: String(DEFAULT_LIMITS.maxBytes), describe: 'flush a batch at this many bytes of row text' })
     .option('linger-ms', { type: 'string', default: String(DEFAULT_LIMITS.lingerMs), describe: 'once caught up with the topic, write at most one batch per this many ms (a trickle gathers)' })
@@ -78,14 +78,8 @@ function sinkOptions<T>(y: Argv<T>) {
 
 const ONCE_WAIT_TIMEOUT_S = 30;
 
-function positive(name: string, text: string | number): number {
-  const value = Number(text);
-  if (!/^\s*\d+\s*$/.test(String(text)) || value <= 0) throw new ConfigError(`--${name} must be a positive integer, got '${text}'`);
-  return value;
-}
-
 function nonNegative(name: string, text: string): number {
-  return text.trim() === '0' ? 0 : positive(name, text);
+  return text.trim() === '0' ? 0 : positiveInteger(name, text);
 }
 
 /** --wait-timeout in ms: a bounded wait for --once and replay, none by default when following. */
@@ -125,7 +119,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     const health = await serveHealth(metricsPort(argv.metricsPort));
     const result = await runSink({
       kafka, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
-      limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
+      limits: { maxRows: positiveInteger('batch-rows', argv.batchRows), maxBytes: positiveInteger('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
       mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, argv.once), logger: createLogger('sink'), progressed: health.progressed,
     }).finally(() => health.close());
     console.log(summary('wrote', result));
@@ -146,7 +140,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     const health = await serveHealth(metricsPort(argv.metricsPort));
     const result = await runSink({
       kafka, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
-      limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
+      limits: { maxRows: positiveInteger('batch-rows', argv.batchRows), maxBytes: positiveInteger('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
       mode: 'replay', fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, true), logger: createLogger('sink'), progressed: health.progressed,
     }).finally(() => health.close());
     console.log(summary('replayed', result, ` (events with commit LSN >= ${formatLsn(fromVersion)})`));
@@ -179,7 +173,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     for (const { schema, table, targetTable } of selected) {
       const report = await verifyTables({
         databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, columns, schema, table,
-        targetTable, rangeSize: positive('range-size', argv.rangeSize), show: positive('show', argv.show),
+        targetTable, rangeSize: positiveInteger('range-size', argv.rangeSize), show: positiveInteger('show', argv.show),
         waitMutationsMs: Math.max(0, argv.waitMutations) * 1000,
       });
       console.log(formatVerifyReport(report));

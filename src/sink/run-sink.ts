@@ -20,7 +20,8 @@ import { ConfigError } from '../core/exit-codes.js';
 import type { KafkaConnection } from '../config/kafka.js';
 import { createKafka, type Kafka } from '../kafka/client.js';
 import { deleteGroup, groupOffsets, openTopicReader } from '../kafka/consumer.js';
-import { recordConsumerLag } from '../kafka/consumer-lag.js';
+import { recordConsumerLag, retentionLosses } from '../kafka/consumer-lag.js';
+import { checkTopics } from '../kafka/topic-settings.js';
 import { declareDependency, retryMetrics } from '../observability/metrics.js';
 import { DeadLetterProducer } from '../kafka/dead-letter.js';
 import { listTopics, topicOffsets } from '../kafka/topics.js';
@@ -159,6 +160,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
       const drainTo = options.mode === 'follow' ? undefined : await drainTargets(kafka, groupId, topics, replay);
       if (drainTo && drainTo.size === 0) return { totals, topics: selected };
 
+      await warnAboutRetention(kafka, topics, replay ? null : groupId, logger);
       logger.info(`reading ${topics.join(', ')} into ClickHouse ${selected.map((t) => t.targetTable).join(', ')}`);
       const reader = await openTopicReader(kafka, { topics, groupId, logger });
       const worker = new SinkWorker(reader, routes, applier, logger, { limits: options.limits, drainTo, commit: !replay, fromVersion: options.fromVersion }, totals);
@@ -227,6 +229,18 @@ function lagWatcher(kafka: Kafka, groupId: string, progressed: (() => void) | un
       last = now;
     }, (error: Error) => logger.debug({ err: error.message }, 'consumer lag poll failed'));
   };
+}
+
+/**
+ * Says, before reading, what retention already cost (messages deleted before
+ * this group read them) and what it could cost (topic-settings.ts). Only
+ * logs: the rows that are left are still worth writing.
+ */
+async function warnAboutRetention(kafka: Kafka, topics: readonly string[], groupId: string | null, logger: Logger): Promise<void> {
+  for (const loss of await retentionLosses(kafka, topics, groupId)) logger.error(loss);
+  for (const [topic, warnings] of await checkTopics(kafka, topics)) {
+    for (const warning of warnings) logger.warn({ topic }, warning);
+  }
 }
 
 function delay(ms: number): Promise<void> {

@@ -27,7 +27,7 @@ describe('TLS: PostgreSQL with sslmode=verify-full, ClickHouse over https', () =
   const stack = ownStack({
     STACK_DIR: path.join(dir, 'stack'), STACK_SERVICES: 'postgres clickhouse', STACK_TLS_DIR: dir,
     STACK_PG_PORT: String(ports.postgres), STACK_CH_HTTPS_PORT: String(ports.https),
-    STACK_CH_HTTP_PORT: String(prefixedPort('8124')), STACK_CH_TCP_PORT: String(prefixedPort('9001')), STACK_CH_INTERSERVER_PORT: String(prefixedPort('9010')),
+    STACK_CH_HTTP_PORT: String(prefixedPort('8133')), STACK_CH_TCP_PORT: String(prefixedPort('9030')), STACK_CH_INTERSERVER_PORT: String(prefixedPort('9039')),
   });
   let certificates: TestCertificates;
   let services: IsolatedServices;
