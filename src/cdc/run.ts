@@ -15,6 +15,7 @@
  * nothing more is confirmed.
  */
 import pg from 'pg';
+import type { ColumnPolicy } from '../config/column-policy.js';
 import type { TableSelection } from '../config/table-selection.js';
 import type { Operation } from '../core/envelope.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
@@ -59,6 +60,8 @@ export interface CaptureOptions {
   fromLsn: Lsn | null;
   markSent: boolean;
   tombstones: boolean;
+  /** Columns left out of the events or hashed (personal data), checked against the captured tables at the start. */
+  columns: ColumnPolicy;
   /** Create the slot failover-enabled (PostgreSQL 17+; refused on older servers). */
   failover: boolean;
   /** --heartbeat-interval in ms (heartbeat.ts); not with `once`. */
@@ -119,6 +122,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
     tables: options.tables, replicaIdentity: options.replicaIdentity, slot: options.slot, markSent: options.markSent,
     fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
   });
+  options.columns.check(checked.tables, 'captured (--table)');
   if (options.heartbeatIntervalMs !== undefined) checkHeartbeatSupport(checked.server);
   for (const table of checked.tables) await applyReplicaIdentity(admin, table, options.replicaIdentity, logger);
   const publication = await publishAndRequest(options, admin, checked);
@@ -135,7 +139,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
   const kafka = createKafka(options.kafka, 'walbridge-cdc', logger);
   const decoder = new ChangeDecoder(checked.tables, {
     topicPrefix: options.topicPrefix, database: checked.database, markSent: options.markSent, tombstones: options.tombstones,
-    missingValues: (table) => missingValues(admin, table),
+    missingValues: (table) => missingValues(admin, table), columns: options.columns,
   });
   const partitions = new Map<CapturedTable, number>();
   for (const table of checked.tables) partitions.set(table, await openTopic(kafka, decoder.topicOf(table), options, logger));

@@ -13,6 +13,7 @@ import { topicName } from '../core/envelope.js';
 import { ConfigError, EXIT_RUNTIME } from '../core/exit-codes.js';
 import { parseLsn, type Lsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
+import { resolveColumnPolicy } from '../config/column-policy.js';
 import { resolveKafka } from '../config/kafka.js';
 import { parseTableName } from '../config/table-name.js';
 import { parseTableSelection, tableList } from '../config/table-selection.js';
@@ -81,6 +82,8 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn', '--retention-
       .option('mark-sent', { type: 'boolean', default: true, describe: 'set sent_to_kafka = true after Kafka acknowledged (--no-mark-sent to skip)' })
       .option('tombstones', { type: 'boolean', default: false, describe: 'send a null-value message after each delete (for compacted topics)' })
       .option('failover', { type: 'boolean', default: false, describe: 'create the slot failover-enabled, kept in step on standbys (PostgreSQL 17+)' })
+      .option('exclude-column', { type: 'string', array: true, describe: 'leave this column out of every event: schema.table.column, repeatable (env CDC_EXCLUDE_COLUMNS, comma-separated)' })
+      .option('hash-column', { type: 'string', array: true, describe: 'send this column as HMAC-SHA-256 hex, keyed with CDC_HASH_KEY or CDC_HASH_KEY_FILE: schema.table.column, repeatable (env CDC_HASH_COLUMNS)' })
       .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' })
       .option('heartbeat-interval', { type: 'string', describe: 'write a heartbeat through the slot every SECONDS, so freshness and the confirmed LSN move on a quiet database (PostgreSQL 14+; env CDC_HEARTBEAT_INTERVAL; default off)' }),
   (argv) => runCommand(async () => {
@@ -90,6 +93,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn', '--retention-
     const include = tableList(argv.table ?? process.env.CDC_TABLES ?? DEFAULT_TABLE);
     const exclude = tableList(argv.excludeTable ?? process.env.CDC_EXCLUDE_TABLES);
     const fromLsn = parseFromLsn(argv.fromLsn);
+    const columns = resolveColumnPolicy({ excludeColumn: argv.excludeColumn, hashColumn: argv.hashColumn });
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
     const kafka = resolveKafka(connections.kafkaBrokers, argv);
     const logger = createLogger('cdc');
@@ -120,6 +124,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn', '--retention-
       fromLsn,
       markSent: argv.markSent,
       tombstones: argv.tombstones,
+      columns,
       failover: argv.failover,
       ...(heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs }),
       signal: shutdown.stopSignal,

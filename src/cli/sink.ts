@@ -11,6 +11,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveConnections } from '../config/connections.js';
+import { resolveColumnPolicy } from '../config/column-policy.js';
 import { resolveKafka, type KafkaSecurityFlags } from '../config/kafka.js';
 import { EXIT_OK, EXIT_RUNTIME, ConfigError } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
@@ -75,7 +76,8 @@ function sinkOptions<T>(y: Argv<T>) {
     .option('create-tables', { type: 'boolean', default: true, describe: 'create a missing ClickHouse table from the events\' schema (--no-create-tables: refuse)' })
     .option('max-dead-letter-ratio', { type: 'string', default: String(DEFAULT_MAX_DEAD_LETTER_RATIO),
       describe: `stop (exit 1) instead of dead-lettering when more than this share of one batch's messages (and at least ${MIN_FLOOD_LETTERS}) would go to the DLQ` })
-    .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' });
+    .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
+    .option('clickhouse-ca', { type: 'string', describe: 'PEM file of the CA that signed ClickHouse\'s https certificate (env CLICKHOUSE_CA_FILE)' });
 }
 
 const ONCE_WAIT_TIMEOUT_S = 30;
@@ -88,17 +90,17 @@ function ratio(name: string, text: string): number {
 
 type SinkArgs = TopicArgs & {
   group: string; batchRows: string; batchBytes: string; lingerMs: string; metricsPort?: string | undefined; waitTimeout?: string | undefined;
-  createTables: boolean; maxDeadLetterRatio: string; kafkaBrokers?: string | undefined; clickhouseUrl?: string | undefined;
+  createTables: boolean; maxDeadLetterRatio: string; kafkaBrokers?: string | undefined; clickhouseUrl?: string | undefined; clickhouseCa?: string | undefined;
 } & KafkaSecurityFlags;
 
 /** Runs the sink in `mode` with the flags every mode shares. */
 async function runWithArgs(argv: SinkArgs, mode: SinkRunOptions['mode'], fromVersion: bigint): Promise<SinkRunResult> {
-  const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
+  const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl, clickhouseCa: argv.clickhouseCa });
   const kafka = resolveKafka(connections.kafkaBrokers, argv);
   await checkKafkaReachable(kafka);
   const health = await serveHealth(metricsPort(argv.metricsPort));
   return runSink({
-    kafka, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
+    kafka, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
     limits: { maxRows: positiveInteger('batch-rows', argv.batchRows), maxBytes: positiveInteger('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
     mode, fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, mode !== 'follow'),
     maxDeadLetterRatio: ratio('max-dead-letter-ratio', argv.maxDeadLetterRatio), logger: createLogger('sink'), progressed: health.progressed,
@@ -174,11 +176,15 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       .option('topic', { type: 'string', describe: 'verify the one table this topic name (<prefix>.<schema>.<table>) stands for' })
       .option('database-url', { type: 'string', describe: 'PostgreSQL URL (env DATABASE_URL)' })
       .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
+      .option('clickhouse-ca', { type: 'string', describe: 'PEM file of the CA that signed ClickHouse\'s https certificate (env CLICKHOUSE_CA_FILE)' })
+      .option('exclude-column', { type: 'string', array: true, describe: 'a column cdc leaves out (its --exclude-column): not compared; repeatable (env CDC_EXCLUDE_COLUMNS)' })
+      .option('hash-column', { type: 'string', array: true, describe: 'a column cdc hashes (its --hash-column): hashed with CDC_HASH_KEY / CDC_HASH_KEY_FILE before comparing; repeatable (env CDC_HASH_COLUMNS)' })
       .option('range-size', { type: 'number', default: 10_000, describe: 'ids per compared range' })
       .option('show', { type: 'number', default: 20, describe: 'name at most this many differing ids' })
       .option('wait-mutations', { type: 'number', default: 60, describe: 'seconds to wait for pending ClickHouse mutations (truncates) first' }),
   (argv) => runCommand(async () => {
-    const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl });
+    const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl, clickhouseCa: argv.clickhouseCa });
+    const columns = resolveColumnPolicy({ excludeColumn: argv.excludeColumn, hashColumn: argv.hashColumn });
     // The selection matched against PostgreSQL's tables, named as their topics would be.
     const rules = selectionRules(argv);
     const tables = await postgresTables(connections.databaseUrl);
@@ -188,7 +194,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     const verdicts: string[] = [];
     for (const { schema, table, targetTable } of selected) {
       const report = await verifyTables({
-        databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, schema, table,
+        databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, columns, schema, table,
         targetTable, rangeSize: positiveInteger('range-size', argv.rangeSize), show: positiveInteger('show', argv.show),
         waitMutationsMs: Math.max(0, argv.waitMutations) * 1000,
       });

@@ -48,6 +48,8 @@ import type { SelectedTopic, TableSelection } from './table-selection.js';
 export interface SinkRunOptions {
   kafka: KafkaConnection;
   clickhouseUrl: string;
+  /** The CA to trust for an https ClickHouse URL (--clickhouse-ca). */
+  clickhouseCaFile?: string | undefined;
   selection: TableSelection;
   groupId: string;
   limits: BatchLimits;
@@ -117,7 +119,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
   const { logger, selection } = options;
   const shutdown = installShutdown(logger);
   const kafka = createKafka(options.kafka, 'walbridge-sink', logger);
-  const { client, database } = openClickHouse(options.clickhouseUrl);
+  const { client, database } = openClickHouse(options.clickhouseUrl, { caFile: options.clickhouseCaFile });
   const clickhouseName = redactUrl(options.clickhouseUrl);
   const dlq = new DeadLetterProducer(kafka);
   declareDependency('clickhouse');
