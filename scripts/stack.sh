@@ -7,6 +7,9 @@
 #   scripts/stack.sh up [--pg 13|14|15|16|17] [--kafka 3.9|4.1]
 #   scripts/stack.sh down|status|env
 #   scripts/stack.sh destroy     down, then remove the stack directory (all data)
+#   scripts/stack.sh kill SERVICE...   crash a service (fault tests): PostgreSQL stops
+#                                with -m immediate, Kafka and ClickHouse get SIGKILL;
+#                                `STACK_SERVICES=SERVICE scripts/stack.sh up` starts it again
 #
 # STACK_DIR            where everything lives            (default: <repo>/.stack)
 # STACK_PORT_PREFIX    one digit put before each port     (default: 1)
@@ -27,8 +30,11 @@ STACK_DIR=${STACK_DIR:-$ROOT/.stack}
 P=${STACK_PORT_PREFIX:-1}
 COMMAND=${1:-}
 [ $# -gt 0 ] && shift
+KILL_SERVICES=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    postgres|kafka|clickhouse) [ "$COMMAND" = kill ] || { echo "[stack] ERROR: a service name is only taken by kill" >&2; exit 2; }
+      KILL_SERVICES+=("$1"); shift ;;
     --pg) STACK_PG_VERSION=${2:?--pg needs a major version}; shift 2 ;;
     --kafka) STACK_KAFKA_VERSION=${2:?--kafka needs a version}; shift 2 ;;
     *) echo "[stack] ERROR: unknown option '$1' (usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1])" >&2; exit 2 ;;
@@ -223,6 +229,20 @@ stop_pidfile() { # name pidfile
 
 kafka_down() { stop_pidfile kafka "$KAFKA_DIR/kafka.pid"; }
 
+kill_pidfile() { # name pidfile: SIGKILL, as a crash would
+  local name=$1 pidfile=$2 pid
+  alive "$pidfile" || { say "$name: not running"; return 0; }
+  pid=$(cat "$pidfile")
+  kill -KILL "$pid"
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$pidfile"
+  say "$name: killed (SIGKILL)"
+}
+
+pg_kill() {
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null && say "postgres: stopped with -m immediate (crash recovery on the next start)"
+}
+
 kafka_status() {
   local version=$KAFKA_RELEASE
   if alive "$KAFKA_DIR/kafka.pid" && port_open "$KAFKA_PORT"; then
@@ -316,7 +336,17 @@ case "$COMMAND" in
   env)
     write_env; cat "$STACK_DIR/env"
     ;;
+  kill)
+    [ ${#KILL_SERVICES[@]} -gt 0 ] || { echo "[stack] ERROR: name the services to kill: postgres, kafka, clickhouse" >&2; exit 2; }
+    for service in "${KILL_SERVICES[@]}"; do
+      case "$service" in
+        postgres) pg_kill ;;
+        kafka) kill_pidfile kafka "$KAFKA_DIR/kafka.pid" ;;
+        clickhouse) kill_pidfile clickhouse "$CH_DIR/clickhouse.pid" ;;
+      esac
+    done
+    ;;
   *)
-    echo "usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] | down | status | env | destroy" >&2; exit 2
+    echo "usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] | down | status | env | destroy | kill SERVICE..." >&2; exit 2
     ;;
 esac

@@ -13,11 +13,21 @@
  * ever covers events acknowledged by Kafka and marked `sent_to_kafka`; on
  * stop, what was read is flushed and confirmed first; after a failure
  * nothing more is confirmed.
+ *
+ * Outages (connection-loss.ts): when a failure is a lost PostgreSQL
+ * connection or an unreachable Kafka, the attempt is torn down (what was read
+ * and not confirmed is dropped: the slot sends it again) and the stages run
+ * again from `prepare`, after a capped, jittered backoff, until they get
+ * through or `--retry-for` runs out. The slot's confirmed LSN is re-read each
+ * time: before PostgreSQL 17 it can be earlier than what cdc last confirmed
+ * after a server restart, so nothing here assumes it only grows.
  */
 import pg from 'pg';
 import type { TableSelection } from '../config/table-selection.js';
 import type { Operation } from '../core/envelope.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
+import { Outage, RetryAborted, type Waiting } from '../core/retry.js';
+import { redactUrl } from '../config/connections.js';
 import { createKafka } from '../kafka/client.js';
 import { connectProducer, type EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../observability/logger.js';
@@ -36,6 +46,8 @@ import { adopt, applyReplicaIdentity, openTopic, publishAndRequest } from './cap
 import { startSnapshotStage, type SnapshotStage } from './snapshot-stage.js';
 import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
+import { KafkaUnreachable, lostDependency, StreamEnded, type Dependency } from './connection-loss.js';
+import { checkKafkaReachable } from '../kafka/reachability.js';
 
 export interface CaptureOptions {
   databaseUrl: string;
@@ -55,6 +67,8 @@ export interface CaptureOptions {
   tombstones: boolean;
   /** Create the slot failover-enabled (PostgreSQL 17+; refused on older servers). */
   failover: boolean;
+  /** Give up on an outage (PostgreSQL or Kafka away) after this long (`--retry-for`); undefined: never. */
+  retryForMs: number | undefined;
   signal: AbortSignal;
   /** A heartbeat for /readyz (observability/health.ts): the confirmed LSN moved. */
   progressed?: () => void;
@@ -73,12 +87,54 @@ export interface CaptureSummary {
 
 const BATCH = { maxBatchBytes: 512 * 1024, maxBatchMessages: 5_000, highWaterBytes: 8 * 1024 * 1024, lowWaterBytes: 2 * 1024 * 1024 };
 const STOP_FLUSH_MS = 10_000;
+/** A closer that hangs on a dead connection must not hold up the next attempt. */
+const CLOSE_TIMEOUT_MS = 10_000;
+const RETRY = { initialDelayMs: 500, maxDelayMs: 30_000 };
 
-/** What the stages share. `closers` run in reverse order when the run ends. */
+/** The first failure of an attempt, whichever part had it; `failed` rejects with it. */
+class FirstFailure {
+  error: Error | null = null;
+  readonly failed: Promise<never>;
+  private reject: (error: Error) => void = () => {};
+  private readonly hooks: (() => void)[] = [];
+
+  constructor() {
+    this.failed = new Promise<never>((_, reject) => (this.reject = reject));
+    this.failed.catch(() => {});
+  }
+
+  readonly fail = (error: Error): void => {
+    if (this.error) return;
+    this.error = error;
+    for (const hook of this.hooks) hook();
+    this.reject(error);
+  };
+
+  /** Runs on the first failure (at once when it already happened). */
+  onFailure(hook: () => void): void {
+    this.hooks.push(hook);
+    if (this.error) hook();
+  }
+}
+
+/** What an attempt hands on to the next one after an outage. */
+interface Carried {
+  counts: Record<Operation, number>;
+  /** `--once`: the WAL position when the command started (kept across attempts). */
+  target: Lsn | null | undefined;
+  /** The last LSN known confirmed, for the log lines. */
+  confirmed: Lsn | null;
+  /** The attempt is streaming again from `from`: the outage is over. */
+  recovered(from: Lsn): void;
+}
+
+/** What the stages of one attempt share. `closers` run in reverse order when it ends. */
 export interface Run {
   options: CaptureOptions;
   logger: Logger;
   closers: (() => Promise<unknown>)[];
+  failure: FirstFailure;
+  carried: Carried;
   admin: pg.Client;
   kafka: ReturnType<typeof createKafka>;
   checked: PreflightResult;
@@ -88,23 +144,79 @@ export interface Run {
   target: Lsn | null;
 }
 
+/**
+ * Runs the stages; after an outage, runs them again (see the header). Ends
+ * with the summary, or throws: a real failure at once, an outage once
+ * `retryForMs` ran out (RetryGaveUp), or a stop signal while waiting.
+ */
 export async function runCapture(options: CaptureOptions): Promise<CaptureSummary> {
-  const closers: Run['closers'] = [];
+  const outage = new Outage({ logger: options.logger, signal: options.signal, giveUpAfterMs: options.retryForMs, bound: '--retry-for', ...RETRY });
+  const carried: Carried = { counts: { c: 0, u: 0, d: 0, r: 0, t: 0 }, target: undefined, confirmed: null, recovered: (from) => outage.recovered(`streaming again from ${formatLsn(from)}`) };
+  for (;;) {
+    try {
+      return await attempt(options, carried);
+    } catch (error) {
+      const dependency = lostDependency(error);
+      if (dependency === null) throw error;
+      try {
+        await outage.failed(error, waiting(options, dependency, carried.confirmed));
+      } catch (stopped) {
+        if (!(stopped instanceof RetryAborted)) throw stopped;
+        throw new Error(`${stopped.message}; nothing unconfirmed is lost: the next start reads it again from the slot`);
+      }
+    }
+  }
+}
+
+function waiting(options: CaptureOptions, dependency: Dependency, confirmed: Lsn | null): Waiting {
+  const at = confirmed === null ? '' : ` (last confirmed ${formatLsn(confirmed)})`;
+  return {
+    waitingFor: dependency === 'postgres' ? `PostgreSQL at ${postgresAddress(options.databaseUrl)}` : `Kafka at ${options.kafkaBrokers.join(',')}`,
+    holding: `nothing: what was not confirmed is read again from the slot${at}`,
+    dependency,
+  };
+}
+
+/** host:port/database of a PostgreSQL URL, without credentials. */
+function postgresAddress(databaseUrl: string): string {
   try {
-    const run = await prepare(options, closers);
+    const url = new URL(databaseUrl);
+    return `${url.host}${url.pathname}`;
+  } catch {
+    return redactUrl(databaseUrl);
+  }
+}
+
+async function attempt(options: CaptureOptions, carried: Carried): Promise<CaptureSummary> {
+  const closers: Run['closers'] = [];
+  const failure = new FirstFailure();
+  try {
+    const run = await prepare(options, closers, failure, carried);
     const slot = await openSlot(run);
     const delivery = await deliver(run);
     const startLsn = await snapshot(run, slot, delivery);
     if (delivery.stopped()) return delivery.summary(startLsn);
     return await stream(run, startLsn, delivery);
   } finally {
-    for (const close of closers.reverse()) await close().catch((error: Error) => options.logger.warn({ err: error.message }, 'while closing'));
+    for (const close of closers.reverse()) await closeWithin(close, options.logger);
   }
 }
 
-async function prepare(options: CaptureOptions, closers: Run['closers']): Promise<Run> {
+async function closeWithin(close: () => Promise<unknown>, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<void>((resolve) => (timer = setTimeout(() => {
+    logger.warn({ timeoutMs: CLOSE_TIMEOUT_MS }, 'a connection did not close in time; left behind');
+    resolve();
+  }, CLOSE_TIMEOUT_MS)));
+  await Promise.race([close().catch((error: Error) => logger.warn({ err: error.message }, 'while closing')), timedOut]);
+  clearTimeout(timer);
+}
+
+async function prepare(options: CaptureOptions, closers: Run['closers'], failure: FirstFailure, carried: Carried): Promise<Run> {
   const { logger } = options;
   const admin = new pg.Client({ connectionString: options.databaseUrl, application_name: 'walbridge-cdc-admin' });
+  // Mostly idle: a loss (server restart) is heard here, not on its next query.
+  admin.on('error', failure.fail);
   await admin.connect();
   closers.push(() => admin.end());
   const checked = await preflight(admin, {
@@ -121,8 +233,12 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
         ? `added to the publication: their changes are captured from now on, and their rows are read by an incremental snapshot (--snapshot ${options.snapshot}) while the stream goes on`
         : 'added to the publication: their changes are captured from now on; rows they already had are not sent (snapshot them with cdc snapshot)');
   }
-  const target = options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
+  carried.target ??= options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
 
+  // A quick probe: kafkajs alone would retry a refused connection for ~40 s before the outage is even seen.
+  await checkKafkaReachable(options.kafkaBrokers).catch((error: Error) => {
+    throw new KafkaUnreachable(error.message);
+  });
   const kafka = createKafka(options.kafkaBrokers, 'walbridge-cdc', logger);
   const decoder = new ChangeDecoder(checked.tables, {
     topicPrefix: options.topicPrefix, database: checked.database, markSent: options.markSent, tombstones: options.tombstones,
@@ -130,7 +246,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
   });
   const partitions = new Map<CapturedTable, number>();
   for (const table of checked.tables) partitions.set(table, await openTopic(kafka, decoder.topicOf(table), options.partitions));
-  return { options, logger, closers, admin, kafka, checked, decoder, partitions, target };
+  return { options, logger, closers, failure, carried, admin, kafka, checked, decoder, partitions, target: carried.target };
 }
 
 /**
@@ -175,31 +291,26 @@ async function deliver(run: Run): Promise<Delivery> {
   let marker: Marker | null = null;
   const marked = run.checked.tables.filter((t) => t.sentFlag !== null);
   if (options.markSent && marked.length > 0) {
-    marker = await openMarker(options.databaseUrl, options.slot, logger);
+    marker = await openMarker(options.databaseUrl, options.slot, logger, run.failure.fail);
     run.closers.push(() => marker!.close());
   } else if (options.markSent) {
     // No captured table has the flag yet; one adopted while running may: open the marker then (marks are never dropped).
-    marker = lazyMarker(() => openMarker(options.databaseUrl, options.slot, logger), run.closers);
+    marker = lazyMarker(() => openMarker(options.databaseUrl, options.slot, logger, run.failure.fail), run.closers);
   }
   logger.info({ marking: options.markSent ? marked.map((t) => t.qualified) : [] }, options.markSent ? 'marking sent_to_kafka on the tables that have it' : 'not marking sent_to_kafka');
 
-  let failure: Error | null = null;
+  const { failure } = run;
+  const { fail, failed } = failure;
   let checkpointer: Checkpointer | null = null;
   let listener: Listener | null = null;
-  let rejectFailed: (error: Error) => void = () => {};
-  const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
-  failed.catch(() => {});
   const gate = new Gate();
-  const fail = (error: Error): void => {
-    if (failure) return;
-    failure = error;
+  failure.onFailure(() => {
     // Nothing after a failure is confirmed, not even by the final status on stop.
     checkpointer?.freeze();
-    rejectFailed(error);
     gate.open(); // a snapshot waiting on backpressure sees the failure and ends
-  };
+  });
   options.signal.addEventListener('abort', () => gate.open(), { once: true });
-  const counts: Record<Operation, number> = { c: 0, u: 0, d: 0, r: 0, t: 0 };
+  const { counts } = run.carried;
   const eventsTotal = cdcMetrics().events;
   let delivered = 0;
   const batcher = new Batcher({
@@ -223,7 +334,7 @@ async function deliver(run: Run): Promise<Delivery> {
   });
   return {
     batcher, gate, failed, fail,
-    stopped: () => options.signal.aborted || failure !== null,
+    stopped: () => options.signal.aborted || failure.error !== null,
     push: (change, partition) => {
       batcher.push(change, partition);
       checkpointer?.submit(1);
@@ -280,6 +391,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   const incremental = supportsWatermarks(run.checked.server);
   let snapshots: SnapshotStage | null = null;
   const checkpointer = new Checkpointer(startLsn, delivery.batcher.pushedCount);
+  run.carried.confirmed = startLsn;
   let reachedTarget: () => void = () => {};
   const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
   if (target !== null && startLsn >= target) reachedTarget();
@@ -298,6 +410,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     },
     onCommit: freshness.committed,
     onConfirmed: (lsn) => {
+      run.carried.confirmed = lsn;
       freshness.confirmed(lsn);
       cdcMetrics().confirmedLsn.set(lsnValue(lsn));
       options.progressed?.();
@@ -312,11 +425,12 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   logger.info({ slot: options.slot, publication: options.publication, tables: run.checked.tables.map((t) => t.qualified), from: formatLsn(startLsn) }, 'streaming');
   const aborted = new Promise<void>((resolve) => options.signal.addEventListener('abort', () => resolve(), { once: true }));
   const running = listener.run(startLsn).then(() => {
-    if (!delivery.stopped()) throw new Error('the replication stream ended unexpectedly');
+    if (!delivery.stopped()) throw new StreamEnded();
   });
   running.catch(delivery.fail);
   try {
     await Promise.race([listener.started, aborted, delivery.failed]);
+    if (!delivery.stopped()) run.carried.recovered(startLsn);
     if (incremental && !delivery.stopped()) {
       snapshots = await startSnapshotStage({
         databaseUrl: options.databaseUrl,

@@ -32,6 +32,15 @@ import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
 
 const defaultPublication = (slot: string): string => `walbridge_${slot}`;
 const DEFAULT_TABLE = 'public.user_logins';
+/** `--once` rides through an outage this long by default (a restart of PostgreSQL or of a Kafka broker takes seconds). */
+const ONCE_RETRY_FOR_S = 60;
+
+/** --retry-for in ms: bounded with --once by default, for ever otherwise. */
+function retryForMs(text: string | undefined, once: boolean): number | undefined {
+  if (text === undefined) return once ? ONCE_RETRY_FOR_S * 1000 : undefined;
+  if (!/^\s*\d+\s*$/.test(text)) throw new ConfigError(`--retry-for must be a whole number of seconds (0: give up at the first failure), got '${text}'`);
+  return Number(text) * 1000;
+}
 
 function connectionOptions<T>(y: Argv<T>) {
   return y
@@ -66,6 +75,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       .option('mark-sent', { type: 'boolean', default: true, describe: 'set sent_to_kafka = true after Kafka acknowledged (--no-mark-sent to skip)' })
       .option('tombstones', { type: 'boolean', default: false, describe: 'send a null-value message after each delete (for compacted topics)' })
       .option('failover', { type: 'boolean', default: false, describe: 'create the slot failover-enabled, kept in step on standbys (PostgreSQL 17+)' })
+      .option('retry-for', { type: 'string', describe: `seconds to ride through an outage (PostgreSQL or Kafka away) before exiting 1 (default: ${ONCE_RETRY_FOR_S} with --once, for ever otherwise)` })
       .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' }),
   (argv) => runCommand(async () => {
     checkSlotName(argv.slot);
@@ -73,6 +83,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     const include = tableList(argv.table ?? process.env.CDC_TABLES ?? DEFAULT_TABLE);
     const exclude = tableList(argv.excludeTable ?? process.env.CDC_EXCLUDE_TABLES);
     const fromLsn = parseFromLsn(argv.fromLsn);
+    const retryFor = retryForMs(argv.retryFor, argv.once);
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
     const logger = createLogger('cdc');
     const shutdown = installShutdown(logger);
@@ -98,6 +109,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       markSent: argv.markSent,
       tombstones: argv.tombstones,
       failover: argv.failover,
+      retryForMs: retryFor,
       signal: shutdown.stopSignal,
       progressed: health.progressed,
       logger,

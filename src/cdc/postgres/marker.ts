@@ -42,8 +42,10 @@ const RETRYABLE = new Set(['40P01', '40001']);
 const MARK_ATTEMPTS = 5;
 const SETUP_PATIENCE_MS = 15_000;
 
-export async function openMarker(databaseUrl: string, slot: string, logger: Logger): Promise<Marker> {
+/** `onLost`: the session broke while idle (a server restart); the caller restarts its run. */
+export async function openMarker(databaseUrl: string, slot: string, logger: Logger, onLost: (error: Error) => void): Promise<Marker> {
   const client = new pg.Client({ connectionString: databaseUrl, application_name: `walbridge-marker-${slot}` });
+  client.on('error', onLost);
   await client.connect();
   try {
     const origin = originName(slot);
