@@ -124,6 +124,8 @@ interface Carried {
   target: Lsn | null | undefined;
   /** The last LSN known confirmed, for the log lines. */
   confirmed: Lsn | null;
+  /** Attempts begun so far, this one included. */
+  attempts: number;
   /** The attempt is streaming again from `from`: the outage is over. */
   recovered(from: Lsn): void;
 }
@@ -151,7 +153,7 @@ export interface Run {
  */
 export async function runCapture(options: CaptureOptions): Promise<CaptureSummary> {
   const outage = new Outage({ logger: options.logger, signal: options.signal, giveUpAfterMs: options.retryForMs, bound: '--retry-for', ...RETRY });
-  const carried: Carried = { counts: { c: 0, u: 0, d: 0, r: 0, t: 0 }, target: undefined, confirmed: null, recovered: (from) => outage.recovered(`streaming again from ${formatLsn(from)}`) };
+  const carried: Carried = { counts: { c: 0, u: 0, d: 0, r: 0, t: 0 }, target: undefined, confirmed: null, attempts: 0, recovered: (from) => outage.recovered(`streaming again from ${formatLsn(from)}`) };
   for (;;) {
     try {
       return await attempt(options, carried);
@@ -190,6 +192,7 @@ function postgresAddress(databaseUrl: string): string {
 async function attempt(options: CaptureOptions, carried: Carried): Promise<CaptureSummary> {
   const closers: Run['closers'] = [];
   const failure = new FirstFailure();
+  carried.attempts += 1;
   try {
     const run = await prepare(options, closers, failure, carried);
     const slot = await openSlot(run);
@@ -221,7 +224,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers'], failure
   closers.push(() => admin.end());
   const checked = await preflight(admin, {
     tables: options.tables, replicaIdentity: options.replicaIdentity, slot: options.slot, markSent: options.markSent,
-    fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
+    fromLsn: options.fromLsn, resuming: carried.attempts > 1, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
   });
   for (const table of checked.tables) await applyReplicaIdentity(admin, table, options.replicaIdentity, logger);
   const publication = await publishAndRequest(options, admin, checked);

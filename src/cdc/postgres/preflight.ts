@@ -22,6 +22,11 @@ export interface PreflightRequest {
   slot: string;
   markSent: boolean;
   fromLsn: Lsn | null;
+  /**
+   * A re-attempt after an outage: `fromLsn` was checked and applied by the
+   * first attempt; a slot that has confirmed past it since is no error.
+   */
+  resuming: boolean;
   /** The initial load when the slot is created. */
   snapshot: SnapshotMode;
   /** Whether the user chose it (`--snapshot`), rather than the default. */
@@ -101,7 +106,7 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
   } else if (pending !== null) {
     await checkFunctions(client, caller, ['pg_replication_origin_drop(text)'], 'which clears the flag of the unfinished initial snapshot once it is resumed', null);
   }
-  if (request.fromLsn !== null) {
+  if (request.fromLsn !== null && !request.resuming) {
     if (!slot?.confirmedFlush) throw new ConfigError(`--from-lsn needs an existing slot; slot ${request.slot} does not exist yet`);
     if (request.fromLsn < slot.confirmedFlush) {
       throw new ConfigError(
