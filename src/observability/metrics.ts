@@ -34,6 +34,13 @@ export const cdcMetrics = once(() => ({
   slotWalStatus: new client.Gauge({ name: 'walbridge_cdc_slot_wal_status', help: 'pg_replication_slots.wal_status: 1 for the current one (reserved, extended, unreserved, lost)', labelNames: ['status'], registers: [registry] }),
 }));
 
+/** cdc's --heartbeat-interval (cdc/heartbeat.ts): registered only when heartbeats are on. */
+export const heartbeatMetrics = once(() => ({
+  written: new client.Counter({ name: 'walbridge_cdc_heartbeats_written_total', help: 'Heartbeat messages written to PostgreSQL (pg_logical_emit_message)', registers: [registry] }),
+  confirmed: new client.Counter({ name: 'walbridge_cdc_heartbeats_total', help: 'Heartbeats read back through the slot and confirmed (their commit is at or below the confirmed LSN)', registers: [registry] }),
+  lastConfirmed: new client.Gauge({ name: 'walbridge_cdc_heartbeat_timestamp_seconds', help: 'Commit time (Unix seconds) of the last heartbeat confirmed; the start time until the first one', registers: [registry] }),
+}));
+
 export const sinkMetrics = once(() => ({
   rows: new client.Counter({ name: 'walbridge_sink_rows_written_total', help: 'Rows written to ClickHouse, by table and kind (upsert, delete)', labelNames: ['table', 'kind'], registers: [registry] }),
   insertSeconds: new client.Histogram({ name: 'walbridge_sink_clickhouse_insert_duration_seconds', help: 'Time of one ClickHouse INSERT (retries not included)', buckets: SECONDS, registers: [registry] }),
@@ -50,6 +57,12 @@ export const retryMetrics = once(() => ({
   retries: new client.Counter({ name: 'walbridge_retries_total', help: 'Failed attempts retried, by the dependency waited for', labelNames: ['dependency'], registers: [registry] }),
   waiting: new client.Gauge({ name: 'walbridge_waiting', help: '1 while an operation waits for this dependency to come back', labelNames: ['dependency'], registers: [registry] }),
 }));
+
+/** A dependency's retry series start at 0, so dashboards and alerts see them before the first wait. */
+export function declareDependency(dependency: string): void {
+  retryMetrics().retries.inc({ dependency }, 0);
+  retryMetrics().waiting.set({ dependency }, 0);
+}
 
 /**
  * cdc's freshness: the listener reports each commit (end LSN, commit time),

@@ -20,7 +20,7 @@ import { ConfigError } from '../core/exit-codes.js';
 import { createKafka, type Kafka } from '../kafka/client.js';
 import { deleteGroup, groupOffsets, openTopicReader } from '../kafka/consumer.js';
 import { recordConsumerLag } from '../kafka/consumer-lag.js';
-import { retryMetrics } from '../observability/metrics.js';
+import { declareDependency, retryMetrics } from '../observability/metrics.js';
 import { DeadLetterProducer } from '../kafka/dead-letter.js';
 import { listTopics, topicOffsets } from '../kafka/topics.js';
 import type { Logger } from '../observability/logger.js';
@@ -109,6 +109,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
   const { client, database } = openClickHouse(options.clickhouseUrl);
   const clickhouseName = redactUrl(options.clickhouseUrl);
   const dlq = new DeadLetterProducer(kafka);
+  declareDependency('clickhouse');
   try {
     // Nothing is held yet at the start, so the first signal is enough to give up waiting.
     const waitForClickHouse = <T>(what: string, operation: () => Promise<T>): Promise<T> =>

@@ -8,17 +8,7 @@ import { createUserLogins, sql, waitFor } from '../support/cdc.js';
 import { cliEnv, runCli, startCli, type RunningCli } from '../support/cli.js';
 import { isolatedServices, type IsolatedServices } from '../support/services.js';
 import { freePort } from '../support/ports.js';
-
-async function get(port: number, path: string): Promise<{ status: number; text: string }> {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: response.status, text: await response.text() };
-}
-
-/** The value of one sample (`name{labels} value`), or undefined when absent. */
-function sample(text: string, name: string, labels = ''): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `) || (!labels && l.startsWith(`${name}{`)));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
+import { get, sample } from '../support/metrics.js';
 
 const rows = (from: number, to: number): string =>
   `INSERT INTO user_logins (id, username, event_type, event_time) SELECT g, 'u' || g, 'login', now() FROM generate_series(${from}, ${to}) g`;
@@ -70,6 +60,7 @@ describe('metrics and health endpoints', () => {
     }, 30_000);
     assert.ok(sample(polled, 'walbridge_cdc_slot_lag_bytes')! >= 0);
     assert.match(streamed, /^# TYPE walbridge_cdc_events_total counter$/m);
+    assert.equal(sample(streamed, 'walbridge_ready'), 1, '/readyz said 200 above');
     assert.match(streamed, /^walbridge_process_resident_memory_bytes \d+/m);
     assert.match(streamed, /^# TYPE walbridge_cdc_kafka_send_duration_seconds histogram$/m);
     // The 30 rows are one transaction: its commit-to-ack time is observed once it is confirmed.
@@ -83,6 +74,9 @@ describe('metrics and health endpoints', () => {
     assert.ok(sample(sunk, 'walbridge_sink_batch_rows_sum')! >= 80);
     assert.ok(sample(sunk, 'walbridge_sink_commit_to_insert_seconds_count')! > 0);
     assert.equal(sample(sunk, 'walbridge_sink_dead_letters_total'), 0);
+    // Declared at start, before any wait, so dashboards and alerts have the series.
+    assert.equal(sample(sunk, 'walbridge_waiting', 'dependency="clickhouse"'), 0);
+    assert.equal(sample(sunk, 'walbridge_retries_total', 'dependency="clickhouse"'), 0);
     const lagged = await waitFor('consumer lag polled and sink ready', async () => {
       const text = (await get(sinkPort, '/metrics')).text;
       const lag = sample(text, 'walbridge_sink_consumer_lag_messages', `topic="${services.topicPrefix}.public.user_logins",partition="0"`);

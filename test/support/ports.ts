@@ -11,3 +11,13 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * The port-prefix digit of the test stack (PostgreSQL on <P>5432), for a
+ * server a test starts on a fixed port of its own range (<P>xxxx).
+ */
+export function stackPortPrefix(databaseUrl: string): string {
+  const port = new URL(databaseUrl).port;
+  if (!/^\d5432$/.test(port)) throw new Error(`cannot tell the stack's port prefix from PostgreSQL port ${port} (expected <digit>5432)`);
+  return port[0]!;
+}
