@@ -14,20 +14,16 @@
  * stop, what was read is flushed and confirmed first; after a failure
  * nothing more is confirmed.
  *
- * Outages (connection-loss.ts): when a failure is a lost PostgreSQL
- * connection or an unreachable Kafka, the attempt is torn down (what was read
- * and not confirmed is dropped: the slot sends it again) and the stages run
- * again from `prepare`, after a capped, jittered backoff, until they get
- * through or `--retry-for` runs out. The slot's confirmed LSN is re-read each
- * time: before PostgreSQL 17 it can be earlier than what cdc last confirmed
- * after a server restart, so nothing here assumes it only grows.
+ * Outages (outages.ts): after a lost PostgreSQL connection or an
+ * unreachable Kafka the attempt's sessions are closed and the stages run
+ * again from `prepare`. The slot's confirmed LSN is re-read each time: before
+ * PostgreSQL 17 it can be earlier than what cdc last confirmed after a server
+ * restart, so nothing here assumes it only grows.
  */
 import pg from 'pg';
 import type { TableSelection } from '../config/table-selection.js';
 import type { Operation } from '../core/envelope.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
-import { Outage, RetryAborted, type Waiting } from '../core/retry.js';
-import { redactUrl } from '../config/connections.js';
 import { createKafka } from '../kafka/client.js';
 import { connectProducer, type EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../observability/logger.js';
@@ -46,7 +42,8 @@ import { adopt, applyReplicaIdentity, openTopic, publishAndRequest } from './cap
 import { startSnapshotStage, type SnapshotStage } from './snapshot-stage.js';
 import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
-import { KafkaUnreachable, lostDependency, StreamEnded, type Dependency } from './connection-loss.js';
+import { KafkaUnreachable, StreamEnded } from './connection-loss.js';
+import { rideThrough, type Carried } from './outages.js';
 import { checkKafkaReachable } from '../kafka/reachability.js';
 import { checkHeartbeatSupport, startHeartbeat, type Heartbeat } from './heartbeat.js';
 
@@ -92,7 +89,6 @@ const BATCH = { maxBatchBytes: 512 * 1024, maxBatchMessages: 5_000, highWaterByt
 const STOP_FLUSH_MS = 10_000;
 /** A closer that hangs on a dead connection must not hold up the next attempt. */
 const CLOSE_TIMEOUT_MS = 10_000;
-const RETRY = { initialDelayMs: 500, maxDelayMs: 30_000 };
 
 /** The first failure of an attempt, whichever part had it; `failed` rejects with it. */
 class FirstFailure {
@@ -120,18 +116,6 @@ class FirstFailure {
   }
 }
 
-/** What an attempt hands on to the next one after an outage. */
-interface Carried {
-  counts: Record<Operation, number>;
-  /** `--once`: the WAL position when the command started (kept across attempts). */
-  target: Lsn | null | undefined;
-  /** The last LSN known confirmed, for the log lines. */
-  confirmed: Lsn | null;
-  /** Attempts begun so far, this one included. */
-  attempts: number;
-  /** The attempt is streaming again from `from`: the outage is over. */
-  recovered(from: Lsn): void;
-}
 
 /** What the stages of one attempt share. `closers` run in reverse order when it ends. */
 export interface Run {
@@ -149,47 +133,9 @@ export interface Run {
   target: Lsn | null;
 }
 
-/**
- * Runs the stages; after an outage, runs them again (see the header). Ends
- * with the summary, or throws: a real failure at once, an outage once
- * `retryForMs` ran out (RetryGaveUp), or a stop signal while waiting.
- */
-export async function runCapture(options: CaptureOptions): Promise<CaptureSummary> {
-  const outage = new Outage({ logger: options.logger, signal: options.signal, giveUpAfterMs: options.retryForMs, bound: '--retry-for', ...RETRY });
-  const carried: Carried = { counts: { c: 0, u: 0, d: 0, r: 0, t: 0 }, target: undefined, confirmed: null, attempts: 0, recovered: (from) => outage.recovered(`streaming again from ${formatLsn(from)}`) };
-  for (;;) {
-    try {
-      return await attempt(options, carried);
-    } catch (error) {
-      const dependency = lostDependency(error);
-      if (dependency === null) throw error;
-      try {
-        await outage.failed(error, waiting(options, dependency, carried.confirmed));
-      } catch (stopped) {
-        if (!(stopped instanceof RetryAborted)) throw stopped;
-        throw new Error(`${stopped.message}; nothing unconfirmed is lost: the next start reads it again from the slot`);
-      }
-    }
-  }
-}
-
-function waiting(options: CaptureOptions, dependency: Dependency, confirmed: Lsn | null): Waiting {
-  const at = confirmed === null ? '' : ` (last confirmed ${formatLsn(confirmed)})`;
-  return {
-    waitingFor: dependency === 'postgres' ? `PostgreSQL at ${postgresAddress(options.databaseUrl)}` : `Kafka at ${options.kafkaBrokers.join(',')}`,
-    holding: `nothing: what was not confirmed is read again from the slot${at}`,
-    dependency,
-  };
-}
-
-/** host:port/database of a PostgreSQL URL, without credentials. */
-function postgresAddress(databaseUrl: string): string {
-  try {
-    const url = new URL(databaseUrl);
-    return `${url.host}${url.pathname}`;
-  } catch {
-    return redactUrl(databaseUrl);
-  }
+/** `cdc start`: the stages, run again after an outage (outages.ts). */
+export function runCapture(options: CaptureOptions): Promise<CaptureSummary> {
+  return rideThrough(options, attempt);
 }
 
 async function attempt(options: CaptureOptions, carried: Carried): Promise<CaptureSummary> {
