@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
-import { formatLsn, type Lsn } from '../../core/lsn.js';
+import { formatLsn, parseLsn, type Lsn } from '../../core/lsn.js';
 import type { TableSelection } from '../../config/table-selection.js';
 import { describeTables, type CapturedTable } from './table.js';
 import { readSlot, type SlotState } from './slot.js';
@@ -112,6 +112,14 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
       throw new ConfigError(
         `--from-lsn ${formatLsn(request.fromLsn)} is before the slot's confirmed_flush_lsn ${formatLsn(slot.confirmedFlush)}: ` +
           `the slot has released the WAL before it, so those changes are gone; use an LSN at or after ${formatLsn(slot.confirmedFlush)}`,
+      );
+    }
+    // Confirming an LSN the server has not written yet would skip every change up to it, unseen.
+    const current = parseLsn((await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn);
+    if (request.fromLsn > current) {
+      throw new ConfigError(
+        `--from-lsn ${formatLsn(request.fromLsn)} is ahead of the server's current WAL position ${formatLsn(current)}: starting there would skip ` +
+          `every change written until the WAL reaches it (a typo, such as 10/0 for 0/10?); use an LSN between ${formatLsn(slot.confirmedFlush)} and ${formatLsn(current)}`,
       );
     }
   }
