@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import pg from 'pg';
 import { redactUrl, resolveConnections, withDatabase } from '../src/config/connections.js';
+import { resolveKafka } from '../src/config/kafka.js';
 import { topicName } from '../src/core/envelope.js';
 import { ensureDatabase, openClickHouse, quoteIdentifier } from '../src/sink/clickhouse/client.js';
 import { createKafka } from '../src/kafka/client.js';
@@ -31,7 +32,7 @@ const CLI_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../s
 const base = resolveConnections({});
 const databaseUrl = withDatabase(base.databaseUrl, DEMO_DATABASE);
 const clickhouseUrl = withDatabase(base.clickhouseUrl, DEMO_DATABASE);
-const kafka = createKafka(base.kafkaBrokers, 'walbridge-demo', createLogger('demo'));
+const kafka = createKafka(resolveKafka(base.kafkaBrokers, {}), 'walbridge-demo', createLogger('demo'));
 const failures: string[] = [];
 let stepNumber = 0;
 

@@ -19,6 +19,13 @@
 # STACK_KAFKA_VERSION  Kafka version (--kafka; default 4.1)
 # STACK_SERVICES       which services up/down/status handle (default: postgres kafka clickhouse)
 # STACK_PG_PORT        PostgreSQL's port, overriding the prefix's (a test's own cluster)
+# STACK_KAFKA_PORT     Kafka's port, overriding the prefix's (its controller: the next port)
+# STACK_KAFKA_SECURITY plaintext (default) or sasl_ssl: Kafka's listener then speaks
+#                      TLS with client certificates and SASL (PLAIN, SCRAM-SHA-256,
+#                      SCRAM-SHA-512, user walbridge); the CA, certificates and the
+#                      generated password are made in <STACK_DIR>/kafka/tls, and
+#                      `env` gives the KAFKA_SSL_* / KAFKA_SASL_* settings to reach it
+# STACK_KAFKA_JAVA_OPTS more JVM options for the broker
 # `up` fetches a version it lacks with scripts/install-stack.sh (cached in
 # .stack-cache/). A stack directory keeps the versions it was made with: a
 # later command without them uses those, and asking for others is refused.
@@ -71,8 +78,15 @@ fi
 
 [[ "$P" =~ ^[1-5]$ ]] || { echo "[stack] ERROR: STACK_PORT_PREFIX must be one digit from 1 to 5 (ports are <digit>5432, <digit>9092, ...), got '$P'" >&2; exit 2; }
 PG_PORT=${STACK_PG_PORT:-${P}5432}
-KAFKA_PORT=${P}9092
-KAFKA_CONTROLLER_PORT=${P}9093
+KAFKA_PORT=${STACK_KAFKA_PORT:-${P}9092}
+KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
+MADE_KAFKA_SECURITY=$(cat "$KAFKA_DIR/security" 2>/dev/null || true)
+KAFKA_SECURITY=${STACK_KAFKA_SECURITY:-${MADE_KAFKA_SECURITY:-plaintext}}
+if [ "$COMMAND" = up ] && [ -n "$MADE_KAFKA_SECURITY" ] && [ "$MADE_KAFKA_SECURITY" != "$KAFKA_SECURITY" ]; then
+  echo "[stack] ERROR: $KAFKA_DIR was made with STACK_KAFKA_SECURITY=$MADE_KAFKA_SECURITY, not $KAFKA_SECURITY; stop the stack and remove $STACK_DIR, or use another STACK_DIR" >&2; exit 2
+fi
+case "$KAFKA_SECURITY" in plaintext|sasl_ssl) ;; *) echo "[stack] ERROR: STACK_KAFKA_SECURITY must be plaintext or sasl_ssl, got '$KAFKA_SECURITY'" >&2; exit 2 ;; esac
+KAFKA_TLS_DIR=$KAFKA_DIR/tls
 CH_HTTP_PORT=${P}8123
 CH_TCP_PORT=${P}9000
 CH_INTERSERVER_PORT=${P}9009
@@ -185,22 +199,36 @@ pg_status() {
 
 # --------------------------------------------------------------------- Kafka
 # The broker's JVM, heap bounded to 512 MB.
-KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true
+# STACK_KAFKA_JAVA_OPTS adds options (a throw-away test broker starts a third faster with C1 only).
+# shellcheck disable=SC2206
+KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true ${STACK_KAFKA_JAVA_OPTS:-}
   "-Dlog4j2.configurationFile=$ROOT/infra/kafka/log4j2.properties" "-Dkafka.log.dir=$KAFKA_DIR/log"
   -cp "$KAFKA_LIBS/*")
 
 kafka_up() {
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/log"
-  sed -e "s#@DIR@#$KAFKA_DIR#g" -e "s#@BROKER_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
-    "$ROOT/infra/kafka/server.properties" > "$KAFKA_DIR/server.properties"
+  echo "$KAFKA_SECURITY" > "$KAFKA_DIR/security"
+  local template=("$ROOT/infra/kafka/server.properties") password='' scram=()
+  if [ "$KAFKA_SECURITY" = sasl_ssl ]; then
+    kafka_tls_material
+    template+=("$ROOT/infra/kafka/sasl-ssl.properties")
+    password=$(cat "$KAFKA_TLS_DIR/sasl-password")
+    scram=(--add-scram "SCRAM-SHA-256=[name=walbridge,password=$password]" --add-scram "SCRAM-SHA-512=[name=walbridge,password=$password]")
+  fi
+  cat "${template[@]}" | sed -e "s#@DIR@#$KAFKA_DIR#g" -e "s#@BROKER_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    -e "s#@TLS@#$KAFKA_TLS_DIR#g" -e "s#@PASSWORD@#$password#g" > "$KAFKA_DIR/server.properties"
+  chmod 600 "$KAFKA_DIR/server.properties"
   if alive "$KAFKA_DIR/kafka.pid"; then
     say "kafka: already running on $KAFKA_PORT"
   else
     if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then  # storage is formatted once, by the version that runs it
       echo "$KAFKA_RELEASE" > "$KAFKA_DIR/version"
-      local cluster_id
-      cluster_id=$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid 2>>"$KAFKA_DIR/log/format.log")
-      "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" \
+      # A random cluster id as `kafka-storage random-uuid` prints it (16 bytes, base64url), without starting a
+      # JVM for it; like it, never one that starts with `-`, which the format command would read as an option.
+      local cluster_id=-
+      until [[ $cluster_id != -* ]]; do cluster_id=$(openssl rand -base64 16 | tr '+/' '-_' | tr -d '=\n'); done
+      # SCRAM credentials live in the KRaft metadata: written at format time.
+      "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" "${scram[@]}" \
         >>"$KAFKA_DIR/log/format.log" 2>&1 || fail "kafka storage format failed; see $KAFKA_DIR/log/format.log"
     fi
     : > "$KAFKA_DIR/log/server.log"
@@ -209,6 +237,30 @@ kafka_up() {
     echo $! > "$KAFKA_DIR/kafka.pid"
   fi
   wait_for kafka "$KAFKA_DIR/log/server.log" kafka_ready
+}
+
+# For STACK_KAFKA_SECURITY=sasl_ssl, once per stack directory: a CA, the
+# broker's certificate (for IP 127.0.0.1 only, the address it advertises),
+# a client certificate, and the password of the SASL users (random, in a file).
+kafka_tls_material() {
+  [ -f "$KAFKA_TLS_DIR/sasl-password" ] && return 0
+  mkdir -p "$KAFKA_TLS_DIR" && chmod 700 "$KAFKA_TLS_DIR"
+  local log=$KAFKA_DIR/log/tls.log
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 -subj "/CN=walbridge stack CA" \
+    -keyout "$KAFKA_TLS_DIR/ca.key" -out "$KAFKA_TLS_DIR/ca.pem" >"$log" 2>&1 \
+    && kafka_certificate broker 'subjectAltName=IP:127.0.0.1' >>"$log" 2>&1 \
+    && kafka_certificate client 'basicConstraints=CA:FALSE' >>"$log" 2>&1 \
+    || fail "making the Kafka TLS certificates failed; see $log"
+  cat "$KAFKA_TLS_DIR/broker.key" "$KAFKA_TLS_DIR/broker.pem" > "$KAFKA_TLS_DIR/broker-keystore.pem"
+  openssl rand -hex 16 | tr -d '\n' > "$KAFKA_TLS_DIR/sasl-password"
+  chmod 600 "$KAFKA_TLS_DIR"/*
+}
+
+kafka_certificate() { # name extension: <name>.key and <name>.pem, signed by the stack's CA
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=walbridge-$1" \
+    -keyout "$KAFKA_TLS_DIR/$1.key" -out "$KAFKA_TLS_DIR/$1.csr" \
+  && openssl x509 -req -in "$KAFKA_TLS_DIR/$1.csr" -CA "$KAFKA_TLS_DIR/ca.pem" -CAkey "$KAFKA_TLS_DIR/ca.key" -CAcreateserial \
+    -days 365 -extfile <(echo "$2") -out "$KAFKA_TLS_DIR/$1.pem"
 }
 
 kafka_ready() {
@@ -286,11 +338,25 @@ clickhouse_status() {
 }
 
 # ------------------------------------------------------------------- commands
+# The client settings a sasl_ssl stack needs (walbridge's KAFKA_SSL_* and KAFKA_SASL_*).
+kafka_client_env() {
+  [ "$KAFKA_SECURITY" = sasl_ssl ] || return 0
+  cat <<EOF
+export KAFKA_SSL_CA='$KAFKA_TLS_DIR/ca.pem'
+export KAFKA_SSL_CERT='$KAFKA_TLS_DIR/client.pem'
+export KAFKA_SSL_KEY='$KAFKA_TLS_DIR/client.key'
+export KAFKA_SASL_MECHANISM='SCRAM-SHA-512'
+export KAFKA_SASL_USERNAME='walbridge'
+export KAFKA_SASL_PASSWORD_FILE='$KAFKA_TLS_DIR/sasl-password'
+EOF
+}
+
 write_env() {
   cat > "$STACK_DIR/env" <<EOF
 # Written by scripts/stack.sh up: source it to reach this stack.
 export DATABASE_URL='$DATABASE_URL'
 export KAFKA_BROKERS='$KAFKA_BROKERS'
+$(kafka_client_env)
 export CLICKHOUSE_URL='$CLICKHOUSE_URL'
 # The server binaries this stack runs (tests start throw-away clusters with the same major).
 export PG_BIN='$PG_BIN'

@@ -56,7 +56,7 @@ export async function rideThrough(options: CaptureOptions, attempt: (options: Ca
 function waiting(options: CaptureOptions, dependency: Dependency, confirmed: Lsn | null): Waiting {
   const at = confirmed === null ? '' : ` (last confirmed ${formatLsn(confirmed)})`;
   return {
-    waitingFor: dependency === 'postgres' ? `PostgreSQL at ${postgresAddress(options.databaseUrl)}` : `Kafka at ${options.kafkaBrokers.join(',')}`,
+    waitingFor: dependency === 'postgres' ? `PostgreSQL at ${postgresAddress(options.databaseUrl)}` : `Kafka at ${options.kafka.brokers.join(',')}`,
     holding: `nothing: what was not confirmed is read again from the slot${at}`,
     dependency,
   };

@@ -24,6 +24,7 @@ import pg from 'pg';
 import type { TableSelection } from '../config/table-selection.js';
 import type { Operation } from '../core/envelope.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
+import type { KafkaConnection } from '../config/kafka.js';
 import { createKafka } from '../kafka/client.js';
 import { connectProducer, type EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../observability/logger.js';
@@ -44,12 +45,12 @@ import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
 import { KafkaUnreachable, StreamEnded } from './connection-loss.js';
 import { rideThrough, type Carried } from './outages.js';
-import { checkKafkaReachable } from '../kafka/reachability.js';
+import { brokersUnreachable } from '../kafka/reachability.js';
 import { checkHeartbeatSupport, startHeartbeat, type Heartbeat } from './heartbeat.js';
 
 export interface CaptureOptions {
   databaseUrl: string;
-  kafkaBrokers: string[];
+  kafka: KafkaConnection;
   slot: string;
   publication: string;
   tables: TableSelection;
@@ -189,10 +190,9 @@ async function prepare(options: CaptureOptions, closers: Run['closers'], failure
   carried.target ??= options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
 
   // A quick probe: kafkajs alone would retry a refused connection for ~40 s before the outage is even seen.
-  await checkKafkaReachable(options.kafkaBrokers).catch((error: Error) => {
-    throw new KafkaUnreachable(error.message);
-  });
-  const kafka = createKafka(options.kafkaBrokers, 'walbridge-cdc', logger);
+  const unreachable = await brokersUnreachable(options.kafka);
+  if (unreachable !== null) throw new KafkaUnreachable(unreachable);
+  const kafka = createKafka(options.kafka, 'walbridge-cdc', logger);
   const decoder = new ChangeDecoder(checked.tables, {
     topicPrefix: options.topicPrefix, database: checked.database, markSent: options.markSent, tombstones: options.tombstones,
     missingValues: (table) => missingValues(admin, table),
@@ -239,7 +239,7 @@ interface Delivery {
 
 async function deliver(run: Run): Promise<Delivery> {
   const { options, logger } = run;
-  const producer: EventProducer = await connectProducer(options.kafkaBrokers, 'walbridge-cdc');
+  const producer: EventProducer = await connectProducer(options.kafka, 'walbridge-cdc');
   run.closers.push(() => producer.disconnect());
   let marker: Marker | null = null;
   const marked = run.checked.tables.filter((t) => t.sentFlag !== null);

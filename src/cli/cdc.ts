@@ -13,6 +13,7 @@ import { topicName } from '../core/envelope.js';
 import { ConfigError, EXIT_RUNTIME } from '../core/exit-codes.js';
 import { parseLsn, type Lsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
+import { resolveKafka } from '../config/kafka.js';
 import { parseTableName } from '../config/table-name.js';
 import { parseTableSelection, tableList } from '../config/table-selection.js';
 import { createKafka } from '../kafka/client.js';
@@ -29,6 +30,7 @@ import { checkKafkaReachable } from '../kafka/reachability.js';
 import { metricsPort, serveHealth } from '../observability/health.js';
 import { watchSlot } from '../cdc/postgres/slot-watch.js';
 import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
+import { kafkaOptions } from './kafka-options.js';
 
 const defaultPublication = (slot: string): string => `walbridge_${slot}`;
 const DEFAULT_TABLE = 'public.user_logins';
@@ -43,9 +45,8 @@ function retryForMs(text: string | undefined, once: boolean): number | undefined
 }
 
 function connectionOptions<T>(y: Argv<T>) {
-  return y
+  return kafkaOptions(y)
     .option('database-url', { type: 'string', describe: 'PostgreSQL URL (env DATABASE_URL)' })
-    .option('kafka-brokers', { type: 'string', describe: 'host:port[,host:port] (env KAFKA_BROKERS)' })
     .option('topic-prefix', { type: 'string', default: 'walbridge', describe: 'topics are <prefix>.<schema>.<table>' });
 }
 
@@ -97,16 +98,17 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     const fromLsn = parseFromLsn(argv.fromLsn);
     const retryFor = retryForMs(argv.retryFor, argv.once);
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
+    const kafka = resolveKafka(connections.kafkaBrokers, argv);
     const logger = createLogger('cdc');
     const shutdown = installShutdown(logger);
     // A second signal exits at once: nothing undelivered was confirmed.
     shutdown.abortSignal.addEventListener('abort', () => process.exit(EXIT_RUNTIME));
-    await checkKafkaReachable(connections.kafkaBrokers);
+    await checkKafkaReachable(kafka);
     const health = await serveHealth(metricsPort(argv.metricsPort));
     const slotWatch = metricsPort(argv.metricsPort) === undefined ? undefined : watchSlot(connections.databaseUrl, argv.slot, health.progressed, logger);
     const summary = await runCapture({
       databaseUrl: connections.databaseUrl,
-      kafkaBrokers: connections.kafkaBrokers,
+      kafka,
       slot: argv.slot,
       publication: argv.publication ?? defaultPublication(argv.slot),
       tables: parseTableSelection(include, exclude),
@@ -137,14 +139,15 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
   (argv) => runCommand(async () => {
     if (argv.slot !== undefined) checkSlotName(argv.slot);
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
+    const kafkaConnection = resolveKafka(connections.kafkaBrokers, argv);
     const logger = createLogger('cdc');
     const client = new pg.Client({ connectionString: connections.databaseUrl });
     await client.connect();
     try {
       const statuses = await slotStatuses(client, argv.slot, (slot) => argv.publication ?? defaultPublication(slot));
       // The slot's facts come from PostgreSQL: an unreachable Kafka only blanks the topics' offsets.
-      const kafkaError = await checkKafkaReachable(connections.kafkaBrokers).then(() => null, (error: Error) => error.message);
-      const kafka = createKafka(connections.kafkaBrokers, 'walbridge-cdc-status', logger);
+      const kafkaError = await checkKafkaReachable(kafkaConnection).then(() => null, (error: Error) => error.message);
+      const kafka = createKafka(kafkaConnection, 'walbridge-cdc-status', logger);
       const report = [];
       for (const status of statuses) {
         const topics = [];

@@ -10,6 +10,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveConnections } from '../config/connections.js';
+import { resolveKafka } from '../config/kafka.js';
 import { EXIT_OK, EXIT_RUNTIME, ConfigError } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { createLogger } from '../observability/logger.js';
@@ -21,6 +22,7 @@ import { topicName } from '../core/envelope.js';
 import { checkKafkaReachable } from '../kafka/reachability.js';
 import { metricsPort, serveHealth } from '../observability/health.js';
 import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
+import { kafkaOptions } from './kafka-options.js';
 
 interface TopicArgs {
   topicPrefix: string;
@@ -60,7 +62,7 @@ function selectionRules(args: TopicArgs, env: NodeJS.ProcessEnv = process.env): 
 }
 
 function sinkOptions<T>(y: Argv<T>) {
-  return topicOptions(y)
+  return kafkaOptions(topicOptions(y))
     .option('group', { type: 'string', default: 'walbridge-sink', describe: 'Kafka consumer group' })
     // Strings, parsed by positive(): yargs turns `abc` into NaN, losing what the user typed.
     .option('batch-rows', { type: 'string', default: String(DEFAULT_LIMITS.maxRows), describe: 'flush a batch at this many rows' })
@@ -69,7 +71,6 @@ function sinkOptions<T>(y: Argv<T>) {
     .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' })
     .option('wait-timeout', { type: 'string', describe: `seconds to wait for an unreachable ClickHouse before failing (default: ${ONCE_WAIT_TIMEOUT_S} with --once and replay, for ever otherwise)` })
     .option('create-tables', { type: 'boolean', default: true, describe: 'create a missing ClickHouse table from the events\' schema (--no-create-tables: refuse)' })
-    .option('kafka-brokers', { type: 'string', describe: 'host:port[,host:port] (env KAFKA_BROKERS)' })
     .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' });
 }
 
@@ -117,10 +118,11 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     sinkOptions(y).option('once', { type: 'boolean', default: false, describe: 'drain to the end offsets taken at start, then exit' }),
   (argv) => runCommand(async () => {
     const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
-    await checkKafkaReachable(connections.kafkaBrokers);
+    const kafka = resolveKafka(connections.kafkaBrokers, argv);
+    await checkKafkaReachable(kafka);
     const health = await serveHealth(metricsPort(argv.metricsPort));
     const result = await runSink({
-      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
+      kafka, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
       limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
       mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, argv.once), logger: createLogger('sink'), progressed: health.progressed,
     }).finally(() => health.close());
@@ -137,10 +139,11 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       throw new ConfigError(`--from-lsn: ${(error as Error).message}`);
     }
     const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
-    await checkKafkaReachable(connections.kafkaBrokers);
+    const kafka = resolveKafka(connections.kafkaBrokers, argv);
+    await checkKafkaReachable(kafka);
     const health = await serveHealth(metricsPort(argv.metricsPort));
     const result = await runSink({
-      kafkaBrokers: connections.kafkaBrokers, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
+      kafka, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
       limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
       mode: 'replay', fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, true), logger: createLogger('sink'), progressed: health.progressed,
     }).finally(() => health.close());

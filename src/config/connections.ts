@@ -51,8 +51,20 @@ export function resolveConnections(
 
 /** The URL with the password read from the file named by env[variable], when set. */
 function withPasswordFile(url: string, variable: string, env: NodeJS.ProcessEnv): string {
+  const password = readPasswordFile(variable, env);
+  if (password === undefined) return url;
+  const parsed = new URL(url);
+  parsed.password = encodeURIComponent(password);
+  return parsed.toString();
+}
+
+/**
+ * The password in the file named by env[variable] (a mounted secret; one
+ * trailing newline is dropped), or undefined when the variable is not set.
+ */
+export function readPasswordFile(variable: string, env: NodeJS.ProcessEnv): string | undefined {
   const file = env[variable];
-  if (!file) return url;
+  if (!file) return undefined;
   let password: string;
   try {
     password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
@@ -60,9 +72,7 @@ function withPasswordFile(url: string, variable: string, env: NodeJS.ProcessEnv)
     throw new ConfigError(`cannot read the password file ${variable}=${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
   if (password === '') throw new ConfigError(`the password file ${variable}=${file} is empty`);
-  const parsed = new URL(url);
-  parsed.password = encodeURIComponent(password);
-  return parsed.toString();
+  return password;
 }
 
 function checkUrl(what: string, text: string, protocols: string[]): void {

@@ -6,6 +6,7 @@
  * kafkajs' own log lines go through walbridge's logger, warnings and up.
  */
 import kafkajs from 'kafkajs';
+import type { KafkaConnection } from '../config/kafka.js';
 import type { Logger } from '../observability/logger.js';
 
 export type Kafka = kafkajs.Kafka;
@@ -17,10 +18,11 @@ const LEVEL_NAMES: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [kafkajs.logLevel.DEBUG]: 'debug',
 };
 
-export function createKafka(brokers: string[], clientId: string, logger: Logger): Kafka {
+export function createKafka(connection: KafkaConnection, clientId: string, logger: Logger): Kafka {
   return new kafkajs.Kafka({
     clientId,
-    brokers,
+    brokers: connection.brokers,
+    ...kafkajsSecurity(connection),
     connectionTimeout: 10_000,
     requestTimeout: 30_000,
     retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 10_000 },
@@ -30,6 +32,33 @@ export function createKafka(brokers: string[], clientId: string, logger: Logger)
       logger[quietened(namespace, message) ? 'debug' : (LEVEL_NAMES[level] ?? 'info')]({ kafka: namespace, ...extra }, message);
     },
   });
+}
+
+/**
+ * A client for the start-up probe (reachability.ts): one attempt, every step
+ * (connect, TLS, SASL, a request) bounded by timeoutMs, no logs (the probe
+ * says what failed).
+ */
+export function probeKafka(connection: KafkaConnection, timeoutMs: number): Kafka {
+  return new kafkajs.Kafka({
+    clientId: 'walbridge-probe',
+    brokers: connection.brokers,
+    ...kafkajsSecurity(connection),
+    connectionTimeout: timeoutMs,
+    authenticationTimeout: timeoutMs,
+    requestTimeout: timeoutMs,
+    retry: { retries: 0 },
+    logLevel: kafkajs.logLevel.NOTHING,
+  });
+}
+
+/** KafkaConnection → kafkajs' ssl and sasl (its mechanism names are lower-case). */
+function kafkajsSecurity(connection: KafkaConnection): Pick<kafkajs.KafkaConfig, 'ssl' | 'sasl'> {
+  const { tls, sasl } = connection;
+  return {
+    ...(tls === null ? {} : { ssl: tls }),
+    ...(sasl === null ? {} : { sasl: { ...sasl, mechanism: sasl.mechanism.toLowerCase() } as kafkajs.SASLOptions }),
+  };
 }
 
 /**

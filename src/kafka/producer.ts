@@ -9,7 +9,9 @@
  * 2–2.5× that rate (docs/performance.md, "clients"). Admin calls and the
  * sink's consumer stay on kafkajs (client.ts).
  */
-import { compatibilityPartitioner, Producer } from '@platformatic/kafka';
+import net from 'node:net';
+import { compatibilityPartitioner, Producer, type ProducerOptions } from '@platformatic/kafka';
+import type { KafkaConnection } from '../config/kafka.js';
 import { cdcMetrics } from '../observability/metrics.js';
 import type { Kafka } from './client.js';
 
@@ -34,10 +36,11 @@ export interface EventProducer {
   disconnect(): Promise<void>;
 }
 
-export async function connectProducer(brokers: string[], clientId: string): Promise<EventProducer> {
+export async function connectProducer(connection: KafkaConnection, clientId: string): Promise<EventProducer> {
   const producer = new Producer({
     clientId,
-    bootstrapBrokers: brokers,
+    bootstrapBrokers: connection.brokers,
+    ...platformaticSecurity(connection),
     idempotent: true,
     acks: -1,
     partitioner: compatibilityPartitioner,
@@ -68,6 +71,23 @@ export async function connectProducer(brokers: string[], clientId: string): Prom
       timer();
     },
     disconnect: () => producer.close(),
+  };
+}
+
+/**
+ * KafkaConnection → @platformatic/kafka's tls and sasl (it takes Kafka's
+ * mechanism names as they are). Node verifies the certificate against the
+ * host connected to either way; tlsServerName also sends that name (SNI,
+ * which TLS proxies in front of brokers route by), set only when the
+ * bootstrap brokers are host names: an IP address as SNI is against the RFC
+ * and draws a warning from Node.
+ */
+function platformaticSecurity(connection: KafkaConnection): Pick<ProducerOptions<Buffer, Buffer, Buffer, Buffer>, 'tls' | 'tlsServerName' | 'sasl'> {
+  const { tls, sasl } = connection;
+  const byName = connection.brokers.every((broker) => net.isIP(broker.slice(0, broker.lastIndexOf(':'))) === 0);
+  return {
+    ...(tls === null ? {} : { tls, tlsServerName: byName }),
+    ...(sasl === null ? {} : { sasl }),
   };
 }
 

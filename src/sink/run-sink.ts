@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { redactUrl } from '../config/connections.js';
 import { ConfigError } from '../core/exit-codes.js';
+import type { KafkaConnection } from '../config/kafka.js';
 import { createKafka, type Kafka } from '../kafka/client.js';
 import { deleteGroup, groupOffsets, openTopicReader } from '../kafka/consumer.js';
 import { recordConsumerLag } from '../kafka/consumer-lag.js';
@@ -37,7 +38,7 @@ import { TableTarget, type TargetContext } from './table-target.js';
 import type { SelectedTopic, TableSelection } from './table-selection.js';
 
 export interface SinkRunOptions {
-  kafkaBrokers: string[];
+  kafka: KafkaConnection;
   clickhouseUrl: string;
   selection: TableSelection;
   groupId: string;
@@ -105,7 +106,7 @@ async function drainTargets(kafka: Kafka, groupId: string, topics: string[], rep
 export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
   const { logger, selection } = options;
   const shutdown = installShutdown(logger);
-  const kafka = createKafka(options.kafkaBrokers, 'walbridge-sink', logger);
+  const kafka = createKafka(options.kafka, 'walbridge-sink', logger);
   const { client, database } = openClickHouse(options.clickhouseUrl);
   const clickhouseName = redactUrl(options.clickhouseUrl);
   const dlq = new DeadLetterProducer(kafka);

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { topicName } from '../../src/core/envelope.js';
 import { createKafka } from '../../src/kafka/client.js';
+import { plaintextKafka } from '../../src/config/kafka.js';
 import { topicOffsets } from '../../src/kafka/topics.js';
 import { openClickHouse } from '../../src/sink/clickhouse/client.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -33,7 +34,7 @@ async function walkthrough(label: string): Promise<Walkthrough> {
   const env = cliEnv(services);
   const slot = services.name;
   const topic = topicName(services.topicPrefix, 'public', 'user_logins');
-  const kafka = createKafka(services.kafkaBrokers.split(','), 'e2e', createLogger('e2e'));
+  const kafka = createKafka(plaintextKafka(services.kafkaBrokers.split(',')), 'e2e', createLogger('e2e'));
   const sql = async <T extends pg.QueryResultRow>(text: string): Promise<T[]> => {
     const client = new pg.Client({ connectionString: services.databaseUrl });
     await client.connect();

@@ -2,8 +2,9 @@
  * Runs the built CLIs (dist/src/cli/*.js) as child processes, the way a user
  * runs them, with the environment a test chooses. Every run of every test is
  * checked for leaked secrets: no password given to a CLI (in a URL or
- * libpq-style setting among its arguments and environment, or in a
- * *_PASSWORD_FILE) may appear in anything it printed.
+ * libpq-style setting among its arguments and environment, in a *_PASSWORD
+ * variable such as KAFKA_SASL_PASSWORD, or in a *_PASSWORD_FILE) may appear
+ * in anything it printed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -65,6 +66,9 @@ function secretsGiven(args: string[], env: NodeJS.ProcessEnv): string[] {
       found.add(safeDecode(match[1]!));
     }
     for (const match of text.matchAll(/password\s*=\s*'?([^\s'&]+)/gi)) found.add(match[1]!);
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (name.endsWith('_PASSWORD') && value) found.add(value); // KAFKA_SASL_PASSWORD
   }
   for (const [name, file] of Object.entries(env)) {
     if (name.endsWith('_PASSWORD_FILE') && file) {
