@@ -88,15 +88,18 @@ describe('cdc rides through outages', () => {
   async function rideThrough(outage: () => Promise<void>, waitedFor: RegExp): Promise<string> {
     const cdc: RunningCli = startCli('cdc', ['start', '--slot', SLOT, '--topic-prefix', services.topicPrefix], { ...env, LOG_LEVEL: 'info' });
     const writer = startWriter(services.databaseUrl);
+    const withLog = (error: Error): never => {
+      throw new Error(`${error.message}; cdc's log:\n${cdc.output().stderr}`);
+    };
     try {
-      await waitFor('the slot to be active', async () => ((await slotRow(services.databaseUrl, SLOT))?.active_pid ? true : undefined), 60_000);
-      await waitFor('the first rows marked', async () => ((await sql(services.databaseUrl, 'SELECT count(*)::int AS n FROM user_logins WHERE sent_to_kafka')).rows[0].n > 0 ? true : undefined), 60_000);
+      await waitFor('the slot to be active', async () => ((await slotRow(services.databaseUrl, SLOT))?.active_pid ? true : undefined), 60_000).catch(withLog);
+      await waitFor('the first rows marked', async () => ((await sql(services.databaseUrl, 'SELECT count(*)::int AS n FROM user_logins WHERE sent_to_kafka')).rows[0].n > 0 ? true : undefined), 60_000).catch(withLog);
       const before = writer.committed();
       await outage();
       await sleep(2_000);
       await writer.stop();
       assert.ok(writer.committed() > before, 'the writer committed rows after the outage');
-      await waitFor('cdc to catch up by itself (every row marked sent)', async () => ((await unsent()) === 0 ? true : undefined), 180_000);
+      await waitFor('cdc to catch up by itself (every row marked sent)', async () => ((await unsent()) === 0 ? true : undefined), 180_000).catch(withLog);
       assert.equal(cdc.child.exitCode, null, `cdc exited during the outage:\n${cdc.output().stderr}`);
       const log = cdc.output().stderr;
       assert.match(log, waitedFor);
