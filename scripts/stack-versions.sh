@@ -9,6 +9,9 @@
 #                      into .stack-cache/postgresql-<release>.
 # STACK_KAFKA_VERSION  Apache Kafka: 3.9 or 4.1 (or a full x.y.z). Default 4.1.
 #                      Jars from Maven Central in .stack-cache/kafka-libs-<release>.
+# ZooKeeper            3.9.5, only for a replicated ClickHouse (stack.sh up
+#                      --clickhouse-replicas 2): jars from Maven Central in
+#                      .stack-cache/zookeeper-<release>.
 # PG_BIN, KAFKA_LIBS   override the directories outright.
 # Expects ROOT (the repository) to be set.
 
@@ -56,3 +59,5 @@ fi
 # (the zonky archives hold only initdb, pg_ctl and postgres).
 PG_CLIENT_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 KAFKA_LIBS=${KAFKA_LIBS:-$STACK_CACHE/kafka-libs-$KAFKA_RELEASE}
+ZOOKEEPER_RELEASE=3.9.5
+ZOOKEEPER_LIBS=$STACK_CACHE/zookeeper-$ZOOKEEPER_RELEASE

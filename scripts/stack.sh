@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The local stack without Docker: PostgreSQL (Debian's package, or another
 # major's binaries from Maven Central; own cluster), Apache Kafka (jars from
-# Maven Central, single-node KRaft) and ClickHouse (Debian's package), each
-# with its data, log and PID file under one directory.
+# Maven Central, KRaft: one node, or three) and ClickHouse (Debian's package:
+# one server, or two replicas coordinated by Apache ZooKeeper from Maven
+# Central), each with its data, log and PID file under one directory.
 #
-#   scripts/stack.sh up [--pg 13|14|15|16|17] [--kafka 3.9|4.1]
+#   scripts/stack.sh up [--pg 13|14|15|16|17] [--kafka 3.9|4.1] [--kafka-brokers 1|3] [--clickhouse-replicas 1|2]
 #   scripts/stack.sh down|status|env
 #   scripts/stack.sh destroy     down, then remove the stack directory (all data)
 #   scripts/stack.sh kill SERVICE...   crash a service (fault tests): PostgreSQL stops
@@ -14,9 +15,17 @@
 # STACK_DIR            where everything lives            (default: <repo>/.stack)
 # STACK_PORT_PREFIX    one digit put before each port     (default: 1)
 #                      1 → PostgreSQL 15432, Kafka 19092 (+19093 controller),
-#                          ClickHouse 18123 HTTP (+19000 native, 19009 interserver)
+#                          ClickHouse 18123 HTTP (+19000 native, 19009 interserver);
+#                          Kafka nodes 2, 3 at 19192, 19292 (+1 controller),
+#                          ClickHouse replica 2 at 18124 (+19001, 19010), ZooKeeper 12181
 # STACK_PG_VERSION     PostgreSQL major (--pg; default Debian's, 15 on Debian 12)
 # STACK_KAFKA_VERSION  Kafka version (--kafka; default 4.1)
+# STACK_KAFKA_BROKERS  Kafka nodes (--kafka-brokers; default 1). With 3, internal
+#                      topics have 3 replicas and min.insync.replicas 2, and so do
+#                      the topics walbridge creates (its defaults follow the cluster)
+# STACK_CLICKHOUSE_REPLICAS  ClickHouse servers (--clickhouse-replicas; default 1).
+#                      With 2: one shard of two replicas in the cluster `walbridge`
+#                      (macros {shard}, {replica}; ON CLUSTER DDL), and ZooKeeper
 # STACK_SERVICES       which services up/down/status handle (default: postgres kafka clickhouse)
 # STACK_PG_PORT        PostgreSQL's port, overriding the prefix's (a test's own cluster)
 # STACK_KAFKA_PORT     Kafka's port, overriding the prefix's (its controller: the next port)
@@ -28,7 +37,8 @@
 # STACK_KAFKA_JAVA_OPTS more JVM options for the broker
 # `up` fetches a version it lacks with scripts/install-stack.sh (cached in
 # .stack-cache/). A stack directory keeps the versions it was made with: a
-# later command without them uses those, and asking for others is refused.
+# later command without them uses those, and asking for others is refused;
+# the same holds for its shape (brokers, replicas).
 # Tests use another directory and prefix, so they never touch a developer's stack.
 set -euo pipefail
 
@@ -44,7 +54,9 @@ while [ $# -gt 0 ]; do
       KILL_SERVICES+=("$1"); shift ;;
     --pg) STACK_PG_VERSION=${2:?--pg needs a major version}; shift 2 ;;
     --kafka) STACK_KAFKA_VERSION=${2:?--kafka needs a version}; shift 2 ;;
-    *) echo "[stack] ERROR: unknown option '$1' (usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1])" >&2; exit 2 ;;
+    --kafka-brokers) STACK_KAFKA_BROKERS=${2:?--kafka-brokers needs 1 or 3}; shift 2 ;;
+    --clickhouse-replicas) STACK_CLICKHOUSE_REPLICAS=${2:?--clickhouse-replicas needs 1 or 2}; shift 2 ;;
+    *) echo "[stack] ERROR: unknown option '$1' (usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] [--kafka-brokers 1|3] [--clickhouse-replicas 1|2])" >&2; exit 2 ;;
   esac
 done
 
@@ -56,9 +68,27 @@ done
 PG_OUTSIDE=/var/lib/walbridge-stack/pg-$(printf %s "$STACK_DIR" | sha1sum | cut -c1-12)
 PG_DIR=$STACK_DIR/pg
 [ -L "$PG_DIR" ] && PG_DIR=$(readlink -f "$PG_DIR")
-SERVICES=${STACK_SERVICES:-postgres kafka clickhouse}
 KAFKA_DIR=$STACK_DIR/kafka
 CH_DIR=$STACK_DIR/clickhouse
+ZK_DIR=$STACK_DIR/zookeeper
+# The shape an existing stack directory was made with; `up` may not change it.
+MADE_KAFKA_BROKERS=$(sed -n 's/^kafka_brokers=//p' "$STACK_DIR/shape" 2>/dev/null || true)
+MADE_CH_REPLICAS=$(sed -n 's/^clickhouse_replicas=//p' "$STACK_DIR/shape" 2>/dev/null || true)
+if [ "$COMMAND" != up ]; then
+  KAFKA_BROKERS_N=${MADE_KAFKA_BROKERS:-${STACK_KAFKA_BROKERS:-1}}
+  CH_REPLICAS=${MADE_CH_REPLICAS:-${STACK_CLICKHOUSE_REPLICAS:-1}}
+else
+  KAFKA_BROKERS_N=${STACK_KAFKA_BROKERS:-${MADE_KAFKA_BROKERS:-1}}
+  CH_REPLICAS=${STACK_CLICKHOUSE_REPLICAS:-${MADE_CH_REPLICAS:-1}}
+  [[ "$KAFKA_BROKERS_N" =~ ^[13]$ ]] || { echo "[stack] ERROR: --kafka-brokers must be 1 or 3, got '$KAFKA_BROKERS_N'" >&2; exit 2; }
+  [[ "$CH_REPLICAS" =~ ^[12]$ ]] || { echo "[stack] ERROR: --clickhouse-replicas must be 1 or 2, got '$CH_REPLICAS'" >&2; exit 2; }
+  if [ -n "$MADE_KAFKA_BROKERS" ] && { [ "$KAFKA_BROKERS_N" != "$MADE_KAFKA_BROKERS" ] || [ "$CH_REPLICAS" != "$MADE_CH_REPLICAS" ]; }; then
+    echo "[stack] ERROR: $STACK_DIR was made with $MADE_KAFKA_BROKERS Kafka broker(s) and $MADE_CH_REPLICAS ClickHouse replica(s); stop the stack and remove $STACK_DIR, or use another STACK_DIR" >&2; exit 2
+  fi
+fi
+# ZooKeeper runs only for replicated ClickHouse, and before it.
+if [ "$CH_REPLICAS" -gt 1 ]; then DEFAULT_SERVICES="postgres kafka zookeeper clickhouse"; else DEFAULT_SERVICES="postgres kafka clickhouse"; fi
+SERVICES=${STACK_SERVICES:-$DEFAULT_SERVICES}
 # The versions an existing stack directory was made with.
 MADE_PG_VERSION=$(cat "$PG_DIR/data/PG_VERSION" 2>/dev/null || true)
 MADE_KAFKA_VERSION=$(cat "$KAFKA_DIR/version" 2>/dev/null || true)
@@ -90,11 +120,21 @@ KAFKA_TLS_DIR=$KAFKA_DIR/tls
 CH_HTTP_PORT=${P}8123
 CH_TCP_PORT=${P}9000
 CH_INTERSERVER_PORT=${P}9009
+ZK_PORT=${P}2181
+# Kafka node N (1..3): its directory and ports; node 1 is the single-node stack's.
+kafka_dir() { if [ "$1" = 1 ]; then echo "$KAFKA_DIR"; else echo "$STACK_DIR/kafka-$1"; fi; }
+kafka_port() { echo $((KAFKA_PORT + 100 * ($1 - 1))); }
+kafka_controller_port() { echo $((KAFKA_CONTROLLER_PORT + 100 * ($1 - 1))); }
+# ClickHouse replica N (1..2): its directory and ports; replica 1 is the single server's.
+ch_dir() { if [ "$1" = 1 ]; then echo "$CH_DIR"; else echo "$STACK_DIR/clickhouse-$1"; fi; }
+ch_http_port() { echo $((CH_HTTP_PORT + $1 - 1)); }
+ch_tcp_port() { echo $((CH_TCP_PORT + $1 - 1)); }
+ch_interserver_port() { echo $((CH_INTERSERVER_PORT + $1 - 1)); }
 
 READY_TIMEOUT=${STACK_READY_TIMEOUT:-90}
 
 DATABASE_URL="postgres://walbridge:walbridge@127.0.0.1:$PG_PORT/walbridge"
-KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+KAFKA_BROKERS=$(for n in $(seq 1 "$KAFKA_BROKERS_N"); do printf '127.0.0.1:%s\n' "$(kafka_port "$n")"; done | paste -sd,)
 CLICKHOUSE_URL="http://default:@127.0.0.1:$CH_HTTP_PORT/default"
 
 say() { printf '[stack] %s\n' "$*"; }
@@ -133,13 +173,14 @@ wait_for() { # name log-file command...
 
 installed() {
   [ -x "$PG_BIN/postgres" ] && [ -x "$PG_CLIENT_BIN/psql" ] && command -v clickhouse-server >/dev/null && command -v java >/dev/null \
-    && compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null
+    && compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null \
+    && { [ "$CH_REPLICAS" = 1 ] || compgen -G "$ZOOKEEPER_LIBS/zookeeper-*.jar" >/dev/null; }
 }
 
 # Fetches what the chosen versions lack (the install script is idempotent and caches in .stack-cache/).
 require_installed() {
   installed && return 0
-  say "PostgreSQL $STACK_PG_VERSION or Kafka $KAFKA_RELEASE not installed yet: running scripts/install-stack.sh"
+  say "PostgreSQL $STACK_PG_VERSION, Kafka $KAFKA_RELEASE or ZooKeeper not installed yet: running scripts/install-stack.sh"
   STACK_PG_VERSION=$STACK_PG_VERSION STACK_KAFKA_VERSION=$STACK_KAFKA_VERSION bash "$ROOT/scripts/install-stack.sh" \
     || fail "scripts/install-stack.sh failed"
   installed || fail "still missing after scripts/install-stack.sh: PostgreSQL in '$PG_BIN', psql in '$PG_CLIENT_BIN', clickhouse-server, java or Kafka jars in $KAFKA_LIBS"
@@ -198,45 +239,71 @@ pg_status() {
 }
 
 # --------------------------------------------------------------------- Kafka
-# The broker's JVM, heap bounded to 512 MB.
+# A node's JVM, heap bounded to 512 MB, into KAFKA_JAVA: kafka_java NODE_DIR.
 # STACK_KAFKA_JAVA_OPTS adds options (a throw-away test broker starts a third faster with C1 only).
-# shellcheck disable=SC2206
-KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true ${STACK_KAFKA_JAVA_OPTS:-}
-  "-Dlog4j2.configurationFile=$ROOT/infra/kafka/log4j2.properties" "-Dkafka.log.dir=$KAFKA_DIR/log"
-  -cp "$KAFKA_LIBS/*")
+kafka_java() {
+  # shellcheck disable=SC2206
+  KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true ${STACK_KAFKA_JAVA_OPTS:-}
+    "-Dlog4j2.configurationFile=$ROOT/infra/kafka/log4j2.properties" "-Dkafka.log.dir=$1/log"
+    -cp "$KAFKA_LIBS/*")
+}
+
+# Every node is broker and controller; the controller quorum is all nodes.
+kafka_voters() {
+  local n
+  for n in $(seq 1 "$KAFKA_BROKERS_N"); do printf '%s@127.0.0.1:%s\n' "$n" "$(kafka_controller_port "$n")"; done | paste -sd,
+}
 
 kafka_up() {
-  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/log"
+  local n dir replication=$KAFKA_BROKERS_N min_isr=1 cluster_id template=("$ROOT/infra/kafka/server.properties") password='' scram=()
+  [ "$KAFKA_BROKERS_N" -ge 3 ] && min_isr=2
+  mkdir -p "$KAFKA_DIR/log"
   echo "$KAFKA_SECURITY" > "$KAFKA_DIR/security"
-  local template=("$ROOT/infra/kafka/server.properties") password='' scram=()
   if [ "$KAFKA_SECURITY" = sasl_ssl ]; then
     kafka_tls_material
     template+=("$ROOT/infra/kafka/sasl-ssl.properties")
     password=$(cat "$KAFKA_TLS_DIR/sasl-password")
     scram=(--add-scram "SCRAM-SHA-256=[name=walbridge,password=$password]" --add-scram "SCRAM-SHA-512=[name=walbridge,password=$password]")
   fi
-  cat "${template[@]}" | sed -e "s#@DIR@#$KAFKA_DIR#g" -e "s#@BROKER_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
-    -e "s#@TLS@#$KAFKA_TLS_DIR#g" -e "s#@PASSWORD@#$password#g" > "$KAFKA_DIR/server.properties"
-  chmod 600 "$KAFKA_DIR/server.properties"
-  if alive "$KAFKA_DIR/kafka.pid"; then
-    say "kafka: already running on $KAFKA_PORT"
-  else
-    if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then  # storage is formatted once, by the version that runs it
-      echo "$KAFKA_RELEASE" > "$KAFKA_DIR/version"
-      # A random cluster id as `kafka-storage random-uuid` prints it (16 bytes, base64url), without starting a
-      # JVM for it; like it, never one that starts with `-`, which the format command would read as an option.
-      local cluster_id=-
-      until [[ $cluster_id != -* ]]; do cluster_id=$(openssl rand -base64 16 | tr '+/' '-_' | tr -d '=\n'); done
-      # SCRAM credentials live in the KRaft metadata: written at format time.
-      "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" "${scram[@]}" \
-        >>"$KAFKA_DIR/log/format.log" 2>&1 || fail "kafka storage format failed; see $KAFKA_DIR/log/format.log"
-    fi
-    : > "$KAFKA_DIR/log/server.log"
-    setsid nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_DIR/server.properties" \
-      >"$KAFKA_DIR/log/stdout.log" 2>&1 < /dev/null &
-    echo $! > "$KAFKA_DIR/kafka.pid"
+  # One cluster id for all nodes, kept so a restart formats nothing: a random one as `kafka-storage
+  # random-uuid` prints it (16 bytes, base64url), without starting a JVM for it; like it, never one
+  # that starts with `-`, which the format command would read as an option.
+  if [ ! -f "$KAFKA_DIR/cluster-id" ]; then
+    cluster_id=-
+    until [[ $cluster_id != -* ]]; do cluster_id=$(openssl rand -base64 16 | tr '+/' '-_' | tr -d '=\n'); done
+    echo "$cluster_id" > "$KAFKA_DIR/cluster-id"
   fi
-  wait_for kafka "$KAFKA_DIR/log/server.log" kafka_ready
+  cluster_id=$(cat "$KAFKA_DIR/cluster-id")
+  for n in $(seq 1 "$KAFKA_BROKERS_N"); do
+    dir=$(kafka_dir "$n")
+    mkdir -p "$dir/data" "$dir/log"
+    cat "${template[@]}" | sed -e "s#@DIR@#$dir#g" -e "s#@BROKER_PORT@#$(kafka_port "$n")#g" -e "s#@CONTROLLER_PORT@#$(kafka_controller_port "$n")#g" \
+      -e "s#@NODE_ID@#$n#g" -e "s#@VOTERS@#$(kafka_voters)#g" -e "s#@REPLICATION@#$replication#g" -e "s#@MIN_ISR@#$min_isr#g" \
+      -e "s#@TLS@#$KAFKA_TLS_DIR#g" -e "s#@PASSWORD@#$password#g" > "$dir/server.properties"
+    chmod 600 "$dir/server.properties"
+    if alive "$dir/kafka.pid"; then
+      say "kafka node $n: already running on $(kafka_port "$n")"
+      continue
+    fi
+    if [ ! -f "$dir/data/meta.properties" ]; then  # storage is formatted once, by the version that runs it
+      echo "$KAFKA_RELEASE" > "$dir/version"
+      kafka_java "$dir"
+      # SCRAM credentials live in the KRaft metadata: written at format time.
+      "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" "${scram[@]}" \
+        >>"$dir/log/format.log" 2>&1 || fail "kafka storage format failed; see $dir/log/format.log"
+    fi
+    kafka_start_node "$n"
+  done
+  for n in $(seq 1 "$KAFKA_BROKERS_N"); do wait_for "kafka node $n" "$(kafka_dir "$n")/log/server.log" kafka_ready "$n"; done
+}
+
+# Starts one formatted node.
+kafka_start_node() {
+  local dir; dir=$(kafka_dir "$1")
+  kafka_java "$dir"
+  : > "$dir/log/server.log"
+  setsid nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$dir/server.properties" >"$dir/log/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$dir/kafka.pid"
 }
 
 # For STACK_KAFKA_SECURITY=sasl_ssl, once per stack directory: a CA, the
@@ -264,8 +331,9 @@ kafka_certificate() { # name extension: <name>.key and <name>.pem, signed by the
 }
 
 kafka_ready() {
-  alive "$KAFKA_DIR/kafka.pid" || fail "kafka exited during start-up; see $KAFKA_DIR/log/server.log and $KAFKA_DIR/log/stdout.log"
-  port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$KAFKA_DIR/log/server.log"
+  local dir; dir=$(kafka_dir "$1")
+  alive "$dir/kafka.pid" || fail "kafka node $1 exited during start-up; see $dir/log/server.log and $dir/log/stdout.log"
+  port_open "$(kafka_port "$1")" && grep -q 'Kafka Server started' "$dir/log/server.log"
 }
 
 stop_pidfile() { # name pidfile
@@ -279,7 +347,13 @@ stop_pidfile() { # name pidfile
   say "$name: stopped"
 }
 
-kafka_down() { stop_pidfile kafka "$KAFKA_DIR/kafka.pid"; }
+# All nodes at once: a node stopped after the others have lost the quorum
+# cannot finish its controlled shutdown and would wait out the 20 s.
+kafka_down() {
+  local n
+  for n in $(seq 1 "$KAFKA_BROKERS_N"); do stop_pidfile "kafka node $n" "$(kafka_dir "$n")/kafka.pid" & done
+  wait
+}
 
 kill_pidfile() { # name pidfile: SIGKILL, as a crash would
   local name=$1 pidfile=$2 pid
@@ -296,45 +370,105 @@ pg_kill() {
 }
 
 kafka_status() {
-  local version=$KAFKA_RELEASE
-  if alive "$KAFKA_DIR/kafka.pid" && port_open "$KAFKA_PORT"; then
-    say "kafka      healthy  127.0.0.1:$KAFKA_PORT  Apache Kafka $version (KRaft), pid $(cat "$KAFKA_DIR/kafka.pid")"
+  local n dir rc=0
+  for n in $(seq 1 "$KAFKA_BROKERS_N"); do
+    dir=$(kafka_dir "$n")
+    if alive "$dir/kafka.pid" && port_open "$(kafka_port "$n")"; then
+      say "kafka      healthy  127.0.0.1:$(kafka_port "$n")  Apache Kafka $KAFKA_RELEASE (KRaft node $n of $KAFKA_BROKERS_N), pid $(cat "$dir/kafka.pid")"
+    else
+      say "kafka      DOWN     127.0.0.1:$(kafka_port "$n")  node $n; log: $dir/log/server.log"; rc=1
+    fi
+  done
+  return $rc
+}
+
+# ----------------------------------------------------------------- ZooKeeper
+# Only for a replicated ClickHouse: its replicas agree on parts and DDL there.
+zookeeper_up() {
+  mkdir -p "$ZK_DIR/data" "$ZK_DIR/log"
+  if alive "$ZK_DIR/zookeeper.pid"; then
+    say "zookeeper: already running on $ZK_PORT"
   else
-    say "kafka      DOWN     127.0.0.1:$KAFKA_PORT  log: $KAFKA_DIR/log/server.log"; return 1
+    # The 4-letter `ruok` answers readiness; admin server off (it would take port 8080).
+    printf 'dataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\ntickTime=2000\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr\n' \
+      "$ZK_DIR/data" "$ZK_PORT" > "$ZK_DIR/zoo.cfg"
+    setsid nohup java -Xms64m -Xmx256m -cp "$ZOOKEEPER_LIBS/*" org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZK_DIR/zoo.cfg" \
+      >"$ZK_DIR/log/zookeeper.log" 2>&1 < /dev/null &
+    echo $! > "$ZK_DIR/zookeeper.pid"
+  fi
+  wait_for zookeeper "$ZK_DIR/log/zookeeper.log" zookeeper_ready
+}
+
+zookeeper_answers() { [ "$( (exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" && printf ruok >&3 && cat <&3) 2>/dev/null)" = imok ]; }
+
+zookeeper_ready() {
+  alive "$ZK_DIR/zookeeper.pid" || fail "zookeeper exited during start-up; see $ZK_DIR/log/zookeeper.log"
+  zookeeper_answers
+}
+
+zookeeper_down() { stop_pidfile zookeeper "$ZK_DIR/zookeeper.pid"; }
+
+zookeeper_status() {
+  if alive "$ZK_DIR/zookeeper.pid" && zookeeper_answers; then
+    say "zookeeper  healthy  127.0.0.1:$ZK_PORT  Apache ZooKeeper $ZOOKEEPER_RELEASE, pid $(cat "$ZK_DIR/zookeeper.pid")"
+  else
+    say "zookeeper  DOWN     127.0.0.1:$ZK_PORT  log: $ZK_DIR/log/zookeeper.log"; return 1
   fi
 }
 
 # ---------------------------------------------------------------- ClickHouse
+# Replica N's config: infra/clickhouse/config.xml, and with 2 replicas
+# config.d/cluster.xml (ZooKeeper, the cluster `walbridge`, its macros).
 clickhouse_up() {
-  mkdir -p "$CH_DIR"/{data,tmp,user_files,format_schemas,log}
-  sed -e "s#@DIR@#$CH_DIR#g" -e "s#@HTTP_PORT@#$CH_HTTP_PORT#g" -e "s#@TCP_PORT@#$CH_TCP_PORT#g" \
-    -e "s#@INTERSERVER_PORT@#$CH_INTERSERVER_PORT#g" "$ROOT/infra/clickhouse/config.xml" > "$CH_DIR/config.xml"
-  cp "$ROOT/infra/clickhouse/users.xml" "$CH_DIR/users.xml"
-  if alive "$CH_DIR/clickhouse.pid"; then
-    say "clickhouse: already running on $CH_HTTP_PORT"
-  else
-    # Started directly (no subshell, no `a && b &`), so $! is the server itself.
-    setsid nohup clickhouse-server --config-file="$CH_DIR/config.xml" \
-      >"$CH_DIR/log/stdout.log" 2>&1 < /dev/null &
-    echo $! > "$CH_DIR/clickhouse.pid"
-  fi
-  wait_for clickhouse "$CH_DIR/log/clickhouse-server.err.log" clickhouse_ready
+  local n dir
+  for n in $(seq 1 "$CH_REPLICAS"); do
+    dir=$(ch_dir "$n")
+    mkdir -p "$dir"/{data,tmp,user_files,format_schemas,log,config.d}
+    sed -e "s#@DIR@#$dir#g" -e "s#@HTTP_PORT@#$(ch_http_port "$n")#g" -e "s#@TCP_PORT@#$(ch_tcp_port "$n")#g" \
+      -e "s#@INTERSERVER_PORT@#$(ch_interserver_port "$n")#g" "$ROOT/infra/clickhouse/config.xml" > "$dir/config.xml"
+    cp "$ROOT/infra/clickhouse/users.xml" "$dir/users.xml"
+    if [ "$CH_REPLICAS" -gt 1 ]; then
+      sed -e "s#@ZK_PORT@#$ZK_PORT#g" -e "s#@REPLICA@#r$n#g" -e "s#@TCP_PORT_1@#$(ch_tcp_port 1)#g" -e "s#@TCP_PORT_2@#$(ch_tcp_port 2)#g" \
+        "$ROOT/infra/clickhouse/cluster.xml" > "$dir/config.d/cluster.xml"
+    fi
+    if alive "$dir/clickhouse.pid"; then
+      say "clickhouse replica $n: already running on $(ch_http_port "$n")"
+    else
+      clickhouse_start_replica "$n"
+    fi
+  done
+  for n in $(seq 1 "$CH_REPLICAS"); do wait_for "clickhouse replica $n" "$(ch_dir "$n")/log/clickhouse-server.err.log" clickhouse_ready "$n"; done
+}
+
+clickhouse_start_replica() {
+  local dir; dir=$(ch_dir "$1")
+  # Started directly (no subshell, no `a && b &`), so $! is the server itself.
+  setsid nohup clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$dir/clickhouse.pid"
 }
 
 clickhouse_ready() {
-  alive "$CH_DIR/clickhouse.pid" || fail "clickhouse exited during start-up; see $CH_DIR/log/clickhouse-server.err.log and $CH_DIR/log/stdout.log"
-  [ "$(curl -fsS "http://127.0.0.1:$CH_HTTP_PORT/ping" 2>/dev/null)" = "Ok." ]
+  local dir; dir=$(ch_dir "$1")
+  alive "$dir/clickhouse.pid" || fail "clickhouse replica $1 exited during start-up; see $dir/log/clickhouse-server.err.log and $dir/log/stdout.log"
+  [ "$(curl -fsS "http://127.0.0.1:$(ch_http_port "$1")/ping" 2>/dev/null)" = "Ok." ]
 }
 
-clickhouse_down() { stop_pidfile clickhouse "$CH_DIR/clickhouse.pid"; }
+clickhouse_down() {
+  local n
+  for n in $(seq "$CH_REPLICAS" -1 1); do stop_pidfile "clickhouse replica $n" "$(ch_dir "$n")/clickhouse.pid"; done
+}
 
 clickhouse_status() {
-  local version
-  if version=$(curl -fsS --max-time 3 "http://127.0.0.1:$CH_HTTP_PORT/?query=SELECT%20version()" 2>&1); then
-    say "clickhouse healthy  127.0.0.1:$CH_HTTP_PORT  ClickHouse $version, pid $(cat "$CH_DIR/clickhouse.pid" 2>/dev/null)"
-  else
-    say "clickhouse DOWN     127.0.0.1:$CH_HTTP_PORT  log: $CH_DIR/log/clickhouse-server.err.log"; return 1
-  fi
+  local n version port rc=0
+  for n in $(seq 1 "$CH_REPLICAS"); do
+    port=$(ch_http_port "$n")
+    if version=$(curl -fsS --max-time 3 "http://127.0.0.1:$port/?query=SELECT%20version()" 2>&1); then
+      say "clickhouse healthy  127.0.0.1:$port  ClickHouse $version (replica $n of $CH_REPLICAS), pid $(cat "$(ch_dir "$n")/clickhouse.pid" 2>/dev/null)"
+    else
+      say "clickhouse DOWN     127.0.0.1:$port  replica $n; log: $(ch_dir "$n")/log/clickhouse-server.err.log"; rc=1
+    fi
+  done
+  return $rc
 }
 
 # ------------------------------------------------------------------- commands
@@ -362,11 +496,18 @@ export CLICKHOUSE_URL='$CLICKHOUSE_URL'
 export PG_BIN='$PG_BIN'
 export KAFKA_LIBS='$KAFKA_LIBS'
 EOF
+  if [ "$CH_REPLICAS" -gt 1 ]; then
+    cat >> "$STACK_DIR/env" <<EOF
+# Replicated ClickHouse: CLICKHOUSE_URL is replica 1; migrate/sink --cluster take the cluster's name.
+export CLICKHOUSE_CLUSTER='walbridge'
+export CLICKHOUSE_REPLICA_URLS='$(for n in $(seq 1 "$CH_REPLICAS"); do printf 'http://default:@127.0.0.1:%s/default\n' "$(ch_http_port "$n")"; done | paste -sd,)'
+EOF
+  fi
 }
 
 stop_services() { # in reverse order of start
   local service
-  for service in clickhouse kafka postgres; do
+  for service in clickhouse zookeeper kafka postgres; do
     if [[ " $SERVICES " == *" $service "* ]]; then "${service/postgres/pg}_down"; fi
   done
 }
@@ -380,7 +521,8 @@ timed() { # name function: runs it and reports how long it took
 case "$COMMAND" in
   up)
     require_installed
-    say "versions: PostgreSQL $STACK_PG_VERSION ($PG_BIN), Kafka $KAFKA_RELEASE"
+    say "versions: PostgreSQL $STACK_PG_VERSION ($PG_BIN), Kafka $KAFKA_RELEASE ($KAFKA_BROKERS_N node(s)), ClickHouse $CH_REPLICAS replica(s)"
+    mkdir -p "$STACK_DIR" && printf 'kafka_brokers=%s\nclickhouse_replicas=%s\n' "$KAFKA_BROKERS_N" "$CH_REPLICAS" > "$STACK_DIR/shape"
     for service in $SERVICES; do timed "$service" "${service/postgres/pg}_up"; done
     write_env
     say "up; environment in $STACK_DIR/env"
@@ -407,12 +549,12 @@ case "$COMMAND" in
     for service in "${KILL_SERVICES[@]}"; do
       case "$service" in
         postgres) pg_kill ;;
-        kafka) kill_pidfile kafka "$KAFKA_DIR/kafka.pid" ;;
-        clickhouse) kill_pidfile clickhouse "$CH_DIR/clickhouse.pid" ;;
+        kafka) for n in $(seq 1 "$KAFKA_BROKERS_N"); do kill_pidfile "kafka node $n" "$(kafka_dir "$n")/kafka.pid"; done ;;
+        clickhouse) for n in $(seq 1 "$CH_REPLICAS"); do kill_pidfile "clickhouse replica $n" "$(ch_dir "$n")/clickhouse.pid"; done ;;
       esac
     done
     ;;
   *)
-    echo "usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] | down | status | env | destroy | kill SERVICE..." >&2; exit 2
+    echo "usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] [--kafka-brokers 1|3] [--clickhouse-replicas 1|2] | down | status | env | destroy | kill SERVICE..." >&2; exit 2
     ;;
 esac

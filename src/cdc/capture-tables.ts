@@ -9,6 +9,7 @@ import { topicName } from '../core/envelope.js';
 import { ConfigError } from '../core/exit-codes.js';
 import type { Kafka } from '../kafka/client.js';
 import { partitionCount } from '../kafka/producer.js';
+import { checkTopics } from '../kafka/topic-settings.js';
 import { ensureTopic } from '../kafka/topics.js';
 import type { Logger } from '../observability/logger.js';
 import type { PreflightResult, ReplicaIdentityChoice } from './postgres/preflight.js';
@@ -35,10 +36,25 @@ export async function applyReplicaIdentity(admin: pg.Client, table: CapturedTabl
   logger.info({ table: table.qualified }, 'set REPLICA IDENTITY FULL, so updates carry unchanged TOAST values (in the old row); --replica-identity keep leaves it');
 }
 
-/** Creates the topic when missing; returns its partition count (a truncate goes to each). */
-export async function openTopic(kafka: Kafka, topic: string, partitions: number): Promise<number> {
-  await ensureTopic(kafka, topic, partitions);
+/**
+ * Creates the topic when missing, with the chosen settings (logged), and
+ * returns its partition count (a truncate goes to each).
+ */
+export async function openTopic(kafka: Kafka, topic: string, options: CaptureOptions, logger: Logger): Promise<number> {
+  const created = await ensureTopic(kafka, topic, options.partitions, options.topicSettings);
+  if (created) {
+    logger.info({ topic, partitions: options.partitions, ...created },
+      `created topic ${topic}: replication factor ${created.replicationFactor}, min.insync.replicas ${created.minInsyncReplicas}, ` +
+      `retention.ms ${created.retentionMs}${created.retentionMs < 0 ? ' (keeps every message)' : ''}`);
+  }
   return partitionCount(kafka, topic);
+}
+
+/** Logs what could lose or under-protect messages on these topics (topic-settings.ts), each with its fix. */
+export async function warnAboutTopics(kafka: Kafka, topics: readonly string[], logger: Logger): Promise<void> {
+  for (const [topic, warnings] of await checkTopics(kafka, topics)) {
+    for (const warning of warnings) logger.warn({ topic }, warning);
+  }
 }
 
 /**
@@ -81,7 +97,8 @@ export async function adopt(run: Run, name: { schema: string; table: string }): 
   const table = await describeTable(run.admin, name);
   await applyReplicaIdentity(run.admin, table, run.options.replicaIdentity, run.logger);
   const topic = topicName(run.options.topicPrefix, table.schema, table.table);
-  run.partitions.set(table, await openTopic(run.kafka, topic, run.options.partitions));
+  run.partitions.set(table, await openTopic(run.kafka, topic, run.options, run.logger));
+  await warnAboutTopics(run.kafka, [topic], run.logger);
   run.decoder.capture(table);
   run.logger.info({ table: table.qualified, topic }, 'capturing a table added while running');
   return table;

@@ -27,6 +27,7 @@ import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
 import type { KafkaConnection } from '../config/kafka.js';
 import { createKafka } from '../kafka/client.js';
 import { connectProducer, type EventProducer } from '../kafka/producer.js';
+import type { TopicSettings } from '../kafka/topic-settings.js';
 import type { Logger } from '../observability/logger.js';
 import { cdcMetrics, commitFreshness, lsnValue } from '../observability/metrics.js';
 import { Checkpointer } from './postgres/checkpointer.js';
@@ -39,7 +40,7 @@ import { clearSnapshotFlag, raiseSnapshotFlag } from './postgres/snapshot-flag.j
 import { readSnapshot, type SnapshotMode } from './postgres/snapshot.js';
 import { missingValues, type CapturedTable } from './postgres/table.js';
 import { supportsWatermarks } from './postgres/watermarks.js';
-import { adopt, applyReplicaIdentity, openTopic, publishAndRequest } from './capture-tables.js';
+import { adopt, applyReplicaIdentity, openTopic, publishAndRequest, warnAboutTopics } from './capture-tables.js';
 import { startSnapshotStage, type SnapshotStage } from './snapshot-stage.js';
 import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
@@ -56,7 +57,10 @@ export interface CaptureOptions {
   tables: TableSelection;
   replicaIdentity: ReplicaIdentityChoice;
   topicPrefix: string;
+  /** Partitions of a topic cdc creates. */
   partitions: number;
+  /** Replication and retention of a topic cdc creates (kafka/topic-settings.ts). */
+  topicSettings: TopicSettings;
   snapshot: SnapshotMode;
   /** Whether --snapshot was given (a missing slot that cdc streamed from before is refused otherwise). */
   snapshotExplicit: boolean;
@@ -198,7 +202,8 @@ async function prepare(options: CaptureOptions, closers: Run['closers'], failure
     missingValues: (table) => missingValues(admin, table),
   });
   const partitions = new Map<CapturedTable, number>();
-  for (const table of checked.tables) partitions.set(table, await openTopic(kafka, decoder.topicOf(table), options.partitions));
+  for (const table of checked.tables) partitions.set(table, await openTopic(kafka, decoder.topicOf(table), options, logger));
+  await warnAboutTopics(kafka, checked.tables.map((t) => decoder.topicOf(t)), logger);
   return { options, logger, closers, failure, carried, admin, kafka, checked, decoder, partitions, target: carried.target };
 }
 

@@ -17,6 +17,7 @@ import { resolveKafka } from '../config/kafka.js';
 import { parseTableName } from '../config/table-name.js';
 import { parseTableSelection, tableList } from '../config/table-selection.js';
 import { createKafka } from '../kafka/client.js';
+import { checkTopics } from '../kafka/topic-settings.js';
 import { topicOffsets } from '../kafka/topics.js';
 import { createLogger } from '../observability/logger.js';
 import { runCapture } from '../cdc/run.js';
@@ -29,7 +30,7 @@ import { summaryLine } from './cdc-summary.js';
 import { checkKafkaReachable } from '../kafka/reachability.js';
 import { metricsPort, serveHealth } from '../observability/health.js';
 import { watchSlot } from '../cdc/postgres/slot-watch.js';
-import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
+import { joinDashedValues, positiveInteger, runCommand, usageFailure } from './run-command.js';
 import { kafkaOptions } from './kafka-options.js';
 
 const defaultPublication = (slot: string): string => `walbridge_${slot}`;
@@ -69,7 +70,7 @@ function parseHeartbeatInterval(text: string | undefined): number | undefined {
   return Math.round(seconds * 1000);
 }
 
-await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
+await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn', '--retention-ms']))
   .scriptName('cdc')
   .usage('$0 <command>\n\nStreams the changes of PostgreSQL tables (one slot, pgoutput) to Kafka.')
   .command('start', 'stream the tables\' changes to Kafka; marks sent_to_kafka; resumes from the slot', (y) =>
@@ -80,6 +81,9 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       .option('exclude-table', { type: 'string', array: true, describe: 'tables left out of the patterns, repeatable (env CDC_EXCLUDE_TABLES)' })
       .option('replica-identity', { choices: ['full', 'keep'] as const, default: 'full' as const, describe: 'full: set REPLICA IDENTITY FULL where it is not (unchanged TOAST values stay correct); keep: leave each table\'s own (docs/cdc.md)' })
       .option('partitions', { type: 'number', default: 1, describe: 'partitions of a topic created by cdc' })
+      .option('replication-factor', { type: 'string', describe: 'replicas of a topic created by cdc (default: 3, or the broker count if fewer)' })
+      .option('min-insync-replicas', { type: 'string', describe: 'min.insync.replicas of a topic created by cdc (default: 2 with 3+ replicas, else 1)' })
+      .option('retention-ms', { type: 'string', default: '-1', describe: 'retention.ms of a topic created by cdc (-1: keep every message, so replay from 0/0 stays exact)' })
       .option('snapshot', { choices: ['unsent', 'all', 'none'] as const, describe: 'initial load when the slot is created (default unsent; give it to recreate a lost slot)' })
       .option('once', { type: 'boolean', default: false, describe: 'drain what was committed before the start, then exit' })
       .option('from-lsn', { type: 'string', describe: 'skip ahead: start at this LSN (not before the slot\'s confirmed LSN)' })
@@ -115,6 +119,11 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       replicaIdentity: argv.replicaIdentity,
       topicPrefix: argv.topicPrefix,
       partitions: argv.partitions,
+      topicSettings: {
+        replicationFactor: argv.replicationFactor === undefined ? null : positiveInteger('replication-factor', argv.replicationFactor),
+        minInsyncReplicas: argv.minInsyncReplicas === undefined ? null : positiveInteger('min-insync-replicas', argv.minInsyncReplicas),
+        retentionMs: argv.retentionMs.trim() === '-1' ? -1 : positiveInteger('retention-ms', argv.retentionMs),
+      },
       // No default in the parser, so a given --snapshot can be told from the default.
       snapshot: argv.snapshot ?? 'unsent',
       snapshotExplicit: argv.snapshot !== undefined,
@@ -148,14 +157,22 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       // The slot's facts come from PostgreSQL: an unreachable Kafka only blanks the topics' offsets.
       const kafkaError = await checkKafkaReachable(kafkaConnection).then(() => null, (error: Error) => error.message);
       const kafka = createKafka(kafkaConnection, 'walbridge-cdc-status', logger);
+      const topicOf = (table: string) => {
+        const { schema, table: name } = parseTableName(table);
+        return topicName(argv.topicPrefix, schema, name);
+      };
+      const warnings = kafkaError === null ? await checkTopics(kafka, statuses.flatMap((s) => (s.publicationTables ?? []).map(topicOf))) : null;
       const report = [];
       for (const status of statuses) {
         const topics = [];
         for (const table of status.publicationTables ?? []) {
-          const { schema, table: name } = parseTableName(table);
-          const topic = topicName(argv.topicPrefix, schema, name);
+          const topic = topicOf(table);
           const offsets = kafkaError === null ? await topicOffsets(kafka, topic) : null;
-          topics.push({ table, topic, endOffsets: offsets?.map((o) => ({ partition: o.partition, high: o.high.toString() })) ?? null });
+          topics.push({
+            table, topic,
+            endOffsets: offsets?.map((o) => ({ partition: o.partition, high: o.high.toString() })) ?? null,
+            warnings: warnings?.get(topic) ?? null,
+          });
         }
         report.push({ ...status, topics });
       }
@@ -169,7 +186,10 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
           console.log(`slot ${s.slot}: ${holder}; confirmed ${s.confirmedFlushLsn ?? '-'}, restart ${s.restartLsn ?? '-'}, lag ${s.lagBytes ?? '-'} bytes${s.failover === null ? '' : `; failover ${s.failover ? 'on' : 'off'}`}${s.snapshotPending ? `; initial snapshot unfinished (--snapshot ${s.snapshotPending}, resumed on the next start)` : ''}`);
           for (const i of s.incrementalSnapshots) console.log(`  incremental snapshot of ${i.table} (--snapshot ${i.mode}): ${i.state}, ${i.chunks} chunks, ${i.rows} rows sent`);
           console.log(`  publication ${s.publication}: ${s.publicationTables === null ? 'missing' : `${s.publicationTables.length} captured table${s.publicationTables.length === 1 ? '' : 's'}`}`);
-          for (const t of s.topics) console.log(`  table ${t.table} → topic ${t.topic}: ${t.endOffsets === null ? 'offsets unknown (Kafka unreachable)' : t.endOffsets.length ? t.endOffsets.map((o) => `p${o.partition}=${o.high}`).join(' ') : 'missing'}`);
+          for (const t of s.topics) {
+            console.log(`  table ${t.table} → topic ${t.topic}: ${t.endOffsets === null ? 'offsets unknown (Kafka unreachable)' : t.endOffsets.length ? t.endOffsets.map((o) => `p${o.partition}=${o.high}`).join(' ') : 'missing'}`);
+            for (const warning of t.warnings ?? []) console.log(`    warning: ${warning}`);
+          }
         }
       }
       if (kafkaError !== null) {

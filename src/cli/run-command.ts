@@ -88,3 +88,10 @@ export function asUserError(error: unknown): string | undefined {
       return undefined;
   }
 }
+
+/** A flag's value as a positive integer; anything else (`abc`, `1.5`, `0`) is refused naming the flag. */
+export function positiveInteger(name: string, text: string | number): number {
+  const value = Number(text);
+  if (!/^\s*\d+\s*$/.test(String(text)) || value <= 0) throw new ConfigError(`--${name} must be a positive integer, got '${text}'`);
+  return value;
+}

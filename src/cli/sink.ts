@@ -3,6 +3,7 @@
  * `sink`: applies change topics to ClickHouse, effectively once.
  *   sink start [--once]          consume with the group, commit after each insert
  *   sink replay --from-lsn LSN   re-apply events with commit LSN >= LSN (live offsets untouched)
+ *   sink dlq replay              re-apply the dead letters of <topic>.dlq (own group, idempotent)
  *   sink verify                  compare PostgreSQL with ClickHouse FINAL; exit 0 equal, 1 not
  * Tables: --table (repeatable, `*` patterns, env SINK_TABLES comma-separated),
  * --exclude-table (SINK_EXCLUDE_TABLES), or --topic-pattern (SINK_TOPIC_PATTERN).
@@ -10,18 +11,19 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveConnections } from '../config/connections.js';
-import { resolveKafka } from '../config/kafka.js';
+import { resolveKafka, type KafkaSecurityFlags } from '../config/kafka.js';
 import { EXIT_OK, EXIT_RUNTIME, ConfigError } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { createLogger } from '../observability/logger.js';
 import { DEFAULT_LIMITS } from '../sink/row-batch.js';
-import { runSink, type SinkRunResult } from '../sink/run-sink.js';
+import { runSink, type SinkRunOptions, type SinkRunResult } from '../sink/run-sink.js';
+import { DEFAULT_MAX_DEAD_LETTER_RATIO, MIN_FLOOD_LETTERS } from '../sink/batch-applier.js';
 import { TableSelection, type SelectionRules } from '../sink/table-selection.js';
 import { postgresTables, verifyTables, formatVerifyReport } from '../verify/verify.js';
 import { topicName } from '../core/envelope.js';
 import { checkKafkaReachable } from '../kafka/reachability.js';
 import { metricsPort, serveHealth } from '../observability/health.js';
-import { joinDashedValues, runCommand, usageFailure } from './run-command.js';
+import { joinDashedValues, positiveInteger, runCommand, usageFailure } from './run-command.js';
 import { kafkaOptions } from './kafka-options.js';
 
 interface TopicArgs {
@@ -64,26 +66,47 @@ function selectionRules(args: TopicArgs, env: NodeJS.ProcessEnv = process.env): 
 function sinkOptions<T>(y: Argv<T>) {
   return kafkaOptions(topicOptions(y))
     .option('group', { type: 'string', default: 'walbridge-sink', describe: 'Kafka consumer group' })
-    // Strings, parsed by positive(): yargs turns `abc` into NaN, losing what the user typed.
+    // Strings, parsed by positiveInteger() (run-command.ts): yargs turns `abc` into NaN, losing what the user typed.
     .option('batch-rows', { type: 'string', default: String(DEFAULT_LIMITS.maxRows), describe: 'flush a batch at this many rows' })
     .option('batch-bytes', { type: 'string', default: String(DEFAULT_LIMITS.maxBytes), describe: 'flush a batch at this many bytes of row text' })
     .option('linger-ms', { type: 'string', default: String(DEFAULT_LIMITS.lingerMs), describe: 'once caught up with the topic, write at most one batch per this many ms (a trickle gathers)' })
     .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' })
     .option('wait-timeout', { type: 'string', describe: `seconds to wait for an unreachable ClickHouse before failing (default: ${ONCE_WAIT_TIMEOUT_S} with --once and replay, for ever otherwise)` })
     .option('create-tables', { type: 'boolean', default: true, describe: 'create a missing ClickHouse table from the events\' schema (--no-create-tables: refuse)' })
+    .option('max-dead-letter-ratio', { type: 'string', default: String(DEFAULT_MAX_DEAD_LETTER_RATIO),
+      describe: `stop (exit 1) instead of dead-lettering when more than this share of one batch's messages (and at least ${MIN_FLOOD_LETTERS}) would go to the DLQ` })
     .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' });
 }
 
 const ONCE_WAIT_TIMEOUT_S = 30;
 
-function positive(name: string, text: string | number): number {
+function ratio(name: string, text: string): number {
   const value = Number(text);
-  if (!/^\s*\d+\s*$/.test(String(text)) || value <= 0) throw new ConfigError(`--${name} must be a positive integer, got '${text}'`);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) throw new ConfigError(`--${name} must be a number from 0 to 1, got '${text}'`);
   return value;
 }
 
+type SinkArgs = TopicArgs & {
+  group: string; batchRows: string; batchBytes: string; lingerMs: string; metricsPort?: string | undefined; waitTimeout?: string | undefined;
+  createTables: boolean; maxDeadLetterRatio: string; kafkaBrokers?: string | undefined; clickhouseUrl?: string | undefined;
+} & KafkaSecurityFlags;
+
+/** Runs the sink in `mode` with the flags every mode shares. */
+async function runWithArgs(argv: SinkArgs, mode: SinkRunOptions['mode'], fromVersion: bigint): Promise<SinkRunResult> {
+  const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
+  const kafka = resolveKafka(connections.kafkaBrokers, argv);
+  await checkKafkaReachable(kafka);
+  const health = await serveHealth(metricsPort(argv.metricsPort));
+  return runSink({
+    kafka, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
+    limits: { maxRows: positiveInteger('batch-rows', argv.batchRows), maxBytes: positiveInteger('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
+    mode, fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, mode !== 'follow'),
+    maxDeadLetterRatio: ratio('max-dead-letter-ratio', argv.maxDeadLetterRatio), logger: createLogger('sink'), progressed: health.progressed,
+  }).finally(() => health.close());
+}
+
 function nonNegative(name: string, text: string): number {
-  return text.trim() === '0' ? 0 : positive(name, text);
+  return text.trim() === '0' ? 0 : positiveInteger(name, text);
 }
 
 /** --wait-timeout in ms: a bounded wait for --once and replay, none by default when following. */
@@ -117,15 +140,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
   .command('start', 'consume the topic and apply it to ClickHouse, committing offsets after each insert', (y) =>
     sinkOptions(y).option('once', { type: 'boolean', default: false, describe: 'drain to the end offsets taken at start, then exit' }),
   (argv) => runCommand(async () => {
-    const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
-    const kafka = resolveKafka(connections.kafkaBrokers, argv);
-    await checkKafkaReachable(kafka);
-    const health = await serveHealth(metricsPort(argv.metricsPort));
-    const result = await runSink({
-      kafka, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
-      limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
-      mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, argv.once), logger: createLogger('sink'), progressed: health.progressed,
-    }).finally(() => health.close());
+    const result = await runWithArgs(argv, argv.once ? 'drain' : 'follow', 0n);
     console.log(summary('wrote', result));
     return EXIT_OK;
   }))
@@ -138,18 +153,19 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     } catch (error) {
       throw new ConfigError(`--from-lsn: ${(error as Error).message}`);
     }
-    const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
-    const kafka = resolveKafka(connections.kafkaBrokers, argv);
-    await checkKafkaReachable(kafka);
-    const health = await serveHealth(metricsPort(argv.metricsPort));
-    const result = await runSink({
-      kafka, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
-      limits: { maxRows: positive('batch-rows', argv.batchRows), maxBytes: positive('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
-      mode: 'replay', fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, true), logger: createLogger('sink'), progressed: health.progressed,
-    }).finally(() => health.close());
+    const result = await runWithArgs(argv, 'replay', fromVersion);
     console.log(summary('replayed', result, ` (events with commit LSN >= ${formatLsn(fromVersion)})`));
     return EXIT_OK;
   }))
+  .command('dlq', 'dead-letter topics', (y) => y
+    .command('replay', 're-apply the dead letters of the selected topics (<topic>.dlq), after the cause is fixed; idempotent', (z) => sinkOptions(z),
+      (argv) => runCommand(async () => {
+        const result = await runWithArgs(argv, 'dlq', 0n);
+        if (result.topics.length === 0) console.log('no dead letters to replay');
+        else console.log(summary('replayed', result, ' dead letters'));
+        return EXIT_OK;
+      }))
+    .demandCommand(1, 'name a dlq command: replay'))
   .command('verify', 'compare the PostgreSQL table with ClickHouse FINAL WHERE _is_deleted = 0; exit 0 when equal, 1 when not', (y) =>
     topicOptions(y)
       // verify reads no topic: these only select PostgreSQL tables, named as their topics, as start would.
@@ -173,7 +189,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     for (const { schema, table, targetTable } of selected) {
       const report = await verifyTables({
         databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, schema, table,
-        targetTable, rangeSize: positive('range-size', argv.rangeSize), show: positive('show', argv.show),
+        targetTable, rangeSize: positiveInteger('range-size', argv.rangeSize), show: positiveInteger('show', argv.show),
         waitMutationsMs: Math.max(0, argv.waitMutations) * 1000,
       });
       console.log(formatVerifyReport(report));
@@ -183,7 +199,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     if (selected.length > 1) console.log(verdicts.join('\n'));
     return equal ? EXIT_OK : EXIT_RUNTIME;
   }))
-  .demandCommand(1, 'name a command: start, replay or verify')
+  .demandCommand(1, 'name a command: start, replay, dlq replay or verify')
   .strict()
   .help()
   .fail(usageFailure('sink'))

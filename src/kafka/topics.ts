@@ -1,8 +1,10 @@
 /**
- * Topic administration: create-if-missing with a chosen partition count, and
- * the end offsets a `--once` run drains to or `status` reports.
+ * Topic administration: create-if-missing with a chosen partition count and
+ * settings (topic-settings.ts), and the end offsets a `--once` run drains to
+ * or `status` reports.
  */
 import type { Kafka } from './client.js';
+import { DEFAULT_TOPIC_SETTINGS, resolveTopicSettings, topicConfigEntries, type ResolvedTopicSettings, type TopicSettings } from './topic-settings.js';
 
 export interface PartitionOffsets {
   partition: number;
@@ -11,15 +13,19 @@ export interface PartitionOffsets {
   low: bigint;
 }
 
-export async function ensureTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
+/** Creates the topic when missing; returns the settings it was created with, null when it existed. */
+export async function ensureTopic(kafka: Kafka, topic: string, partitions: number, requested: TopicSettings = DEFAULT_TOPIC_SETTINGS): Promise<ResolvedTopicSettings | null> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const existing = await admin.listTopics();
-    if (!existing.includes(topic)) {
-      // false when another process created it first: fine either way.
-      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
-    }
+    if ((await admin.listTopics()).includes(topic)) return null;
+    const settings = resolveTopicSettings(requested, (await admin.describeCluster()).brokers.length);
+    // false when another process created it first: fine either way.
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: partitions, replicationFactor: settings.replicationFactor, configEntries: topicConfigEntries(settings) }],
+      waitForLeaders: true,
+    });
+    return settings;
   } finally {
     await admin.disconnect();
   }

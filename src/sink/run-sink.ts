@@ -6,7 +6,13 @@
  * - replay: a throwaway consumer group (deleted afterwards) reading every
  *   partition from its beginning to the end offsets taken at start, no
  *   commits, applying only events whose version >= --from-lsn. The live
- *   group's offsets are never touched; applying is idempotent.
+ *   group's offsets are never touched; applying is idempotent;
+ * - dlq (`sink dlq replay`): the dead-letter topics `<topic>.dlq` of the
+ *   selected topics, drained to the end offsets taken at start with their
+ *   own group (`<group>-dlq`, committed), each letter applied to its source
+ *   topic's table by the same worker and applier. A letter that fails again
+ *   goes back to the end of its DLQ topic (dead-letter.ts), past the drain
+ *   target, so a run always ends.
  *
  * The topics are the selection's (table-selection.ts), each into its own
  * ClickHouse table. kafkajs subscribes to a fixed topic list, so in follow
@@ -17,10 +23,12 @@
 import { randomBytes } from 'node:crypto';
 import { redactUrl } from '../config/connections.js';
 import { ConfigError } from '../core/exit-codes.js';
+import { deadLetterTopic } from '../core/envelope.js';
 import type { KafkaConnection } from '../config/kafka.js';
 import { createKafka, type Kafka } from '../kafka/client.js';
 import { deleteGroup, groupOffsets, openTopicReader } from '../kafka/consumer.js';
-import { recordConsumerLag } from '../kafka/consumer-lag.js';
+import { recordConsumerLag, retentionLosses } from '../kafka/consumer-lag.js';
+import { checkTopics } from '../kafka/topic-settings.js';
 import { declareDependency, retryMetrics } from '../observability/metrics.js';
 import { DeadLetterProducer } from '../kafka/dead-letter.js';
 import { listTopics, topicOffsets } from '../kafka/topics.js';
@@ -43,7 +51,9 @@ export interface SinkRunOptions {
   selection: TableSelection;
   groupId: string;
   limits: BatchLimits;
-  mode: 'follow' | 'drain' | 'replay';
+  mode: 'follow' | 'drain' | 'replay' | 'dlq';
+  /** --max-dead-letter-ratio (batch-applier.ts). */
+  maxDeadLetterRatio: number;
   /** Replay: apply only events with version >= this. */
   fromVersion: bigint;
   /** Create a missing ClickHouse table from the events' schema header. */
@@ -57,7 +67,7 @@ export interface SinkRunOptions {
 
 export interface SinkRunResult {
   totals: SinkTotals;
-  /** The topics read, with their tables. */
+  /** The topics read (the source topics, for a dlq replay), with their tables. */
   topics: SelectedTopic[];
 }
 
@@ -142,21 +152,35 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
     }
 
     const replay = options.mode === 'replay';
-    const groupId = replay ? `${options.groupId}-replay-${randomBytes(4).toString('hex')}` : options.groupId;
+    const groupId = replay ? `${options.groupId}-replay-${randomBytes(4).toString('hex')}`
+      : options.mode === 'dlq' ? `${options.groupId}-dlq` : options.groupId;
+    if (options.mode === 'dlq') {
+      const existing = new Set(await listTopics(kafka));
+      selected = selected.filter((t) => existing.has(deadLetterTopic(t.topic)));
+      if (selected.length === 0) {
+        logger.info(`no dead-letter topic for ${selection.describe()}: nothing to replay`);
+        return { totals, topics: [] };
+      }
+    }
+    /** The topic read for a selected topic: itself, or its dead letters. */
+    const readTopic = (t: SelectedTopic): string => options.mode === 'dlq' ? deadLetterTopic(t.topic) : t.topic;
     const watchLag = lagWatcher(kafka, groupId, options.progressed, logger);
-    const applier = new BatchApplier(writer, targets, dlq, logger, clickhouseName, shutdown.abortSignal, shutdown.stopSignal, options.waitTimeoutMs);
+    const applier = new BatchApplier(writer, targets, dlq, logger, clickhouseName, shutdown.abortSignal, shutdown.stopSignal, options.waitTimeoutMs,
+      options.maxDeadLetterRatio);
     // One round per topic set: when new topics appear, the round ends (flushed, committed) and the next subscribes to all.
     for (;;) {
-      const topics = selected.map((t) => t.topic);
+      const topics = selected.map(readTopic);
       const routes = new Map<string, TableTarget>();
-      for (const { topic, targetTable } of selected) {
+      for (const selectedTopic of selected) {
+        const { targetTable } = selectedTopic;
         let target = targets.get(targetTable);
         if (!target) targets.set(targetTable, (target = new TableTarget(targetTable, context)));
-        routes.set(topic, target);
+        routes.set(readTopic(selectedTopic), target);
       }
       const drainTo = options.mode === 'follow' ? undefined : await drainTargets(kafka, groupId, topics, replay);
       if (drainTo && drainTo.size === 0) return { totals, topics: selected };
 
+      await warnAboutRetention(kafka, topics, replay ? null : groupId, logger);
       logger.info(`reading ${topics.join(', ')} into ClickHouse ${selected.map((t) => t.targetTable).join(', ')}`);
       const reader = await openTopicReader(kafka, { topics, groupId, logger });
       const worker = new SinkWorker(reader, routes, applier, logger, { limits: options.limits, drainTo, commit: !replay, fromVersion: options.fromVersion }, totals);
@@ -225,6 +249,18 @@ function lagWatcher(kafka: Kafka, groupId: string, progressed: (() => void) | un
       last = now;
     }, (error: Error) => logger.debug({ err: error.message }, 'consumer lag poll failed'));
   };
+}
+
+/**
+ * Says, before reading, what retention already cost (messages deleted before
+ * this group read them) and what it could cost (topic-settings.ts). Only
+ * logs: the rows that are left are still worth writing.
+ */
+async function warnAboutRetention(kafka: Kafka, topics: readonly string[], groupId: string | null, logger: Logger): Promise<void> {
+  for (const loss of await retentionLosses(kafka, topics, groupId)) logger.error(loss);
+  for (const [topic, warnings] of await checkTopics(kafka, topics)) {
+    for (const warning of warnings) logger.warn({ topic }, warning);
+  }
 }
 
 function delay(ms: number): Promise<void> {
