@@ -8,6 +8,9 @@
 #   scripts/stack.sh up [--pg 13|14|15|16|17] [--kafka 3.9|4.1] [--kafka-brokers 1|3] [--clickhouse-replicas 1|2]
 #   scripts/stack.sh down|status|env
 #   scripts/stack.sh destroy     down, then remove the stack directory (all data)
+#   scripts/stack.sh kill SERVICE...   crash a service (fault tests): PostgreSQL stops
+#                                with -m immediate, Kafka and ClickHouse get SIGKILL;
+#                                `STACK_SERVICES=SERVICE scripts/stack.sh up` starts it again
 #
 # STACK_DIR            where everything lives            (default: <repo>/.stack)
 # STACK_PORT_PREFIX    one digit put before each port     (default: 1)
@@ -51,8 +54,11 @@ STACK_DIR=${STACK_DIR:-$ROOT/.stack}
 P=${STACK_PORT_PREFIX:-1}
 COMMAND=${1:-}
 [ $# -gt 0 ] && shift
+KILL_SERVICES=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    postgres|kafka|clickhouse) [ "$COMMAND" = kill ] || { echo "[stack] ERROR: a service name is only taken by kill" >&2; exit 2; }
+      KILL_SERVICES+=("$1"); shift ;;
     --pg) STACK_PG_VERSION=${2:?--pg needs a major version}; shift 2 ;;
     --kafka) STACK_KAFKA_VERSION=${2:?--kafka needs a version}; shift 2 ;;
     --kafka-brokers) STACK_KAFKA_BROKERS=${2:?--kafka-brokers needs 1 or 3}; shift 2 ;;
@@ -371,6 +377,20 @@ kafka_down() {
   wait
 }
 
+kill_pidfile() { # name pidfile: SIGKILL, as a crash would
+  local name=$1 pidfile=$2 pid
+  alive "$pidfile" || { say "$name: not running"; return 0; }
+  pid=$(cat "$pidfile")
+  kill -KILL "$pid"
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$pidfile"
+  say "$name: killed (SIGKILL)"
+}
+
+pg_kill() {
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null && say "postgres: stopped with -m immediate (crash recovery on the next start)"
+}
+
 kafka_status() {
   local n dir rc=0
   for n in $(seq 1 "$KAFKA_BROKERS_N"); do
@@ -571,7 +591,17 @@ case "$COMMAND" in
   env)
     write_env; cat "$STACK_DIR/env"
     ;;
+  kill)
+    [ ${#KILL_SERVICES[@]} -gt 0 ] || { echo "[stack] ERROR: name the services to kill: postgres, kafka, clickhouse" >&2; exit 2; }
+    for service in "${KILL_SERVICES[@]}"; do
+      case "$service" in
+        postgres) pg_kill ;;
+        kafka) for n in $(seq 1 "$KAFKA_BROKERS_N"); do kill_pidfile "kafka node $n" "$(kafka_dir "$n")/kafka.pid"; done ;;
+        clickhouse) for n in $(seq 1 "$CH_REPLICAS"); do kill_pidfile "clickhouse replica $n" "$(ch_dir "$n")/clickhouse.pid"; done ;;
+      esac
+    done
+    ;;
   *)
-    echo "usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] [--kafka-brokers 1|3] [--clickhouse-replicas 1|2] | down | status | env | destroy" >&2; exit 2
+    echo "usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] [--kafka-brokers 1|3] [--clickhouse-replicas 1|2] | down | status | env | destroy | kill SERVICE..." >&2; exit 2
     ;;
 esac
