@@ -8,6 +8,9 @@
 #   scripts/stack.sh up [--pg 13|14|15|16|17] [--kafka 3.9|4.1] [--kafka-brokers 1|3] [--clickhouse-replicas 1|2]
 #   scripts/stack.sh down|status|env
 #   scripts/stack.sh destroy     down, then remove the stack directory (all data)
+#   scripts/stack.sh kill SERVICE...   crash a service (fault tests): PostgreSQL stops
+#                                with -m immediate, Kafka and ClickHouse get SIGKILL;
+#                                `STACK_SERVICES=SERVICE scripts/stack.sh up` starts it again
 #
 # STACK_DIR            where everything lives            (default: <repo>/.stack)
 # STACK_PORT_PREFIX    one digit put before each port     (default: 1)
@@ -25,6 +28,13 @@
 #                      (macros {shard}, {replica}; ON CLUSTER DDL), and ZooKeeper
 # STACK_SERVICES       which services up/down/status handle (default: postgres kafka clickhouse)
 # STACK_PG_PORT        PostgreSQL's port, overriding the prefix's (a test's own cluster)
+# STACK_CH_HTTP_PORT, STACK_CH_TCP_PORT, STACK_CH_INTERSERVER_PORT, STACK_CH_HTTPS_PORT
+#                      ClickHouse's ports, overriding the prefix's (a test's own server)
+# STACK_TLS_DIR        PostgreSQL's and ClickHouse's TLS (Kafka's: STACK_KAFKA_SECURITY):
+#                      a directory holding server.crt and server.key (PEM): PostgreSQL
+#                      gets ssl = on and accepts TCP logins over TLS only (hostssl,
+#                      set when its cluster is created), ClickHouse serves HTTPS on
+#                      STACK_CH_HTTPS_PORT (default <digit>8443) besides HTTP
 # STACK_KAFKA_PORT     Kafka's port, overriding the prefix's (its controller: the next port)
 # STACK_KAFKA_SECURITY plaintext (default) or sasl_ssl: Kafka's listener then speaks
 #                      TLS with client certificates and SASL (PLAIN, SCRAM-SHA-256,
@@ -44,8 +54,11 @@ STACK_DIR=${STACK_DIR:-$ROOT/.stack}
 P=${STACK_PORT_PREFIX:-1}
 COMMAND=${1:-}
 [ $# -gt 0 ] && shift
+KILL_SERVICES=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    postgres|kafka|clickhouse) [ "$COMMAND" = kill ] || { echo "[stack] ERROR: a service name is only taken by kill" >&2; exit 2; }
+      KILL_SERVICES+=("$1"); shift ;;
     --pg) STACK_PG_VERSION=${2:?--pg needs a major version}; shift 2 ;;
     --kafka) STACK_KAFKA_VERSION=${2:?--kafka needs a version}; shift 2 ;;
     --kafka-brokers) STACK_KAFKA_BROKERS=${2:?--kafka-brokers needs 1 or 3}; shift 2 ;;
@@ -111,9 +124,14 @@ if [ "$COMMAND" = up ] && [ -n "$MADE_KAFKA_SECURITY" ] && [ "$MADE_KAFKA_SECURI
 fi
 case "$KAFKA_SECURITY" in plaintext|sasl_ssl) ;; *) echo "[stack] ERROR: STACK_KAFKA_SECURITY must be plaintext or sasl_ssl, got '$KAFKA_SECURITY'" >&2; exit 2 ;; esac
 KAFKA_TLS_DIR=$KAFKA_DIR/tls
-CH_HTTP_PORT=${P}8123
-CH_TCP_PORT=${P}9000
-CH_INTERSERVER_PORT=${P}9009
+CH_HTTP_PORT=${STACK_CH_HTTP_PORT:-${P}8123}
+CH_TCP_PORT=${STACK_CH_TCP_PORT:-${P}9000}
+CH_INTERSERVER_PORT=${STACK_CH_INTERSERVER_PORT:-${P}9009}
+CH_HTTPS_PORT=${STACK_CH_HTTPS_PORT:-${P}8443}
+TLS_DIR=${STACK_TLS_DIR:-}
+if [ -n "$TLS_DIR" ] && { [ ! -r "$TLS_DIR/server.crt" ] || [ ! -r "$TLS_DIR/server.key" ]; }; then
+  echo "[stack] ERROR: STACK_TLS_DIR=$TLS_DIR must hold server.crt and server.key" >&2; exit 2
+fi
 ZK_PORT=${P}2181
 # Kafka node N (1..3): its directory and ports; node 1 is the single-node stack's.
 kafka_dir() { if [ "$1" = 1 ]; then echo "$KAFKA_DIR"; else echo "$STACK_DIR/kafka-$1"; fi; }
@@ -200,6 +218,7 @@ pg_up() {
     printf "port = %s\nunix_socket_directories = '%s'\n" "$PG_PORT" "$PG_DIR/run" >> "$PG_DIR/data/postgresql.conf"
     cp "$ROOT/infra/postgres/pg_hba.conf" "$PG_DIR/data/pg_hba.conf"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DIR/data/pg_hba.conf"
+    [ -n "$TLS_DIR" ] && pg_tls
     local fresh=1
   fi
   if as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
@@ -215,6 +234,15 @@ pg_up() {
       -f "$ROOT/infra/postgres/bootstrap.sql" >"$PG_DIR/bootstrap.log" 2>&1 \
       || fail "postgres bootstrap failed; see $PG_DIR/bootstrap.log"
   fi
+}
+
+# ssl = on with STACK_TLS_DIR's certificate, and TCP logins over TLS only, so
+# a client that does not ask for TLS is refused rather than served in plaintext.
+pg_tls() {
+  install -m 600 "$TLS_DIR/server.crt" "$TLS_DIR/server.key" "$PG_DIR/data/"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DIR/data/server.crt" "$PG_DIR/data/server.key"
+  printf "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n" >> "$PG_DIR/data/postgresql.conf"
+  sed -i 's/^host /hostssl /' "$PG_DIR/data/pg_hba.conf"
 }
 
 pg_down() {
@@ -349,6 +377,20 @@ kafka_down() {
   wait
 }
 
+kill_pidfile() { # name pidfile: SIGKILL, as a crash would
+  local name=$1 pidfile=$2 pid
+  alive "$pidfile" || { say "$name: not running"; return 0; }
+  pid=$(cat "$pidfile")
+  kill -KILL "$pid"
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$pidfile"
+  say "$name: killed (SIGKILL)"
+}
+
+pg_kill() {
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null && say "postgres: stopped with -m immediate (crash recovery on the next start)"
+}
+
 kafka_status() {
   local n dir rc=0
   for n in $(seq 1 "$KAFKA_BROKERS_N"); do
@@ -407,6 +449,8 @@ clickhouse_up() {
     sed -e "s#@DIR@#$dir#g" -e "s#@HTTP_PORT@#$(ch_http_port "$n")#g" -e "s#@TCP_PORT@#$(ch_tcp_port "$n")#g" \
       -e "s#@INTERSERVER_PORT@#$(ch_interserver_port "$n")#g" "$ROOT/infra/clickhouse/config.xml" > "$dir/config.xml"
     cp "$ROOT/infra/clickhouse/users.xml" "$dir/users.xml"
+    rm -f "$dir/config.d/tls.xml"
+    [ -n "$TLS_DIR" ] && clickhouse_tls "$n"
     if [ "$CH_REPLICAS" -gt 1 ]; then
       sed -e "s#@ZK_PORT@#$ZK_PORT#g" -e "s#@REPLICA@#r$n#g" -e "s#@TCP_PORT_1@#$(ch_tcp_port 1)#g" -e "s#@TCP_PORT_2@#$(ch_tcp_port 2)#g" \
         "$ROOT/infra/clickhouse/cluster.xml" > "$dir/config.d/cluster.xml"
@@ -425,6 +469,29 @@ clickhouse_start_replica() {
   # Started directly (no subshell, no `a && b &`), so $! is the server itself.
   setsid nohup clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 < /dev/null &
   echo $! > "$dir/clickhouse.pid"
+}
+
+# Replica N serves HTTPS on CH_HTTPS_PORT + N - 1 with STACK_TLS_DIR's certificate
+# (config.d/ is merged into config.xml; tags as in 18.16, accepted by current releases).
+clickhouse_tls() {
+  local dir; dir=$(ch_dir "$1")
+  mkdir -p "$dir/tls"
+  install -m 600 "$TLS_DIR/server.crt" "$TLS_DIR/server.key" "$dir/tls/"
+  cat > "$dir/config.d/tls.xml" <<EOF
+<?xml version="1.0"?>
+<yandex>
+    <https_port>$((CH_HTTPS_PORT + $1 - 1))</https_port>
+    <openSSL>
+        <server>
+            <certificateFile>$dir/tls/server.crt</certificateFile>
+            <privateKeyFile>$dir/tls/server.key</privateKeyFile>
+            <verificationMode>none</verificationMode>
+            <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+            <preferServerCiphers>true</preferServerCiphers>
+        </server>
+    </openSSL>
+</yandex>
+EOF
 }
 
 clickhouse_ready() {
@@ -524,7 +591,17 @@ case "$COMMAND" in
   env)
     write_env; cat "$STACK_DIR/env"
     ;;
+  kill)
+    [ ${#KILL_SERVICES[@]} -gt 0 ] || { echo "[stack] ERROR: name the services to kill: postgres, kafka, clickhouse" >&2; exit 2; }
+    for service in "${KILL_SERVICES[@]}"; do
+      case "$service" in
+        postgres) pg_kill ;;
+        kafka) for n in $(seq 1 "$KAFKA_BROKERS_N"); do kill_pidfile "kafka node $n" "$(kafka_dir "$n")/kafka.pid"; done ;;
+        clickhouse) for n in $(seq 1 "$CH_REPLICAS"); do kill_pidfile "clickhouse replica $n" "$(ch_dir "$n")/clickhouse.pid"; done ;;
+      esac
+    done
+    ;;
   *)
-    echo "usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] [--kafka-brokers 1|3] [--clickhouse-replicas 1|2] | down | status | env | destroy" >&2; exit 2
+    echo "usage: scripts/stack.sh up [--pg 13..17] [--kafka 3.9|4.1] [--kafka-brokers 1|3] [--clickhouse-replicas 1|2] | down | status | env | destroy | kill SERVICE..." >&2; exit 2
     ;;
 esac

@@ -31,7 +31,9 @@ if [ $# -eq 0 ]; then
 fi
 files=()
 for f in "$@"; do [ -e "$f" ] && files+=("$f"); done
-# The code under test must not fall back to a developer's stack (or its Kafka security settings) by accident.
+# The code under test must not fall back to a developer's stack (or its Kafka security, ClickHouse CA
+# or personal-data settings) by accident.
 exec env -u DATABASE_URL -u KAFKA_BROKERS -u CLICKHOUSE_URL -u KAFKA_SSL -u KAFKA_SSL_CA -u KAFKA_SSL_CERT -u KAFKA_SSL_KEY \
   -u KAFKA_SSL_VERIFY_HOSTNAME -u KAFKA_SASL_MECHANISM -u KAFKA_SASL_USERNAME -u KAFKA_SASL_PASSWORD -u KAFKA_SASL_PASSWORD_FILE \
+  -u CLICKHOUSE_CA_FILE -u CDC_EXCLUDE_COLUMNS -u CDC_HASH_COLUMNS -u CDC_HASH_KEY -u CDC_HASH_KEY_FILE \
   node --test --test-concurrency=1 --test-timeout=600000 "${files[@]}"

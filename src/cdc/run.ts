@@ -13,8 +13,15 @@
  * ever covers events acknowledged by Kafka and marked `sent_to_kafka`; on
  * stop, what was read is flushed and confirmed first; after a failure
  * nothing more is confirmed.
+ *
+ * Outages (outages.ts): after a lost PostgreSQL connection or an
+ * unreachable Kafka the attempt's sessions are closed and the stages run
+ * again from `prepare`. The slot's confirmed LSN is re-read each time: before
+ * PostgreSQL 17 it can be earlier than what cdc last confirmed after a server
+ * restart, so nothing here assumes it only grows.
  */
 import pg from 'pg';
+import type { ColumnPolicy } from '../config/column-policy.js';
 import type { TableSelection } from '../config/table-selection.js';
 import type { Operation } from '../core/envelope.js';
 import { formatLsn, maxLsn, parseLsn, type Lsn } from '../core/lsn.js';
@@ -38,6 +45,9 @@ import { adopt, applyReplicaIdentity, openTopic, publishAndRequest, warnAboutTop
 import { startSnapshotStage, type SnapshotStage } from './snapshot-stage.js';
 import { Batcher } from './send-batcher.js';
 import { Gate } from './gate.js';
+import { KafkaUnreachable, StreamEnded } from './connection-loss.js';
+import { rideThrough, type Carried } from './outages.js';
+import { brokersUnreachable } from '../kafka/reachability.js';
 import { checkHeartbeatSupport, startHeartbeat, type Heartbeat } from './heartbeat.js';
 
 export interface CaptureOptions {
@@ -59,8 +69,12 @@ export interface CaptureOptions {
   fromLsn: Lsn | null;
   markSent: boolean;
   tombstones: boolean;
+  /** Columns left out of the events or hashed (personal data), checked against the captured tables at the start. */
+  columns: ColumnPolicy;
   /** Create the slot failover-enabled (PostgreSQL 17+; refused on older servers). */
   failover: boolean;
+  /** Give up on an outage (PostgreSQL or Kafka away) after this long (`--retry-for`); undefined: never. */
+  retryForMs: number | undefined;
   /** --heartbeat-interval in ms (heartbeat.ts); not with `once`. */
   heartbeatIntervalMs?: number;
   signal: AbortSignal;
@@ -81,12 +95,43 @@ export interface CaptureSummary {
 
 const BATCH = { maxBatchBytes: 512 * 1024, maxBatchMessages: 5_000, highWaterBytes: 8 * 1024 * 1024, lowWaterBytes: 2 * 1024 * 1024 };
 const STOP_FLUSH_MS = 10_000;
+/** A closer that hangs on a dead connection must not hold up the next attempt. */
+const CLOSE_TIMEOUT_MS = 10_000;
 
-/** What the stages share. `closers` run in reverse order when the run ends. */
+/** The first failure of an attempt, whichever part had it; `failed` rejects with it. */
+class FirstFailure {
+  error: Error | null = null;
+  readonly failed: Promise<never>;
+  private reject: (error: Error) => void = () => {};
+  private readonly hooks: (() => void)[] = [];
+
+  constructor() {
+    this.failed = new Promise<never>((_, reject) => (this.reject = reject));
+    this.failed.catch(() => {});
+  }
+
+  readonly fail = (error: Error): void => {
+    if (this.error) return;
+    this.error = error;
+    for (const hook of this.hooks) hook();
+    this.reject(error);
+  };
+
+  /** Runs on the first failure (at once when it already happened). */
+  onFailure(hook: () => void): void {
+    this.hooks.push(hook);
+    if (this.error) hook();
+  }
+}
+
+
+/** What the stages of one attempt share. `closers` run in reverse order when it ends. */
 export interface Run {
   options: CaptureOptions;
   logger: Logger;
   closers: (() => Promise<unknown>)[];
+  failure: FirstFailure;
+  carried: Carried;
   admin: pg.Client;
   kafka: ReturnType<typeof createKafka>;
   checked: PreflightResult;
@@ -96,29 +141,49 @@ export interface Run {
   target: Lsn | null;
 }
 
-export async function runCapture(options: CaptureOptions): Promise<CaptureSummary> {
+/** `cdc start`: the stages, run again after an outage (outages.ts). */
+export function runCapture(options: CaptureOptions): Promise<CaptureSummary> {
+  return rideThrough(options, attempt);
+}
+
+async function attempt(options: CaptureOptions, carried: Carried): Promise<CaptureSummary> {
   const closers: Run['closers'] = [];
+  const failure = new FirstFailure();
+  carried.attempts += 1;
   try {
-    const run = await prepare(options, closers);
+    const run = await prepare(options, closers, failure, carried);
     const slot = await openSlot(run);
     const delivery = await deliver(run);
     const startLsn = await snapshot(run, slot, delivery);
     if (delivery.stopped()) return delivery.summary(startLsn);
     return await stream(run, startLsn, delivery);
   } finally {
-    for (const close of closers.reverse()) await close().catch((error: Error) => options.logger.warn({ err: error.message }, 'while closing'));
+    for (const close of closers.reverse()) await closeWithin(close, options.logger);
   }
 }
 
-async function prepare(options: CaptureOptions, closers: Run['closers']): Promise<Run> {
+async function closeWithin(close: () => Promise<unknown>, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<void>((resolve) => (timer = setTimeout(() => {
+    logger.warn({ timeoutMs: CLOSE_TIMEOUT_MS }, 'a connection did not close in time; left behind');
+    resolve();
+  }, CLOSE_TIMEOUT_MS)));
+  await Promise.race([close().catch((error: Error) => logger.warn({ err: error.message }, 'while closing')), timedOut]);
+  clearTimeout(timer);
+}
+
+async function prepare(options: CaptureOptions, closers: Run['closers'], failure: FirstFailure, carried: Carried): Promise<Run> {
   const { logger } = options;
   const admin = new pg.Client({ connectionString: options.databaseUrl, application_name: 'walbridge-cdc-admin' });
+  // Mostly idle: a loss (server restart) is heard here, not on its next query.
+  admin.on('error', failure.fail);
   await admin.connect();
   closers.push(() => admin.end());
   const checked = await preflight(admin, {
     tables: options.tables, replicaIdentity: options.replicaIdentity, slot: options.slot, markSent: options.markSent,
-    fromLsn: options.fromLsn, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
+    fromLsn: options.fromLsn, resuming: carried.attempts > 1, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
   });
+  options.columns.check(checked.tables, 'captured (--table)');
   if (options.heartbeatIntervalMs !== undefined) checkHeartbeatSupport(checked.server);
   for (const table of checked.tables) await applyReplicaIdentity(admin, table, options.replicaIdentity, logger);
   const publication = await publishAndRequest(options, admin, checked);
@@ -130,17 +195,20 @@ async function prepare(options: CaptureOptions, closers: Run['closers']): Promis
         ? `added to the publication: their changes are captured from now on, and their rows are read by an incremental snapshot (--snapshot ${options.snapshot}) while the stream goes on`
         : 'added to the publication: their changes are captured from now on; rows they already had are not sent (snapshot them with cdc snapshot)');
   }
-  const target = options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
+  carried.target ??= options.once ? parseLsn((await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : null;
 
+  // A quick probe: kafkajs alone would retry a refused connection for ~40 s before the outage is even seen.
+  const unreachable = await brokersUnreachable(options.kafka);
+  if (unreachable !== null) throw new KafkaUnreachable(unreachable);
   const kafka = createKafka(options.kafka, 'walbridge-cdc', logger);
   const decoder = new ChangeDecoder(checked.tables, {
     topicPrefix: options.topicPrefix, database: checked.database, markSent: options.markSent, tombstones: options.tombstones,
-    missingValues: (table) => missingValues(admin, table),
+    missingValues: (table) => missingValues(admin, table), columns: options.columns,
   });
   const partitions = new Map<CapturedTable, number>();
   for (const table of checked.tables) partitions.set(table, await openTopic(kafka, decoder.topicOf(table), options, logger));
   await warnAboutTopics(kafka, checked.tables.map((t) => decoder.topicOf(t)), logger);
-  return { options, logger, closers, admin, kafka, checked, decoder, partitions, target };
+  return { options, logger, closers, failure, carried, admin, kafka, checked, decoder, partitions, target: carried.target };
 }
 
 /**
@@ -185,31 +253,26 @@ async function deliver(run: Run): Promise<Delivery> {
   let marker: Marker | null = null;
   const marked = run.checked.tables.filter((t) => t.sentFlag !== null);
   if (options.markSent && marked.length > 0) {
-    marker = await openMarker(options.databaseUrl, options.slot, logger);
+    marker = await openMarker(options.databaseUrl, options.slot, logger, run.failure.fail);
     run.closers.push(() => marker!.close());
   } else if (options.markSent) {
     // No captured table has the flag yet; one adopted while running may: open the marker then (marks are never dropped).
-    marker = lazyMarker(() => openMarker(options.databaseUrl, options.slot, logger), run.closers);
+    marker = lazyMarker(() => openMarker(options.databaseUrl, options.slot, logger, run.failure.fail), run.closers);
   }
   logger.info({ marking: options.markSent ? marked.map((t) => t.qualified) : [] }, options.markSent ? 'marking sent_to_kafka on the tables that have it' : 'not marking sent_to_kafka');
 
-  let failure: Error | null = null;
+  const { failure } = run;
+  const { fail, failed } = failure;
   let checkpointer: Checkpointer | null = null;
   let listener: Listener | null = null;
-  let rejectFailed: (error: Error) => void = () => {};
-  const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
-  failed.catch(() => {});
   const gate = new Gate();
-  const fail = (error: Error): void => {
-    if (failure) return;
-    failure = error;
+  failure.onFailure(() => {
     // Nothing after a failure is confirmed, not even by the final status on stop.
     checkpointer?.freeze();
-    rejectFailed(error);
     gate.open(); // a snapshot waiting on backpressure sees the failure and ends
-  };
+  });
   options.signal.addEventListener('abort', () => gate.open(), { once: true });
-  const counts: Record<Operation, number> = { c: 0, u: 0, d: 0, r: 0, t: 0 };
+  const { counts } = run.carried;
   const eventsTotal = cdcMetrics().events;
   let delivered = 0;
   const batcher = new Batcher({
@@ -233,7 +296,7 @@ async function deliver(run: Run): Promise<Delivery> {
   });
   return {
     batcher, gate, failed, fail,
-    stopped: () => options.signal.aborted || failure !== null,
+    stopped: () => options.signal.aborted || failure.error !== null,
     push: (change, partition) => {
       batcher.push(change, partition);
       checkpointer?.submit(1);
@@ -291,6 +354,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   let snapshots: SnapshotStage | null = null;
   let heartbeat: Heartbeat | null = null;
   const checkpointer = new Checkpointer(startLsn, delivery.batcher.pushedCount);
+  run.carried.confirmed = startLsn;
   let reachedTarget: () => void = () => {};
   const targetReached = new Promise<void>((resolve) => (reachedTarget = resolve));
   if (target !== null && startLsn >= target) reachedTarget();
@@ -310,6 +374,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     },
     onCommit: freshness.committed,
     onConfirmed: (lsn) => {
+      run.carried.confirmed = lsn;
       freshness.confirmed(lsn);
       heartbeat?.confirmed(lsn);
       cdcMetrics().confirmedLsn.set(lsnValue(lsn));
@@ -330,11 +395,12 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   logger.info({ slot: options.slot, publication: options.publication, tables: run.checked.tables.map((t) => t.qualified), from: formatLsn(startLsn) }, 'streaming');
   const aborted = new Promise<void>((resolve) => options.signal.addEventListener('abort', () => resolve(), { once: true }));
   const running = listener.run(startLsn).then(() => {
-    if (!delivery.stopped()) throw new Error('the replication stream ended unexpectedly');
+    if (!delivery.stopped()) throw new StreamEnded();
   });
   running.catch(delivery.fail);
   try {
     await Promise.race([listener.started, aborted, delivery.failed]);
+    if (!delivery.stopped()) run.carried.recovered(startLsn);
     if (options.heartbeatIntervalMs !== undefined && !options.once && !delivery.stopped()) {
       heartbeat = startHeartbeat({ databaseUrl: options.databaseUrl, slot: options.slot, intervalMs: options.heartbeatIntervalMs, logger });
     }

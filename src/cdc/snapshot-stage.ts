@@ -70,6 +70,8 @@ export async function startSnapshotStage(options: SnapshotStageOptions): Promise
   const reader = new pg.Client({ connectionString: options.databaseUrl, options: TEXT_OUTPUT_OPTIONS, application_name: `walbridge-isnap-${options.slot}` });
   const bookkeeper = new pg.Client({ connectionString: options.databaseUrl, application_name: `walbridge-isnap-requests-${options.slot}` });
   checkWatermarkSupport(options.server);
+  // A broken session fails the query in hand, or the next poll's (every pollMs): the driver reports it.
+  for (const client of [reader, bookkeeper]) client.on('error', () => {});
   await reader.connect();
   await bookkeeper.connect();
   const run = randomBytes(6).toString('hex');

@@ -13,6 +13,7 @@ import { topicName } from '../core/envelope.js';
 import { ConfigError, EXIT_RUNTIME } from '../core/exit-codes.js';
 import { parseLsn, type Lsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
+import { resolveColumnPolicy } from '../config/column-policy.js';
 import { resolveKafka } from '../config/kafka.js';
 import { parseTableName } from '../config/table-name.js';
 import { parseTableSelection, tableList } from '../config/table-selection.js';
@@ -35,6 +36,15 @@ import { kafkaOptions } from './kafka-options.js';
 
 const defaultPublication = (slot: string): string => `walbridge_${slot}`;
 const DEFAULT_TABLE = 'public.user_logins';
+/** `--once` rides through an outage this long by default (a restart of PostgreSQL or of a Kafka broker takes seconds). */
+const ONCE_RETRY_FOR_S = 60;
+
+/** --retry-for in ms: bounded with --once by default, for ever otherwise. */
+function retryForMs(text: string | undefined, once: boolean): number | undefined {
+  if (text === undefined) return once ? ONCE_RETRY_FOR_S * 1000 : undefined;
+  if (!/^\s*\d+\s*$/.test(text)) throw new ConfigError(`--retry-for must be a whole number of seconds (0: give up at the first failure), got '${text}'`);
+  return Number(text) * 1000;
+}
 
 function connectionOptions<T>(y: Argv<T>) {
   return kafkaOptions(y)
@@ -81,6 +91,9 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn', '--retention-
       .option('mark-sent', { type: 'boolean', default: true, describe: 'set sent_to_kafka = true after Kafka acknowledged (--no-mark-sent to skip)' })
       .option('tombstones', { type: 'boolean', default: false, describe: 'send a null-value message after each delete (for compacted topics)' })
       .option('failover', { type: 'boolean', default: false, describe: 'create the slot failover-enabled, kept in step on standbys (PostgreSQL 17+)' })
+      .option('exclude-column', { type: 'string', array: true, describe: 'leave this column out of every event: schema.table.column, repeatable (env CDC_EXCLUDE_COLUMNS, comma-separated)' })
+      .option('hash-column', { type: 'string', array: true, describe: 'send this column as HMAC-SHA-256 hex, keyed with CDC_HASH_KEY or CDC_HASH_KEY_FILE: schema.table.column, repeatable (env CDC_HASH_COLUMNS)' })
+      .option('retry-for', { type: 'string', describe: `seconds to ride through an outage (PostgreSQL or Kafka away) before exiting 1 (default: ${ONCE_RETRY_FOR_S} with --once, for ever otherwise)` })
       .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' })
       .option('heartbeat-interval', { type: 'string', describe: 'write a heartbeat through the slot every SECONDS, so freshness and the confirmed LSN move on a quiet database (PostgreSQL 14+; env CDC_HEARTBEAT_INTERVAL; default off)' }),
   (argv) => runCommand(async () => {
@@ -90,6 +103,8 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn', '--retention-
     const include = tableList(argv.table ?? process.env.CDC_TABLES ?? DEFAULT_TABLE);
     const exclude = tableList(argv.excludeTable ?? process.env.CDC_EXCLUDE_TABLES);
     const fromLsn = parseFromLsn(argv.fromLsn);
+    const columns = resolveColumnPolicy({ excludeColumn: argv.excludeColumn, hashColumn: argv.hashColumn });
+    const retryFor = retryForMs(argv.retryFor, argv.once);
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, kafkaBrokers: argv.kafkaBrokers });
     const kafka = resolveKafka(connections.kafkaBrokers, argv);
     const logger = createLogger('cdc');
@@ -120,7 +135,9 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn', '--retention-
       fromLsn,
       markSent: argv.markSent,
       tombstones: argv.tombstones,
+      columns,
       failover: argv.failover,
+      retryForMs: retryFor,
       ...(heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs }),
       signal: shutdown.stopSignal,
       progressed: health.progressed,

@@ -17,6 +17,7 @@ const argv = yargs(hideBin(process.argv))
   .usage('$0 [--only postgres|clickhouse]\n\nApplies migrations/postgres and migrations/clickhouse, idempotently.')
   .option('database-url', { type: 'string', describe: 'PostgreSQL URL (env DATABASE_URL)' })
   .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
+  .option('clickhouse-ca', { type: 'string', describe: 'PEM file of the CA that signed ClickHouse\'s https certificate (env CLICKHOUSE_CA_FILE)' })
   .option('only', { choices: ['postgres', 'clickhouse'] as const, describe: 'migrate one side only' })
   .strict()
   .help()
@@ -24,7 +25,7 @@ const argv = yargs(hideBin(process.argv))
   .parseSync();
 
 await runCommand(async () => {
-  const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl });
+  const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl, clickhouseCa: argv.clickhouseCa });
   if (argv.only !== 'clickhouse') {
     const client = new pg.Client({ connectionString: connections.databaseUrl });
     await client.connect();
@@ -36,8 +37,8 @@ await runCommand(async () => {
     }
   }
   if (argv.only !== 'postgres') {
-    await ensureDatabase(connections.clickhouseUrl);
-    const { client } = openClickHouse(connections.clickhouseUrl);
+    await ensureDatabase(connections.clickhouseUrl, connections.clickhouseCaFile);
+    const { client } = openClickHouse(connections.clickhouseUrl, { caFile: connections.clickhouseCaFile });
     try {
       const { features, applied } = await migrateClickHouse(client);
       console.log(`clickhouse ${redactUrl(connections.clickhouseUrl)} (server ${features.version}): ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);

@@ -8,6 +8,7 @@
 import { ConfigError, EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME } from '../core/exit-codes.js';
 import { redactUrl } from '../config/connections.js';
 import { clickHouseUserError } from '../sink/clickhouse/errors.js';
+import { tlsUserError } from '../config/tls.js';
 
 export async function runCommand(body: () => Promise<number | void>): Promise<never> {
   let code: number;
@@ -72,6 +73,8 @@ export function asUserError(error: unknown): string | undefined {
   if (error instanceof ConfigError) return error.message;
   const clickhouse = clickHouseUserError(error);
   if (clickhouse) return clickhouse;
+  const tls = tlsUserError(error);
+  if (tls) return tls;
   const err = error as ErrorWithCode;
   switch (err?.code) {
     case '28P01':

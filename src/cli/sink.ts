@@ -3,6 +3,7 @@
  * `sink`: applies change topics to ClickHouse, effectively once.
  *   sink start [--once]          consume with the group, commit after each insert
  *   sink replay --from-lsn LSN   re-apply events with commit LSN >= LSN (live offsets untouched)
+ *   sink dlq replay              re-apply the dead letters of <topic>.dlq (own group, idempotent)
  *   sink verify                  compare PostgreSQL with ClickHouse FINAL; exit 0 equal, 1 not
  * Tables: --table (repeatable, `*` patterns, env SINK_TABLES comma-separated),
  * --exclude-table (SINK_EXCLUDE_TABLES), or --topic-pattern (SINK_TOPIC_PATTERN).
@@ -10,12 +11,14 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveConnections } from '../config/connections.js';
-import { resolveKafka } from '../config/kafka.js';
+import { resolveColumnPolicy } from '../config/column-policy.js';
+import { resolveKafka, type KafkaSecurityFlags } from '../config/kafka.js';
 import { EXIT_OK, EXIT_RUNTIME, ConfigError } from '../core/exit-codes.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { createLogger } from '../observability/logger.js';
 import { DEFAULT_LIMITS } from '../sink/row-batch.js';
-import { runSink, type SinkRunResult } from '../sink/run-sink.js';
+import { runSink, type SinkRunOptions, type SinkRunResult } from '../sink/run-sink.js';
+import { DEFAULT_MAX_DEAD_LETTER_RATIO, MIN_FLOOD_LETTERS } from '../sink/batch-applier.js';
 import { TableSelection, type SelectionRules } from '../sink/table-selection.js';
 import { postgresTables, verifyTables, formatVerifyReport } from '../verify/verify.js';
 import { topicName } from '../core/envelope.js';
@@ -71,10 +74,38 @@ function sinkOptions<T>(y: Argv<T>) {
     .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' })
     .option('wait-timeout', { type: 'string', describe: `seconds to wait for an unreachable ClickHouse before failing (default: ${ONCE_WAIT_TIMEOUT_S} with --once and replay, for ever otherwise)` })
     .option('create-tables', { type: 'boolean', default: true, describe: 'create a missing ClickHouse table from the events\' schema (--no-create-tables: refuse)' })
-    .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' });
+    .option('max-dead-letter-ratio', { type: 'string', default: String(DEFAULT_MAX_DEAD_LETTER_RATIO),
+      describe: `stop (exit 1) instead of dead-lettering when more than this share of one batch's messages (and at least ${MIN_FLOOD_LETTERS}) would go to the DLQ` })
+    .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
+    .option('clickhouse-ca', { type: 'string', describe: 'PEM file of the CA that signed ClickHouse\'s https certificate (env CLICKHOUSE_CA_FILE)' });
 }
 
 const ONCE_WAIT_TIMEOUT_S = 30;
+
+function ratio(name: string, text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) throw new ConfigError(`--${name} must be a number from 0 to 1, got '${text}'`);
+  return value;
+}
+
+type SinkArgs = TopicArgs & {
+  group: string; batchRows: string; batchBytes: string; lingerMs: string; metricsPort?: string | undefined; waitTimeout?: string | undefined;
+  createTables: boolean; maxDeadLetterRatio: string; kafkaBrokers?: string | undefined; clickhouseUrl?: string | undefined; clickhouseCa?: string | undefined;
+} & KafkaSecurityFlags;
+
+/** Runs the sink in `mode` with the flags every mode shares. */
+async function runWithArgs(argv: SinkArgs, mode: SinkRunOptions['mode'], fromVersion: bigint): Promise<SinkRunResult> {
+  const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl, clickhouseCa: argv.clickhouseCa });
+  const kafka = resolveKafka(connections.kafkaBrokers, argv);
+  await checkKafkaReachable(kafka);
+  const health = await serveHealth(metricsPort(argv.metricsPort));
+  return runSink({
+    kafka, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
+    limits: { maxRows: positiveInteger('batch-rows', argv.batchRows), maxBytes: positiveInteger('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
+    mode, fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, mode !== 'follow'),
+    maxDeadLetterRatio: ratio('max-dead-letter-ratio', argv.maxDeadLetterRatio), logger: createLogger('sink'), progressed: health.progressed,
+  }).finally(() => health.close());
+}
 
 function nonNegative(name: string, text: string): number {
   return text.trim() === '0' ? 0 : positiveInteger(name, text);
@@ -111,15 +142,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
   .command('start', 'consume the topic and apply it to ClickHouse, committing offsets after each insert', (y) =>
     sinkOptions(y).option('once', { type: 'boolean', default: false, describe: 'drain to the end offsets taken at start, then exit' }),
   (argv) => runCommand(async () => {
-    const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
-    const kafka = resolveKafka(connections.kafkaBrokers, argv);
-    await checkKafkaReachable(kafka);
-    const health = await serveHealth(metricsPort(argv.metricsPort));
-    const result = await runSink({
-      kafka, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
-      limits: { maxRows: positiveInteger('batch-rows', argv.batchRows), maxBytes: positiveInteger('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
-      mode: argv.once ? 'drain' : 'follow', fromVersion: 0n, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, argv.once), logger: createLogger('sink'), progressed: health.progressed,
-    }).finally(() => health.close());
+    const result = await runWithArgs(argv, argv.once ? 'drain' : 'follow', 0n);
     console.log(summary('wrote', result));
     return EXIT_OK;
   }))
@@ -132,18 +155,19 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     } catch (error) {
       throw new ConfigError(`--from-lsn: ${(error as Error).message}`);
     }
-    const connections = resolveConnections({ kafkaBrokers: argv.kafkaBrokers, clickhouseUrl: argv.clickhouseUrl });
-    const kafka = resolveKafka(connections.kafkaBrokers, argv);
-    await checkKafkaReachable(kafka);
-    const health = await serveHealth(metricsPort(argv.metricsPort));
-    const result = await runSink({
-      kafka, clickhouseUrl: connections.clickhouseUrl, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
-      limits: { maxRows: positiveInteger('batch-rows', argv.batchRows), maxBytes: positiveInteger('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
-      mode: 'replay', fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, true), logger: createLogger('sink'), progressed: health.progressed,
-    }).finally(() => health.close());
+    const result = await runWithArgs(argv, 'replay', fromVersion);
     console.log(summary('replayed', result, ` (events with commit LSN >= ${formatLsn(fromVersion)})`));
     return EXIT_OK;
   }))
+  .command('dlq', 'dead-letter topics', (y) => y
+    .command('replay', 're-apply the dead letters of the selected topics (<topic>.dlq), after the cause is fixed; idempotent', (z) => sinkOptions(z),
+      (argv) => runCommand(async () => {
+        const result = await runWithArgs(argv, 'dlq', 0n);
+        if (result.topics.length === 0) console.log('no dead letters to replay');
+        else console.log(summary('replayed', result, ' dead letters'));
+        return EXIT_OK;
+      }))
+    .demandCommand(1, 'name a dlq command: replay'))
   .command('verify', 'compare the PostgreSQL table with ClickHouse FINAL WHERE _is_deleted = 0; exit 0 when equal, 1 when not', (y) =>
     topicOptions(y)
       // verify reads no topic: these only select PostgreSQL tables, named as their topics, as start would.
@@ -152,11 +176,15 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       .option('topic', { type: 'string', describe: 'verify the one table this topic name (<prefix>.<schema>.<table>) stands for' })
       .option('database-url', { type: 'string', describe: 'PostgreSQL URL (env DATABASE_URL)' })
       .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
+      .option('clickhouse-ca', { type: 'string', describe: 'PEM file of the CA that signed ClickHouse\'s https certificate (env CLICKHOUSE_CA_FILE)' })
+      .option('exclude-column', { type: 'string', array: true, describe: 'a column cdc leaves out (its --exclude-column): not compared; repeatable (env CDC_EXCLUDE_COLUMNS)' })
+      .option('hash-column', { type: 'string', array: true, describe: 'a column cdc hashes (its --hash-column): hashed with CDC_HASH_KEY / CDC_HASH_KEY_FILE before comparing; repeatable (env CDC_HASH_COLUMNS)' })
       .option('range-size', { type: 'number', default: 10_000, describe: 'ids per compared range' })
       .option('show', { type: 'number', default: 20, describe: 'name at most this many differing ids' })
       .option('wait-mutations', { type: 'number', default: 60, describe: 'seconds to wait for pending ClickHouse mutations (truncates) first' }),
   (argv) => runCommand(async () => {
-    const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl });
+    const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl, clickhouseCa: argv.clickhouseCa });
+    const columns = resolveColumnPolicy({ excludeColumn: argv.excludeColumn, hashColumn: argv.hashColumn });
     // The selection matched against PostgreSQL's tables, named as their topics would be.
     const rules = selectionRules(argv);
     const tables = await postgresTables(connections.databaseUrl);
@@ -166,7 +194,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     const verdicts: string[] = [];
     for (const { schema, table, targetTable } of selected) {
       const report = await verifyTables({
-        databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, schema, table,
+        databaseUrl: connections.databaseUrl, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, columns, schema, table,
         targetTable, rangeSize: positiveInteger('range-size', argv.rangeSize), show: positiveInteger('show', argv.show),
         waitMutationsMs: Math.max(0, argv.waitMutations) * 1000,
       });
@@ -177,7 +205,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
     if (selected.length > 1) console.log(verdicts.join('\n'));
     return equal ? EXIT_OK : EXIT_RUNTIME;
   }))
-  .demandCommand(1, 'name a command: start, replay or verify')
+  .demandCommand(1, 'name a command: start, replay, dlq replay or verify')
   .strict()
   .help()
   .fail(usageFailure('sink'))

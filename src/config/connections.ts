@@ -7,9 +7,13 @@
  * CLICKHOUSE_PASSWORD_FILE (a mounted secret; it replaces the URL's). A
  * password in a flag works but is visible to every local user in `ps`: a
  * warning says so.
+ *
+ * TLS to PostgreSQL and ClickHouse: the URLs' own settings and the ClickHouse
+ * CA file, checked by config/tls.ts.
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../core/exit-codes.js';
+import { checkPostgresTls, resolveClickHouseCaFile } from './tls.js';
 
 export const DEFAULT_DATABASE_URL = 'postgres://walbridge:walbridge@127.0.0.1:15432/walbridge';
 export const DEFAULT_KAFKA_BROKERS = '127.0.0.1:19092';
@@ -19,12 +23,15 @@ export interface Connections {
   databaseUrl: string;
   kafkaBrokers: string[];
   clickhouseUrl: string;
+  /** PEM file of the CA that signed ClickHouse's certificate (https), when not a system CA (config/tls.ts). */
+  clickhouseCaFile: string | undefined;
 }
 
 export interface ConnectionFlags {
   databaseUrl?: string | undefined;
   kafkaBrokers?: string | undefined;
   clickhouseUrl?: string | undefined;
+  clickhouseCa?: string | undefined;
 }
 
 export function resolveConnections(
@@ -35,6 +42,8 @@ export function resolveConnections(
   const brokersText = flags.kafkaBrokers ?? env.KAFKA_BROKERS ?? DEFAULT_KAFKA_BROKERS;
   checkUrl('database URL (--database-url / DATABASE_URL)', databaseUrl, ['postgres:', 'postgresql:']);
   checkUrl('ClickHouse URL (--clickhouse-url / CLICKHOUSE_URL)', clickhouseUrl, ['http:', 'https:']);
+  checkPostgresTls(databaseUrl);
+  const clickhouseCaFile = resolveClickHouseCaFile(flags.clickhouseCa, env, clickhouseUrl);
   for (const [flag, value, envName] of [['--database-url', flags.databaseUrl, 'DATABASE'], ['--clickhouse-url', flags.clickhouseUrl, 'CLICKHOUSE']] as const) {
     if (value !== undefined && new URL(value).password) {
       warn(`${flag} carries a password, which any local user can read in ps; give it in ${envName}_PASSWORD_FILE (or ${envName}_URL) instead`);
@@ -46,7 +55,7 @@ export function resolveConnections(
   if (kafkaBrokers.length === 0 || kafkaBrokers.some((b) => !/^[^:\s]+:\d+$/.test(b))) {
     throw new ConfigError(`Kafka brokers (--kafka-brokers / KAFKA_BROKERS) must be host:port[,host:port...], got '${brokersText}'`);
   }
-  return { databaseUrl, kafkaBrokers, clickhouseUrl };
+  return { databaseUrl, kafkaBrokers, clickhouseUrl, clickhouseCaFile };
 }
 
 /** The URL with the password read from the file named by env[variable], when set. */

@@ -115,8 +115,14 @@ export function topicName(prefix: string, schema: string, table: string): string
   return [prefix, schema, table].join(TOPIC_SEPARATOR);
 }
 
+const DEAD_LETTER_SUFFIX = '.dlq';
+
 export function deadLetterTopic(topic: string): string {
-  return `${topic}.dlq`;
+  return `${topic}${DEAD_LETTER_SUFFIX}`;
+}
+
+export function isDeadLetterTopic(topic: string): boolean {
+  return topic.endsWith(DEAD_LETTER_SUFFIX);
 }
 
 /*
@@ -134,11 +140,32 @@ export function deadLetterTopic(topic: string): string {
 import { parseJsonLossless } from './json-text.js';
 import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 
+/**
+ * `version` orders transactions (the commit LSN); `seq` orders the events of
+ * one transaction: Debezium's `transaction.total_order` (1, 2, … in the
+ * transaction; cdc has always sent it), 0 when the envelope has none
+ * (snapshot rows, Debezium without transaction metadata). Together they are
+ * the event's place in the stream (docs/design.md, "Versions and order").
+ */
 export type SinkEvent =
-  | { kind: 'upsert'; version: Lsn; after: RowImage }
-  | { kind: 'delete'; version: Lsn; before: RowImage | null; key: RowImage | null }
-  | { kind: 'truncate'; version: Lsn }
+  | { kind: 'upsert'; version: Lsn; seq: bigint; after: RowImage }
+  | { kind: 'delete'; version: Lsn; seq: bigint; before: RowImage | null; key: RowImage | null }
+  | { kind: 'truncate'; version: Lsn; seq: bigint }
   | { kind: 'tombstone' };
+
+/** An event's place in the stream: its transaction's commit LSN, then its position in the transaction. */
+export interface EventPosition {
+  version: Lsn;
+  seq: bigint;
+}
+
+/** Negative when a is before b, 0 when equal, positive when after. */
+export function comparePositions(a: EventPosition, b: EventPosition): number {
+  if (a.version !== b.version) return a.version < b.version ? -1 : 1;
+  return a.seq === b.seq ? 0 : a.seq < b.seq ? -1 : 1;
+}
+
+export const START_POSITION: EventPosition = { version: 0n, seq: 0n };
 
 /** A message that can never be applied; its text goes into the DLQ header. */
 export class PoisonMessage extends Error {
@@ -167,6 +194,16 @@ function commitVersion(source: Record<string, unknown>): Lsn {
   throw new PoisonMessage('the envelope has neither source.commit_lsn (walbridge) nor a numeric source.lsn (Debezium)');
 }
 
+/** The event's position in its transaction (`transaction.total_order`), 0 without one. */
+function transactionSeq(transaction: unknown): bigint {
+  if (!isObject(transaction)) return 0n;
+  const order = transaction.total_order;
+  if (typeof order === 'bigint' && order >= 0n) return order;
+  if (typeof order === 'number' && Number.isSafeInteger(order) && order >= 0) return BigInt(order);
+  if (order === undefined || order === null) return 0n;
+  throw new PoisonMessage(`transaction.total_order is not a non-negative integer: ${String(order)}`);
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -188,22 +225,23 @@ export function decodeEvent(key: Buffer | null, value: Buffer | null): SinkEvent
   const { op, source } = body;
   if (typeof op !== 'string') throw new PoisonMessage('the message value is not a change envelope: no "op"');
   if (!isObject(source)) throw new PoisonMessage('the change envelope has no "source" object');
+  const seq = transactionSeq(body.transaction);
   switch (op) {
     case 'c':
     case 'r':
     case 'u': {
       if (!isObject(body.after)) throw new PoisonMessage(`an op '${op}' envelope needs an "after" object`);
-      return { kind: 'upsert', version: commitVersion(source), after: body.after };
+      return { kind: 'upsert', version: commitVersion(source), seq, after: body.after };
     }
     case 'd': {
       const before = isObject(body.before) ? body.before : null;
       const keyObject = key && key.length > 0 ? parseJsonMessage(key, 'the message key') : null;
       const keyImage = isObject(keyObject) ? (isObject(keyObject.payload) && 'schema' in keyObject ? keyObject.payload : keyObject) : null;
       if (!before && !keyImage) throw new PoisonMessage('a delete envelope needs a "before" image or a JSON object key');
-      return { kind: 'delete', version: commitVersion(source), before, key: keyImage };
+      return { kind: 'delete', version: commitVersion(source), seq, before, key: keyImage };
     }
     case 't':
-      return { kind: 'truncate', version: commitVersion(source) };
+      return { kind: 'truncate', version: commitVersion(source), seq };
     default:
       throw new PoisonMessage(`unknown op '${op}' (expected c, r, u, d or t)`);
   }

@@ -67,7 +67,10 @@ function kafkajsSecurity(connection: KafkaConnection): Pick<kafkajs.KafkaConfig,
  * invalidate EoS guarantees". walbridge relies on neither: a send that fails
  * after its retries fails the process, and the slot replays from the last
  * confirmed LSN. Real failures surface as rejected calls, logged by walbridge.
+ * kafkajs also logs each retry of a refused connection at ERROR: quietened too.
  */
 function quietened(namespace: string, message: string): boolean {
-  return namespace === 'Connection' || message.startsWith('Limiting retries for the idempotent producer');
+  return namespace === 'Connection' || message.startsWith('Limiting retries for the idempotent producer') ||
+    // Each retry of a refused connection; the call's own failure (and the wait for Kafka) is logged by walbridge.
+    (namespace === 'BrokerPool' && message.startsWith('Failed to connect to seed broker'));
 }

@@ -19,6 +19,12 @@
  *   partition (the group's offsets are read again at every rebalance); a
  *   commit refused because the group is rebalancing is skipped (the messages
  *   are read again, and applying them is idempotent).
+ * - `generation` counts the group's rebalances as this member sees them (one
+ *   more when a rebalance starts, one more when it has its new assignment).
+ *   kafkajs has no revocation callback; with its eager protocol every
+ *   partition is revoked at a rebalance and fetched again from its committed
+ *   offset, so a message read in an earlier generation must not be written
+ *   any more: its partition's owner now applies it again, in order.
  */
 import kafkajs from 'kafkajs';
 import type { Logger } from '../observability/logger.js';
@@ -54,6 +60,8 @@ export interface TopicReader {
   disconnect(): Promise<void>;
   /** Called when kafkajs gives up (a crash it will not restart from). */
   onFatal(listener: (error: Error) => void): void;
+  /** The current group generation, as this member counts it (see above). */
+  readonly generation: number;
 }
 
 const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR']);
@@ -92,7 +100,13 @@ export async function openTopicReader(kafka: Kafka, options: { topics: readonly 
       logger.warn(`could not read group ${groupId}'s committed offsets after a rebalance: ${(error as Error).message}`);
     }
   };
+  let generation = 0;
+  consumer.on(consumer.events.REBALANCING, () => {
+    generation += 1;
+    assigned.clear();
+  });
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    generation += 1;
     assigned.clear();
     for (const [topic, partitions] of Object.entries(payload.memberAssignment)) assigned.set(topic, new Set(partitions));
     committedRead = readCommitted();
@@ -139,9 +153,10 @@ export async function openTopicReader(kafka: Kafka, options: { topics: readonly 
       try {
         await consumer.commitOffsets(partitions);
       } catch (error) {
-        // kafkajs retries the commit first; when it gives up, the broker's error is the originalError.
-        const err = error as { type?: string; originalError?: { type?: string } };
-        const type = err.type ?? err.originalError?.type ?? '';
+        // kafkajs retries the commit first; when it gives up, the broker's error is the originalError (retries exhausted)
+        // or the cause (a non-retriable one such as ILLEGAL_GENERATION, which a rebalance under a commit gives).
+        const err = error as { type?: string; originalError?: { type?: string }; cause?: { type?: string } };
+        const type = err.type ?? err.originalError?.type ?? err.cause?.type ?? '';
         if (!REBALANCE_ERRORS.has(type)) throw error;
         logger.warn({ type }, `offset commit skipped, group ${groupId} is rebalancing; those messages will be read again (applying them is idempotent)`);
         return;
@@ -157,6 +172,9 @@ export async function openTopicReader(kafka: Kafka, options: { topics: readonly 
     },
     onFatal(listener) {
       fatalListeners.push(listener);
+    },
+    get generation() {
+      return generation;
     },
   };
 }

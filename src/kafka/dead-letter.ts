@@ -10,11 +10,14 @@
  * send() resolves once Kafka acknowledged every letter (acks=all), so the
  * original offsets may then be committed. After a crash between the two, a
  * letter can appear twice in the DLQ (at least once), never zero times.
+ * A letter that fails again in `sink dlq replay` (read from `<topic>.dlq`)
+ * goes back to the end of that same topic with the new error, its
+ * walbridge.source.* headers as they were (where it first came from).
  */
 import { redactUrl } from '../config/connections.js';
 import type kafkajs from 'kafkajs';
 import type { Kafka } from './client.js';
-import { deadLetterTopic } from '../core/envelope.js';
+import { deadLetterTopic, isDeadLetterTopic } from '../core/envelope.js';
 import type { ConsumedMessage } from './consumer.js';
 import { ensureTopic } from './topics.js';
 
@@ -40,7 +43,7 @@ export class DeadLetterProducer {
     }
     const byTopic = new Map<string, Letter[]>();
     for (const letter of letters) {
-      const topic = deadLetterTopic(letter.message.topic);
+      const topic = isDeadLetterTopic(letter.message.topic) ? letter.message.topic : deadLetterTopic(letter.message.topic);
       byTopic.set(topic, [...(byTopic.get(topic) ?? []), letter]);
     }
     for (const topic of byTopic.keys()) {
@@ -53,7 +56,7 @@ export class DeadLetterProducer {
       topicMessages: [...byTopic].map(([topic, group]) => ({ topic, messages: group.map(({ message, error }) => ({
         key: message.key,
         value: message.value,
-        headers: {
+        headers: isDeadLetterTopic(message.topic) ? { ...message.headers, [ERROR_HEADER]: redactUrl(error) } : {
           ...message.headers,
           [ERROR_HEADER]: redactUrl(error),
           'walbridge.source.topic': message.topic,

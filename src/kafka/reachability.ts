@@ -94,6 +94,19 @@ export async function checkKafkaReachable(connection: KafkaConnection, timeoutMs
   throw new Error(text);
 }
 
+/**
+ * The connection step alone, no login, for a caller waiting out an outage
+ * (cdc between attempts): what failed when no broker accepts a connection,
+ * null when one does, or when a TLS failure is among the reasons (that is
+ * for the clients to report, not to be waited out).
+ */
+export async function brokersUnreachable(connection: KafkaConnection, timeoutMs = PROBE_TIMEOUT_MS): Promise<string | null> {
+  const results = await Promise.all(connection.brokers.map((broker) => probe(broker, connection, timeoutMs)));
+  const failures = results.filter((r): r is Failure => !r.ok);
+  if (failures.length < results.length || failures.some((f) => f.kind === 'tls')) return null;
+  return `Kafka is not reachable at ${failures.map((f) => `${f.broker} (${f.reason})`).join(', ')}`;
+}
+
 interface KafkaJsError extends Error {
   code?: string;
   cause?: unknown;

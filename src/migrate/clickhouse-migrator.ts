@@ -2,7 +2,8 @@
  * Applies migrations/clickhouse/*.sql with the DDL fitting the server's
  * version, recorded in walbridge_schema_migrations. ClickHouse has no DDL
  * transactions: every statement is written IF NOT EXISTS, so a file that
- * failed half-way is simply applied again.
+ * failed half-way is simply applied again; an `ADD COLUMN` (18.16 knows no
+ * IF NOT EXISTS there) whose column exists counts as applied.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { ddlMarkers, detectFeatures, type ServerFeatures } from '../sink/clickhouse/schema.js';
@@ -30,6 +31,7 @@ export async function migrateClickHouse(client: ClickHouseClient): Promise<Click
       try {
         await client.command({ query: statement });
       } catch (error) {
+        if (/\bADD COLUMN\b/i.test(statement) && /already exists|Code: 44\b/.test((error as Error).message)) continue;
         throw new Error(`ClickHouse migration ${file.name} failed: ${(error as Error).message}`, { cause: error });
       }
     }

@@ -1,10 +1,22 @@
 /**
  * Applies one batch to ClickHouse, in this order:
- *   1. dead letters to `<topic>.dlq` (acknowledged by Kafka),
- *   2. the rows, one insert per target table (retried while ClickHouse is unreachable),
+ *   1. the rows, one insert per target table (retried while ClickHouse is
+ *      unreachable or has a systemic error: errors.ts),
+ *   2. dead letters to `<topic>.dlq` (acknowledged by Kafka): the messages
+ *      that did not decode or map, and the rows ClickHouse refused,
  *   3. the truncate that sealed the batch, if any.
  * It resolves only when all three are done; then, and only then, the caller
  * may commit the batch's offsets.
+ *
+ * Fence: before each insert attempt, rows read in an earlier consumer group
+ * generation are dropped (row-batch.ts): after a rebalance they belong to
+ * whoever owns their partition now, and writing them late could put an older
+ * event of a key after a newer one of equal version.
+ *
+ * Dead-letter flood: when more than `maxDeadLetterRatio` of a batch's
+ * messages (and at least MIN_FLOOD_LETTERS) would be dead-lettered, the
+ * cause is rarely the messages: apply throws DeadLetterFlood before sending
+ * any letter, nothing is committed, and the sink stops (exit 1).
  *
  * An insert that fails for any other reason first has the table read again:
  * if its columns changed since the rows were mapped (a column dropped or
@@ -19,12 +31,12 @@
 import type { ConsumedMessage } from '../kafka/consumer.js';
 import type { DeadLetterProducer } from '../kafka/dead-letter.js';
 import type { Logger } from '../observability/logger.js';
-import type { PendingRow, RowBatch } from './row-batch.js';
+import type { DeadLetter, PendingRow, RowBatch } from './row-batch.js';
 import { decodeEvent, PoisonMessage } from '../core/envelope.js';
 import { retryWithBackoff } from '../core/retry.js';
 import type { ClickHouseWriter } from './clickhouse/writer.js';
 import { ValueError } from './clickhouse/column-types.js';
-import { isRowDataError, isTransientClickHouseError } from './clickhouse/errors.js';
+import { isRowDataError, isSystemicClickHouseError } from './clickhouse/errors.js';
 import type { TableTarget } from './table-target.js';
 import { pauseUntilFits } from './schema-pause.js';
 
@@ -41,7 +53,17 @@ export function emptyCounts(): AppliedCounts {
   return { upserts: 0, deletes: 0, truncates: 0, deadLetters: 0, perTable: new Map() };
 }
 
+/** A batch whose share of dead letters says the cause is not the messages (see above). */
+export class DeadLetterFlood extends Error {
+  override readonly name = 'DeadLetterFlood';
+}
+
+/** Below this many letters in a batch, no ratio stops the sink: a few bad messages in a small batch are just bad messages. */
+export const MIN_FLOOD_LETTERS = 10;
+export const DEFAULT_MAX_DEAD_LETTER_RATIO = 0.5;
+
 type Row = PendingRow<ConsumedMessage>;
+type Letter = DeadLetter<ConsumedMessage>;
 
 export class BatchApplier {
   constructor(
@@ -55,44 +77,67 @@ export class BatchApplier {
     private readonly stopSignal: AbortSignal | undefined,
     /** --wait-timeout: give up on an unreachable ClickHouse after this long (undefined: never). */
     private readonly giveUpAfterMs?: number,
+    /** --max-dead-letter-ratio. */
+    private readonly maxDeadLetterRatio = DEFAULT_MAX_DEAD_LETTER_RATIO,
   ) {}
 
-  async apply(batch: RowBatch<ConsumedMessage>): Promise<AppliedCounts> {
+  /** `generation()`: the consumer group's generation now; rows and letters of an earlier one are left out. */
+  async apply(batch: RowBatch<ConsumedMessage>, generation: () => number): Promise<AppliedCounts> {
     const counts = emptyCounts();
-    counts.deadLetters = batch.deadLetters.length;
-    if (batch.deadLetters.length > 0) {
-      await this.deadLetters.send(batch.deadLetters.map(({ source, error }) => ({ message: source, error })));
-      for (const { source, error } of batch.deadLetters) {
-        this.logger.warn({ topic: source.topic, partition: source.partition, offset: source.offset.toString(), error }, `message sent to ${source.topic}.dlq: ${error}`);
-      }
-    }
+    const fresh = (item: { generation: number }): boolean => item.generation === generation();
+    const letters = batch.deadLetters.filter(fresh);
+    this.checkFlood(letters, batch.messages);
     const byTable = new Map<string, Row[]>();
     for (const row of batch.rows.values()) {
       const rows = byTable.get(row.table);
       if (rows) rows.push(row);
       else byTable.set(row.table, [row]);
     }
-    for (const [table, rows] of byTable) await this.insert(table, rows, counts);
-    if (batch.truncate !== undefined) {
-      const { table, version } = batch.truncate;
-      await this.retrying(`a truncate of ${table} (ALTER … DELETE WHERE _version < ${version}); offsets not committed`,
-        () => this.writer.applyTruncate(table, version));
+    for (const [table, rows] of byTable) await this.insert(table, rows, counts, letters, fresh);
+    const live = letters.filter(fresh);
+    this.checkFlood(live, batch.messages);
+    if (live.length > 0) {
+      await this.deadLetters.send(live.map(({ source, error }) => ({ message: source, error })));
+      for (const { source, error } of live) {
+        this.logger.warn({ topic: source.topic, partition: source.partition, offset: source.offset.toString(), error }, `message sent to ${source.topic}.dlq: ${error}`);
+      }
+    }
+    counts.deadLetters = live.length;
+    if (batch.truncate !== undefined && fresh(batch.truncate)) {
+      const { table, position } = batch.truncate;
+      const hasSeq = this.targets.get(table)?.hasSeq ?? false;
+      await this.retrying(`a truncate of ${table} (ALTER … DELETE of the rows before ${position.version}/${position.seq}); offsets not committed`,
+        () => this.writer.applyTruncate(table, position, hasSeq));
       counts.truncates += 1;
     }
     return counts;
   }
 
+  private checkFlood(letters: readonly Letter[], messages: number): void {
+    if (letters.length < MIN_FLOOD_LETTERS || letters.length <= this.maxDeadLetterRatio * messages) return;
+    const [first] = letters;
+    const example = first ? ` The first: ${first.source.topic} partition ${first.source.partition} offset ${first.source.offset}: ${first.error}.` : '';
+    throw new DeadLetterFlood(`stopping: ${letters.length} of ${messages} messages in one batch could not be applied, more than ` +
+      `--max-dead-letter-ratio ${this.maxDeadLetterRatio}; that many usually means the cause is not the messages.${example} ` +
+      'Nothing of this batch was dead-lettered or committed: fix the cause and start again (or raise --max-dead-letter-ratio to dead-letter them).');
+  }
+
+  /** Retries while ClickHouse is away or has a systemic error (errors.ts), saying what it waits for. */
   private retrying<T>(holding: string, operation: () => Promise<T>): Promise<T> {
     return retryWithBackoff(operation, {
-      waitingFor: `ClickHouse at ${this.clickhouseName}`, holding, isTransient: isTransientClickHouseError, dependency: 'clickhouse', logger: this.logger, signal: this.signal,
+      waitingFor: `ClickHouse at ${this.clickhouseName}`, holding, isTransient: isSystemicClickHouseError, dependency: 'clickhouse', logger: this.logger, signal: this.signal,
       giveUpAfterMs: this.giveUpAfterMs,
     });
   }
 
-  private async insert(table: string, rows: Row[], counts: AppliedCounts): Promise<void> {
-    if (rows.length === 0) return;
+  /** Inserts the rows still fresh; a row ClickHouse refuses as data joins `letters`. */
+  private async insert(table: string, rows: Row[], counts: AppliedCounts, letters: Letter[], fresh: (row: Row) => boolean): Promise<void> {
+    let written: Row[] = [];
     try {
-      await this.retrying(`the insert of ${rows.length} rows (offsets not committed) into ${table}`, () => this.writer.insert(table, rows.map((row) => row.line)));
+      await this.retrying(`the insert of ${rows.length} rows (offsets not committed) into ${table}`, () => {
+        written = rows.filter(fresh);
+        return this.writer.insert(table, written.map((row) => row.line));
+      });
     } catch (error) {
       const target = this.targets.get(table);
       if (target && await this.retrying(`a re-read of table ${table}`, () => target.refresh())) {
@@ -101,25 +146,22 @@ export class BatchApplier {
         if (!await pauseUntilFits(target, target.lastHeader, this.logger, this.stopSignal)) {
           throw new Error(`stopped while paused on ClickHouse table ${table}; its rows are read again at the next start`);
         }
-        return this.insert(table, await this.remap(target, rows, counts), counts);
+        return this.insert(table, this.remap(target, rows, letters), counts, letters, fresh);
       }
       if (!isRowDataError(error)) throw error;
       const [only] = rows;
       if (rows.length === 1 && only) {
-        const reason = `ClickHouse refused the row: ${(error as Error).message.split('\n')[0]}`;
-        await this.deadLetters.send([{ message: only.source, error: reason }]);
-        this.logger.warn({ partition: only.source.partition, offset: only.source.offset.toString() }, `message sent to ${only.source.topic}.dlq: ${reason}`);
-        counts.deadLetters += 1;
+        letters.push({ source: only.source, error: `ClickHouse refused the row: ${(error as Error).message.split('\n')[0]}`, generation: only.generation });
         return;
       }
       const middle = Math.ceil(rows.length / 2);
-      await this.insert(table, rows.slice(0, middle), counts);
-      await this.insert(table, rows.slice(middle), counts);
+      await this.insert(table, rows.slice(0, middle), counts, letters, fresh);
+      await this.insert(table, rows.slice(middle), counts, letters, fresh);
       return;
     }
     const tableCounts = counts.perTable.get(table) ?? { upserts: 0, deletes: 0 };
     counts.perTable.set(table, tableCounts);
-    for (const row of rows) {
+    for (const row of written) {
       if (row.deleted) {
         counts.deletes += 1;
         tableCounts.deletes += 1;
@@ -130,22 +172,18 @@ export class BatchApplier {
     }
   }
 
-  /** Maps the rows again from their messages to the table's current columns; a row that no longer fits is dead-lettered. */
-  private async remap(target: TableTarget, rows: Row[], counts: AppliedCounts): Promise<Row[]> {
+  /** Maps the rows again from their messages to the table's current columns; a row that no longer fits joins `letters`. */
+  private remap(target: TableTarget, rows: Row[], letters: Letter[]): Row[] {
     const syncedAt = target.mapper.syncedAtFragment(Date.now());
     const remapped: Row[] = [];
     for (const row of rows) {
       try {
         const event = decodeEvent(row.source.key, row.source.value);
         if (event.kind !== 'upsert' && event.kind !== 'delete') continue;
-        const line = event.kind === 'upsert'
-          ? target.mapper.upsert(event.after, event.version, syncedAt)
-          : target.mapper.delete(event.before, event.key, event.version, syncedAt);
-        remapped.push({ ...row, line });
+        remapped.push({ ...row, line: target.mapper.row(event, syncedAt) });
       } catch (error) {
         if (!(error instanceof ValueError || error instanceof PoisonMessage)) throw error;
-        await this.deadLetters.send([{ message: row.source, error: error.message }]);
-        counts.deadLetters += 1;
+        letters.push({ source: row.source, error: error.message, generation: row.generation });
       }
     }
     return remapped;

@@ -14,7 +14,14 @@
  * - Acknowledgement: `nextOffsets` holds, per partition, the offset after the
  *   last message taken into this batch (rows, dead letters and skipped
  *   messages alike); the caller commits them once the batch is written.
+ * - Generations: every row, letter and offset records the consumer group
+ *   generation it was read in (consumer.ts). After a rebalance, what was read
+ *   before it is neither written nor committed (`current()`): the partition's
+ *   new owner, or this member reading it again from the committed offset,
+ *   applies those messages in order (docs/design.md, "Several sink members").
  */
+import type { EventPosition } from '../core/envelope.js';
+
 export interface BatchLimits {
   maxRows: number;
   maxBytes: number;
@@ -31,19 +38,29 @@ export interface PendingRow<M> {
   deleted: boolean;
   /** The message the row came from, for the dead-letter topic if ClickHouse rejects it. */
   source: M;
+  /** The consumer group generation the message was read in. */
+  generation: number;
 }
 
 export interface DeadLetter<M> {
   source: M;
   error: string;
+  generation: number;
+}
+
+export interface SealingTruncate {
+  table: string;
+  position: EventPosition;
+  generation: number;
 }
 
 export class RowBatch<M> {
   readonly rows = new Map<string, PendingRow<M>>();
   readonly deadLetters: DeadLetter<M>[] = [];
-  readonly nextOffsets = new Map<string, Map<number, bigint>>();
+  /** topic → partition → the next offset and the generation it was read in. */
+  private readonly taken = new Map<string, Map<number, { next: bigint; generation: number }>>();
   /** The truncate that ends this batch, if any. */
-  truncate: { table: string; version: bigint } | undefined;
+  truncate: SealingTruncate | undefined;
   bytes = 0;
   messages = 0;
   /** Rows replaced by (or dropped for) another row of the same key. */
@@ -64,12 +81,22 @@ export class RowBatch<M> {
   }
 
   /** Records that the message at `offset` of the topic's `partition` belongs to this batch. */
-  take(topic: string, partition: number, offset: bigint, now: number): void {
+  take(topic: string, partition: number, offset: bigint, now: number, generation: number): void {
     this.messages += 1;
     this.startedAt ??= now;
-    let offsets = this.nextOffsets.get(topic);
-    if (!offsets) this.nextOffsets.set(topic, (offsets = new Map()));
-    offsets.set(partition, offset + 1n);
+    let offsets = this.taken.get(topic);
+    if (!offsets) this.taken.set(topic, (offsets = new Map()));
+    offsets.set(partition, { next: offset + 1n, generation });
+  }
+
+  /** The offsets to commit once written: those read in the generation `current` (earlier ones are read again). */
+  nextOffsets(current: number): Map<string, Map<number, bigint>> {
+    const result = new Map<string, Map<number, bigint>>();
+    for (const [topic, partitions] of this.taken) {
+      const offsets = new Map([...partitions].filter(([, taken]) => taken.generation === current).map(([partition, taken]) => [partition, taken.next]));
+      if (offsets.size > 0) result.set(topic, offsets);
+    }
+    return result;
   }
 
   /** Adds a row; a row with the same key already here is replaced. A null key never collapses. */
@@ -78,7 +105,7 @@ export class RowBatch<M> {
     const previous = this.rows.get(slot);
     if (previous) {
       this.collapsed += 1;
-      if (previous.version > row.version) return;
+      if (previous.generation === row.generation && previous.version > row.version) return;
       this.bytes -= previous.line.length;
       this.rows.delete(slot); // re-inserted below: Map order then follows the last change
     }
@@ -92,7 +119,7 @@ export class RowBatch<M> {
     this.bytes += bytes;
   }
 
-  seal(table: string, truncateVersion: bigint): void {
-    this.truncate = { table, version: truncateVersion };
+  seal(truncate: SealingTruncate): void {
+    this.truncate = truncate;
   }
 }

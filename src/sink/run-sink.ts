@@ -6,7 +6,13 @@
  * - replay: a throwaway consumer group (deleted afterwards) reading every
  *   partition from its beginning to the end offsets taken at start, no
  *   commits, applying only events whose version >= --from-lsn. The live
- *   group's offsets are never touched; applying is idempotent.
+ *   group's offsets are never touched; applying is idempotent;
+ * - dlq (`sink dlq replay`): the dead-letter topics `<topic>.dlq` of the
+ *   selected topics, drained to the end offsets taken at start with their
+ *   own group (`<group>-dlq`, committed), each letter applied to its source
+ *   topic's table by the same worker and applier. A letter that fails again
+ *   goes back to the end of its DLQ topic (dead-letter.ts), past the drain
+ *   target, so a run always ends.
  *
  * The topics are the selection's (table-selection.ts), each into its own
  * ClickHouse table. kafkajs subscribes to a fixed topic list, so in follow
@@ -17,6 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import { redactUrl } from '../config/connections.js';
 import { ConfigError } from '../core/exit-codes.js';
+import { deadLetterTopic } from '../core/envelope.js';
 import type { KafkaConnection } from '../config/kafka.js';
 import { createKafka, type Kafka } from '../kafka/client.js';
 import { deleteGroup, groupOffsets, openTopicReader } from '../kafka/consumer.js';
@@ -41,10 +48,14 @@ import type { SelectedTopic, TableSelection } from './table-selection.js';
 export interface SinkRunOptions {
   kafka: KafkaConnection;
   clickhouseUrl: string;
+  /** The CA to trust for an https ClickHouse URL (--clickhouse-ca). */
+  clickhouseCaFile?: string | undefined;
   selection: TableSelection;
   groupId: string;
   limits: BatchLimits;
-  mode: 'follow' | 'drain' | 'replay';
+  mode: 'follow' | 'drain' | 'replay' | 'dlq';
+  /** --max-dead-letter-ratio (batch-applier.ts). */
+  maxDeadLetterRatio: number;
   /** Replay: apply only events with version >= this. */
   fromVersion: bigint;
   /** Create a missing ClickHouse table from the events' schema header. */
@@ -58,7 +69,7 @@ export interface SinkRunOptions {
 
 export interface SinkRunResult {
   totals: SinkTotals;
-  /** The topics read, with their tables. */
+  /** The topics read (the source topics, for a dlq replay), with their tables. */
   topics: SelectedTopic[];
 }
 
@@ -108,7 +119,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
   const { logger, selection } = options;
   const shutdown = installShutdown(logger);
   const kafka = createKafka(options.kafka, 'walbridge-sink', logger);
-  const { client, database } = openClickHouse(options.clickhouseUrl);
+  const { client, database } = openClickHouse(options.clickhouseUrl, { caFile: options.clickhouseCaFile });
   const clickhouseName = redactUrl(options.clickhouseUrl);
   const dlq = new DeadLetterProducer(kafka);
   declareDependency('clickhouse');
@@ -143,17 +154,30 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
     }
 
     const replay = options.mode === 'replay';
-    const groupId = replay ? `${options.groupId}-replay-${randomBytes(4).toString('hex')}` : options.groupId;
+    const groupId = replay ? `${options.groupId}-replay-${randomBytes(4).toString('hex')}`
+      : options.mode === 'dlq' ? `${options.groupId}-dlq` : options.groupId;
+    if (options.mode === 'dlq') {
+      const existing = new Set(await listTopics(kafka));
+      selected = selected.filter((t) => existing.has(deadLetterTopic(t.topic)));
+      if (selected.length === 0) {
+        logger.info(`no dead-letter topic for ${selection.describe()}: nothing to replay`);
+        return { totals, topics: [] };
+      }
+    }
+    /** The topic read for a selected topic: itself, or its dead letters. */
+    const readTopic = (t: SelectedTopic): string => options.mode === 'dlq' ? deadLetterTopic(t.topic) : t.topic;
     const watchLag = lagWatcher(kafka, groupId, options.progressed, logger);
-    const applier = new BatchApplier(writer, targets, dlq, logger, clickhouseName, shutdown.abortSignal, shutdown.stopSignal, options.waitTimeoutMs);
+    const applier = new BatchApplier(writer, targets, dlq, logger, clickhouseName, shutdown.abortSignal, shutdown.stopSignal, options.waitTimeoutMs,
+      options.maxDeadLetterRatio);
     // One round per topic set: when new topics appear, the round ends (flushed, committed) and the next subscribes to all.
     for (;;) {
-      const topics = selected.map((t) => t.topic);
+      const topics = selected.map(readTopic);
       const routes = new Map<string, TableTarget>();
-      for (const { topic, targetTable } of selected) {
+      for (const selectedTopic of selected) {
+        const { targetTable } = selectedTopic;
         let target = targets.get(targetTable);
         if (!target) targets.set(targetTable, (target = new TableTarget(targetTable, context)));
-        routes.set(topic, target);
+        routes.set(readTopic(selectedTopic), target);
       }
       const drainTo = options.mode === 'follow' ? undefined : await drainTargets(kafka, groupId, topics, replay);
       if (drainTo && drainTo.size === 0) return { totals, topics: selected };

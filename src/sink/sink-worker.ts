@@ -9,6 +9,11 @@
  *   dead letters, insert and truncate all returned;
  * - a full batch (rows, bytes, or sealed by a truncate) blocks further reading
  *   until the batch before it is written: memory stays bounded.
+ * - every message taken carries the consumer group generation it was read
+ *   in; after a rebalance, the applier leaves out rows of an older one and
+ *   only offsets of the current one are committed (row-batch.ts);
+ * - every truncate marker seals its batch and is applied, even when a
+ *   truncate at least as new is recorded (writer.ts).
  *
  * When a batch is written (latency without a flood of small inserts):
  * - at once when full, or when a drain has reached its end offsets;
@@ -34,7 +39,7 @@ import { recordSinkBatch } from '../observability/metrics.js';
 import type { BatchControl, ConsumedMessage, TopicReader } from '../kafka/consumer.js';
 import type { Logger } from '../observability/logger.js';
 import { RowBatch, type BatchLimits } from './row-batch.js';
-import { decodeEvent, PoisonMessage, SCHEMA_HEADER } from '../core/envelope.js';
+import { comparePositions, decodeEvent, PoisonMessage, SCHEMA_HEADER } from '../core/envelope.js';
 import type { AppliedCounts, BatchApplier } from './batch-applier.js';
 import { ValueError } from './clickhouse/column-types.js';
 import { pauseUntilFits } from './schema-pause.js';
@@ -45,7 +50,7 @@ export interface SinkTotals extends AppliedCounts {
   tombstones: number;
   /** Events replaced by a later event of the same key in the same batch. */
   collapsed: number;
-  /** Events older than (or a truncate no newer than) a truncate already applied: it covers them. */
+  /** Events older than a truncate already applied: it covers them. */
   beforeTruncate: number;
   /** Replay only: events with a version below --from-lsn. */
   belowFromLsn: number;
@@ -131,6 +136,8 @@ export class SinkWorker {
 
   private async onMessages(topic: string, partition: number, messages: ConsumedMessage[], control: BatchControl): Promise<void> {
     const slot = `${topic}\u0000${partition}`;
+    // No rebalance can complete while this handler runs (kafkajs rejoins after it returns): its messages are of this generation.
+    const generation = this.reader.generation;
     try {
       const end = this.options.drainTo?.get(topic)?.get(partition);
       const target = this.routes.get(topic);
@@ -149,7 +156,7 @@ export class SinkWorker {
         if (!target.ready(header) && target.prepared && !await this.writeInHand(control)) return;
         const prepared = target.ready(header) ? true : await this.prepare(target, header, message, control);
         if (prepared === false) return;
-        this.accept(message, target, prepared === true ? undefined : prepared);
+        this.accept(message, target, prepared === true ? undefined : prepared, generation);
         control.taken(message.offset);
         this.reached.set(slot, message.offset + 1n);
       }
@@ -195,9 +202,9 @@ export class SinkWorker {
     });
   }
 
-  private accept(message: ConsumedMessage, target: TableTarget, poison: PoisonMessage | undefined): void {
+  private accept(message: ConsumedMessage, target: TableTarget, poison: PoisonMessage | undefined, generation: number): void {
     const batch = this.current;
-    batch.take(message.topic, message.partition, message.offset, Date.now());
+    batch.take(message.topic, message.partition, message.offset, Date.now(), generation);
     this.totals.messages += 1;
     try {
       if (poison) throw poison;
@@ -210,30 +217,24 @@ export class SinkWorker {
         this.totals.belowFromLsn += 1;
         return;
       }
+      const position = { version: event.version, seq: event.seq };
       if (event.kind === 'truncate') {
-        if (event.version > target.truncateFloor) {
-          batch.seal(target.name, event.version);
-          target.truncateFloor = event.version;
-        } else {
-          this.totals.beforeTruncate += 1;
-        }
+        // Applied even when already recorded: rows before it may have been written since (writer.ts, docs/design.md).
+        batch.seal({ table: target.name, position, generation });
+        if (comparePositions(position, target.truncateFloor) > 0) target.truncateFloor = position;
         return;
       }
-      if (event.version < target.truncateFloor) {
+      if (comparePositions(position, target.truncateFloor) < 0) {
         this.totals.beforeTruncate += 1;
         return;
       }
-      const mapper = target.mapper;
-      const syncedAt = mapper.syncedAtFragment(Date.now());
-      const line = event.kind === 'upsert'
-        ? mapper.upsert(event.after, event.version, syncedAt)
-        : mapper.delete(event.before, event.key, event.version, syncedAt);
+      const line = target.mapper.row(event, target.mapper.syncedAtFragment(Date.now()));
       batch.addRow(message.key ? `${message.topic}\u0000${message.key.toString('utf8')}` : null, {
-        table: target.name, line, version: event.version, deleted: event.kind === 'delete', source: message,
+        table: target.name, line, version: event.version, deleted: event.kind === 'delete', source: message, generation,
       });
     } catch (error) {
       if (!(error instanceof PoisonMessage || error instanceof ValueError)) throw error;
-      batch.addDeadLetter({ source: message, error: error.message }, (message.value?.length ?? 0) + (message.key?.length ?? 0));
+      batch.addDeadLetter({ source: message, error: error.message, generation }, (message.value?.length ?? 0) + (message.key?.length ?? 0));
     }
   }
 
@@ -299,8 +300,8 @@ export class SinkWorker {
 
   private async flush(batch: RowBatch<ConsumedMessage>): Promise<void> {
     const started = Date.now();
-    const counts = await this.applier.apply(batch);
-    if (this.options.commit) await this.reader.commit(batch.nextOffsets);
+    const counts = await this.applier.apply(batch, () => this.reader.generation);
+    if (this.options.commit) await this.reader.commit(batch.nextOffsets(this.reader.generation));
     this.totals.upserts += counts.upserts;
     this.totals.deletes += counts.deletes;
     this.totals.truncates += counts.truncates;

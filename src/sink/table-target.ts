@@ -11,13 +11,13 @@
  * fitted costs one Buffer comparison.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { parseTableSchema, replicatedSchema, type TableSchema } from '../core/envelope.js';
+import { parseTableSchema, replicatedSchema, START_POSITION, type EventPosition, type TableSchema } from '../core/envelope.js';
 import { ConfigError } from '../core/exit-codes.js';
 import type { Logger } from '../observability/logger.js';
-import { describeTable, RowMapper, targetTableOf, type DescribedColumn, type TargetTable } from './clickhouse/rows.js';
+import { describeTable, RowMapper, SEQ_COLUMN, targetTableOf, type DescribedColumn, type TargetTable } from './clickhouse/rows.js';
 import { fitSchema } from './clickhouse/schema-fit.js';
 import type { ServerFeatures } from './clickhouse/schema.js';
-import { createTableSql } from './clickhouse/table-ddl.js';
+import { addSeqColumnSql, createTableSql } from './clickhouse/table-ddl.js';
 import type { ClickHouseWriter } from './clickhouse/writer.js';
 
 export interface TargetContext {
@@ -37,8 +37,12 @@ export class TableTarget {
   private readonly known = new Set<string>();
   private fittedHeader: Buffer | undefined;
   private readonly reportedDrops = new Set<string>();
-  /** Highest truncate applied to the table; rows below it are never written again. */
-  truncateFloor = 0n;
+  /**
+   * The latest truncate known applied to the table (recorded in ClickHouse
+   * when the table was first read, or applied since by this process): events
+   * before it are not written, they would only be deleted again.
+   */
+  truncateFloor: EventPosition = START_POSITION;
 
   constructor(readonly name: string, private readonly context: TargetContext) {}
 
@@ -63,6 +67,7 @@ export class TableTarget {
     if (this.ready(header)) return [];
     if (!this.described) {
       await this.refresh();
+      await this.addSeqColumn();
       this.truncateFloor = await this.context.writer.truncateFloor(this.name);
     }
     if (header === undefined) {
@@ -77,6 +82,33 @@ export class TableTarget {
     const blockers = await this.fit(schema);
     if (blockers.length === 0) this.fittedHeader = Buffer.from(header);
     return blockers;
+  }
+
+  /** The table orders the events of one transaction (`_seq`), so a truncate spares the rows after it in its transaction. */
+  get hasSeq(): boolean {
+    return this.described?.columns.some((c) => c.name === SEQ_COLUMN) ?? false;
+  }
+
+  /**
+   * The migration path of tables made before `_seq` existed (by migrate or
+   * an older sink): the column is added, old rows read 0, which sorts them
+   * before any event of their transaction (their whole transaction is older
+   * than anything still to come, or is read again and rewritten). When the
+   * sink may not alter the table, it says so and truncates by version only.
+   */
+  private async addSeqColumn(): Promise<void> {
+    if (!this.described || this.hasSeq) return;
+    const { client, database, logger } = this.context;
+    const sql = addSeqColumnSql(database, this.name);
+    try {
+      await client.command({ query: sql });
+      logger.info({ sql }, `ClickHouse table ${database}.${this.name}: added ${SEQ_COLUMN}, the event's position in its transaction`);
+    } catch (error) {
+      // Another member may have added it first: the re-read tells.
+      logger.warn({ sql }, `ClickHouse table ${database}.${this.name} has no ${SEQ_COLUMN} and adding it failed (${(error as Error).message.split('\n')[0]}): ` +
+        'a truncate then also spares rows written before it in its own transaction; add the column to close that gap');
+    }
+    await this.refresh();
   }
 
   /** Reads the table again (an operator may have changed it) and retries prepare. */

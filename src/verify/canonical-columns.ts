@@ -14,6 +14,11 @@
  *   Array(T)           `<length>:` then the elements' canonical texts, `\N` for NULL;
  *                      a NULL PostgreSQL array is stored as [] (no Nullable(Array))
  *   anything else      the text (numbers, text, uuid, json, enums)
+ *
+ * A column cdc hashed (--hash-column) is read as PostgreSQL's text of the
+ * value (what cdc hashed: concat() keeps char(n)'s padding, and verify's
+ * session prints values as cdc's does) and hashed here, then compared with
+ * the hex text ClickHouse holds.
  */
 import { ConfigError } from '../core/exit-codes.js';
 import { quoteIdentifier } from '../sink/clickhouse/client.js';
@@ -24,6 +29,8 @@ export interface ComparedColumn {
   pgExpr: string;
   chExpr: string;
   normalise: (text: string) => string;
+  /** Applied to the PostgreSQL side's value first: a hashed column's hash. */
+  pgValue?: (text: string) => string;
 }
 
 interface Canonical {
@@ -85,6 +92,11 @@ function canonical(pgType: string, chType: string): Canonical {
 
 export function pgQuote(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function hashedColumn(name: string, hash: (text: string) => string): ComparedColumn {
+  const column = `t.${pgQuote(name)}`;
+  return { name, pgExpr: `CASE WHEN ${column} IS NULL THEN NULL ELSE concat(${column}) END`, chExpr: `toString(${quoteIdentifier(name)})`, normalise: identity, pgValue: hash };
 }
 
 export function compareColumn(name: string, pgType: string, chType: string, notes: string[]): ComparedColumn {

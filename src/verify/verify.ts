@@ -18,16 +18,20 @@
 import { createHash, type Hash } from 'node:crypto';
 import pg from 'pg';
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { ColumnPolicy } from '../config/column-policy.js';
 import { ConfigError } from '../core/exit-codes.js';
 import { openClickHouse, quoteIdentifier } from '../sink/clickhouse/client.js';
 import { floorDiv } from '../sink/clickhouse/column-types.js';
 import { DELETED_COLUMN, describeTarget, quoteString } from '../sink/clickhouse/rows.js';
 import { detectFeatures } from '../sink/clickhouse/schema.js';
-import { compareColumn, pgQuote } from './canonical-columns.js';
+import { compareColumn, hashedColumn, pgQuote } from './canonical-columns.js';
 
 export interface VerifyOptions {
   databaseUrl: string;
   clickhouseUrl: string;
+  clickhouseCaFile?: string | undefined;
+  /** cdc's --exclude-column / --hash-column: excluded columns are not compared, hashed ones are hashed on the PostgreSQL side. */
+  columns?: ColumnPolicy | undefined;
   schema: string;
   table: string;
   targetTable: string;
@@ -119,7 +123,7 @@ async function waitForMutations(client: ClickHouseClient, database: string, tabl
 
 export async function verifyTables(options: VerifyOptions): Promise<VerifyReport> {
   const client = new pg.Client({ connectionString: options.databaseUrl, types: { getTypeParser: () => (value: string) => value } as never });
-  const { client: clickhouse, database } = openClickHouse(options.clickhouseUrl);
+  const { client: clickhouse, database } = openClickHouse(options.clickhouseUrl, { caFile: options.clickhouseCaFile });
   await client.connect();
   try {
     await client.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET extra_float_digits = 1`);
@@ -142,9 +146,16 @@ export async function verifyTables(options: VerifyOptions): Promise<VerifyReport
     const notes: string[] = [];
     const keyColumns = keys.map((k) => compareColumn(k.name, k.type, chTypes.get(k.name) ?? '', []));
     const keyNames = new Set(keys.map((k) => k.name));
+    const qualified = `${options.schema}.${options.table}`;
+    options.columns?.check([{ qualified, columns: pgColumns.rows.map((c) => c.name), primaryKey: [...keyNames] }]);
+    const treatment = (column: string) => options.columns?.treatment(qualified, column) ?? 'keep';
     const columns = pgColumns.rows
-      .filter((c) => chTypes.has(c.name) && !keyNames.has(c.name))
-      .map((c) => compareColumn(c.name, c.type, chTypes.get(c.name) ?? '', notes));
+      .filter((c) => chTypes.has(c.name) && !keyNames.has(c.name) && treatment(c.name) !== 'exclude')
+      .map((c) => (treatment(c.name) === 'hash'
+        ? hashedColumn(c.name, (text) => options.columns!.hashText(text))
+        : compareColumn(c.name, c.type, chTypes.get(c.name) ?? '', notes)));
+    const leftOut = pgColumns.rows.filter((c) => treatment(c.name) === 'exclude').map((c) => c.name);
+    if (leftOut.length > 0) notes.push(`not compared (--exclude-column): ${leftOut.join(', ')}`);
     const pending = await waitForMutations(clickhouse, database, options.targetTable, options.waitMutationsMs);
     if (pending > 0) notes.push(`${pending} ClickHouse mutation(s) still running after ${options.waitMutationsMs / 1000}s: the result may change`);
 
@@ -161,7 +172,7 @@ export async function verifyTables(options: VerifyOptions): Promise<VerifyReport
       `SELECT ${integerKey ? `toString(${chKey})` : chKey} AS k${values((c) => c.chExpr)}` +
       ` FROM ${quoteIdentifier(database)}.${quoteIdentifier(options.targetTable)} FINAL WHERE ${quoteIdentifier(DELETED_COLUMN)} = 0` +
       `${after === undefined ? '' : ` AND ${chKey} > ${afterValue(after)}`} ORDER BY ${chKey} LIMIT ${pageSize}`;
-    const toRow = (raw: Record<string, string | null>): KeyedRow => {
+    const toRow = (raw: Record<string, string | null>, side: 'pg' | 'ch'): KeyedRow => {
       const text = raw.k ?? '';
       return {
         raw: text,
@@ -169,14 +180,15 @@ export async function verifyTables(options: VerifyOptions): Promise<VerifyReport
         id: integerKey ? BigInt(text) : undefined,
         values: columns.map((c, i) => {
           const value = raw[`c${i}`];
-          return value === null || value === undefined ? null : c.normalise(value);
+          if (value === null || value === undefined) return null;
+          return c.normalise(side === 'pg' && c.pgValue ? c.pgValue(value) : value);
         }),
       };
     };
-    const pgRows = pages<KeyedRow>(async (after) => (await client.query<Record<string, string | null>>(pgSql(after))).rows.map(toRow));
+    const pgRows = pages<KeyedRow>(async (after) => (await client.query<Record<string, string | null>>(pgSql(after))).rows.map((row) => toRow(row, 'pg')));
     const chRows = pages<KeyedRow>(async (after) => {
       const result = await clickhouse.query({ query: chSql(after), format: 'JSONEachRow' });
-      return (await result.json<Record<string, string | null>>()).map(toRow);
+      return (await result.json<Record<string, string | null>>()).map((row) => toRow(row, 'ch'));
     });
 
     const report: VerifyReport = {

@@ -174,6 +174,10 @@ describe('cdc preflight', () => {
     const confirmed = parseLsn(slot!.confirmed_flush_lsn);
     assertConfigError(await start(['--slot', 'busy', '--from-lsn', formatLsn(confirmed - 1n)]), /is before the slot's confirmed_flush_lsn .* those changes are gone/);
     assertConfigError(await start(['--slot', 'busy', '--from-lsn', 'yesterday']), /--from-lsn: not an LSN/);
+    // A typo such as 10/0 for 0/10: ahead of the WAL written so far, it would skip every change until the WAL got there.
+    const current = parseLsn((await sql(services.databaseUrl, 'SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string);
+    assertConfigError(await start(['--slot', 'busy', '--from-lsn', formatLsn(current + (1n << 32n))]), /is ahead of the server's current WAL position .*\(a typo, such as 10\/0 for 0\/10/);
+    assert.equal(parseLsn((await slotRow(services.databaseUrl, 'busy'))!.confirmed_flush_lsn), confirmed, 'nothing confirmed by the refused start');
     await sql(services.databaseUrl, `INSERT INTO user_logins (username) VALUES ('skipped')`);
     const after = (await sql(services.databaseUrl, 'SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string;
     const skipped = await start(['--slot', 'busy', '--from-lsn', after]);

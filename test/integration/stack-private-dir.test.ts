@@ -9,20 +9,16 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { freePort } from '../support/ports.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+import { ownStack } from '../support/own-stack.js';
 
 describe('local stack in a mode-700 directory', { skip: process.getuid?.() !== 0 && 'the stack runs PostgreSQL as postgres only when started by root' }, () => {
   const privateDir = mkdtempSync(path.join(tmpdir(), 'wb-private-'));
   const stackDir = path.join(privateDir, 'clone', '.stack');
-  let env: NodeJS.ProcessEnv = {};
-  const stack = (command: string) =>
-    spawnSync('bash', [path.join(ROOT, 'scripts/stack.sh'), command], { env, encoding: 'utf8', timeout: 180_000 });
+  let stack = ownStack({ STACK_DIR: stackDir });
   after(() => {
     stack('destroy');
     rmSync(privateDir, { recursive: true, force: true });
@@ -33,7 +29,7 @@ describe('local stack in a mode-700 directory', { skip: process.getuid?.() !== 0
     assert.equal(statSync(privateDir).mode & 0o777, 0o700);
     assert.notEqual(spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-x', privateDir]).status, 0, 'postgres must not be able to enter the directory');
     const port = await freePort();
-    env = { ...process.env, STACK_DIR: stackDir, STACK_SERVICES: 'postgres', STACK_PG_PORT: String(port) };
+    stack = ownStack({ STACK_DIR: stackDir, STACK_SERVICES: 'postgres', STACK_PG_PORT: String(port) });
     const up = stack('up');
     assert.equal(up.status, 0, `${up.stdout}${up.stderr}`);
     assert.match(up.stdout, /cannot enter .* its cluster lives in \/var\/lib\/walbridge-stack\/pg-/);

@@ -7,7 +7,7 @@
  */
 import pg from 'pg';
 import kafkajs from 'kafkajs';
-import type { ChangeEnvelope, Operation, RowImage } from '../../src/core/envelope.js';
+import { encodeTableSchema, SCHEMA_HEADER, type ChangeEnvelope, type Operation, type RowImage } from '../../src/core/envelope.js';
 import { formatLsn } from '../../src/core/lsn.js';
 import { utcTimestampText } from '../../src/sink/clickhouse/column-types.js';
 
@@ -24,7 +24,12 @@ export interface Login {
 export interface RawMessage {
   key: string | null;
   value: string | Buffer | null;
+  /** Set for a truncate, which goes to every partition. */
+  partition?: number;
 }
+
+/** One change of a multi-statement transaction (ChangeFeed.transaction). */
+export type TransactionStep = { op: 'insert' | 'update'; login: Login } | { op: 'delete'; id: number } | { op: 'truncate' };
 
 export function envelope(op: Operation, before: RowImage | null, after: RowImage | null, commitLsn: string, table = 'user_logins'): ChangeEnvelope {
   return {
@@ -40,6 +45,15 @@ export function envelope(op: Operation, before: RowImage | null, after: RowImage
   };
 }
 
+/** user_logins' columns as pgoutput describes them (type OIDs: int4, text, timestamp, bool). */
+const USER_LOGINS_SCHEMA = encodeTableSchema('public', 'user_logins', [
+  { name: 'id', typeOid: 23, typmod: -1, key: true },
+  { name: 'username', typeOid: 25, typmod: -1, key: false },
+  { name: 'event_type', typeOid: 25, typmod: -1, key: false },
+  { name: 'event_time', typeOid: 1114, typmod: -1, key: false },
+  { name: 'sent_to_kafka', typeOid: 16, typmod: -1, key: false },
+]);
+
 export function image(login: Login, sentToKafka = false): RowImage {
   return { ...login, sent_to_kafka: sentToKafka };
 }
@@ -47,8 +61,10 @@ export function image(login: Login, sentToKafka = false): RowImage {
 export class ChangeFeed {
   private lsn = 0x1_0000_0000n;
   private producer: kafkajs.Producer;
+  /** When set, every message carries user_logins' `walbridge.schema` header, as cdc sends it. */
+  withSchemaHeader = false;
 
-  constructor(private readonly db: pg.Client, kafkaBrokers: string, readonly topic: string) {
+  constructor(private readonly db: pg.Client, kafkaBrokers: string, readonly topic: string, private readonly partitions = 1) {
     this.producer = new kafkajs.Kafka({ brokers: kafkaBrokers.split(','), logLevel: kafkajs.logLevel.NOTHING }).producer();
   }
 
@@ -59,7 +75,7 @@ export class ChangeFeed {
     await admin.connect();
     await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
     await admin.disconnect();
-    const feed = new ChangeFeed(db, kafkaBrokers, topic);
+    const feed = new ChangeFeed(db, kafkaBrokers, topic, partitions);
     await feed.producer.connect();
     return feed;
   }
@@ -71,8 +87,9 @@ export class ChangeFeed {
   }
 
   async send(messages: RawMessage[]): Promise<void> {
+    const headers = this.withSchemaHeader ? { [SCHEMA_HEADER]: USER_LOGINS_SCHEMA } : undefined;
     for (let i = 0; i < messages.length; i += 5000) {
-      await this.producer.send({ topic: this.topic, acks: -1, messages: messages.slice(i, i + 5000) });
+      await this.producer.send({ topic: this.topic, acks: -1, messages: messages.slice(i, i + 5000).map((m) => ({ ...m, headers })) });
     }
   }
 
@@ -118,6 +135,44 @@ export class ChangeFeed {
     const lsn = this.nextLsn();
     await this.db.query('TRUNCATE user_logins');
     const messages = [{ key: null, value: JSON.stringify(envelope('t', null, null, lsn)) }];
+    await this.send(messages);
+    return messages;
+  }
+
+  /**
+   * Runs the steps in one PostgreSQL transaction and produces their events as
+   * cdc does: one commit LSN, `transaction.total_order` 1, 2, … in step order,
+   * a truncate sent to every partition.
+   */
+  async transaction(steps: TransactionStep[]): Promise<RawMessage[]> {
+    const lsn = this.nextLsn();
+    const messages: RawMessage[] = [];
+    await this.db.query('BEGIN');
+    try {
+      for (const [index, step] of steps.entries()) {
+        const transaction = { id: `${index}:${lsn}`, total_order: index + 1, data_collection_order: index + 1 };
+        const event = (op: Operation, before: RowImage | null, after: RowImage | null): string => JSON.stringify({ ...envelope(op, before, after, lsn), transaction });
+        if (step.op === 'truncate') {
+          await this.db.query('TRUNCATE user_logins');
+          for (let partition = 0; partition < this.partitions; partition += 1) messages.push({ key: null, value: event('t', null, null), partition });
+        } else if (step.op === 'delete') {
+          await this.db.query('DELETE FROM user_logins WHERE id = $1', [step.id]);
+          messages.push({ key: JSON.stringify({ id: step.id }), value: event('d', { id: step.id, username: null, event_type: null, event_time: null, sent_to_kafka: null }, null) });
+        } else {
+          const { login } = step;
+          const time = login.event_time === null ? null : utcTimestampText(BigInt(login.event_time), 6);
+          await this.db.query(step.op === 'insert'
+            ? 'INSERT INTO user_logins (id, username, event_type, event_time) VALUES ($1, $2, $3, $4::timestamp)'
+            : 'UPDATE user_logins SET username = $2, event_type = $3, event_time = $4::timestamp WHERE id = $1',
+          [login.id, login.username, login.event_type, time]);
+          messages.push({ key: JSON.stringify({ id: login.id }), value: event(step.op === 'insert' ? 'c' : 'u', null, image(login)) });
+        }
+      }
+      await this.db.query('COMMIT');
+    } catch (error) {
+      await this.db.query('ROLLBACK');
+      throw error;
+    }
     await this.send(messages);
     return messages;
   }

@@ -3,8 +3,9 @@
  * runs them, with the environment a test chooses. Every run of every test is
  * checked for leaked secrets: no password given to a CLI (in a URL or
  * libpq-style setting among its arguments and environment, in a *_PASSWORD
- * variable such as KAFKA_SASL_PASSWORD, or in a *_PASSWORD_FILE) may appear
- * in anything it printed.
+ * variable such as KAFKA_SASL_PASSWORD, or in a *_PASSWORD_FILE), nor the
+ * hash key of personal-data columns (CDC_HASH_KEY, CDC_HASH_KEY_FILE), may
+ * appear in anything it printed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -67,11 +68,12 @@ function secretsGiven(args: string[], env: NodeJS.ProcessEnv): string[] {
     }
     for (const match of text.matchAll(/password\s*=\s*'?([^\s'&]+)/gi)) found.add(match[1]!);
   }
+  if (env.CDC_HASH_KEY) found.add(env.CDC_HASH_KEY);
   for (const [name, value] of Object.entries(env)) {
     if (name.endsWith('_PASSWORD') && value) found.add(value); // KAFKA_SASL_PASSWORD
   }
   for (const [name, file] of Object.entries(env)) {
-    if (name.endsWith('_PASSWORD_FILE') && file) {
+    if ((name.endsWith('_PASSWORD_FILE') || name === 'CDC_HASH_KEY_FILE') && file) {
       try {
         found.add(readFileSync(file, 'utf8').trim());
       } catch {
@@ -101,6 +103,9 @@ export async function runCli(cli: CliName, args: string[], env: NodeJS.ProcessEn
 }
 
 /** The environment that points the CLIs at a test's isolated services. */
-export function cliEnv(services: { databaseUrl: string; kafkaBrokers: string; clickhouseUrl: string }): NodeJS.ProcessEnv {
-  return { DATABASE_URL: services.databaseUrl, KAFKA_BROKERS: services.kafkaBrokers, CLICKHOUSE_URL: services.clickhouseUrl };
+export function cliEnv(services: { databaseUrl: string; kafkaBrokers: string; clickhouseUrl: string; clickhouseCaFile?: string | undefined }): NodeJS.ProcessEnv {
+  return {
+    DATABASE_URL: services.databaseUrl, KAFKA_BROKERS: services.kafkaBrokers, CLICKHOUSE_URL: services.clickhouseUrl,
+    ...(services.clickhouseCaFile === undefined ? {} : { CLICKHOUSE_CA_FILE: services.clickhouseCaFile }),
+  };
 }

@@ -1,4 +1,4 @@
-/** A TCP port nothing listens on right now (the system picks it), for a server a test starts. */
+/** Ports for servers a test starts: a free one the system picks, or one derived from the test stack's port prefix. */
 import { createServer } from 'node:net';
 
 export function freePort(): Promise<number> {

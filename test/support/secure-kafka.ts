@@ -5,14 +5,11 @@
  * with the test stack's Kafka jars. Its port is the test stack's Kafka port
  * + 100 (controller + 101), so it follows the stack's port prefix.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ownStack } from './own-stack.js';
 import { serviceUrls } from './services.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 export interface SecureKafka {
   /** host:port of the SASL_SSL listener, at 127.0.0.1 (the only name its certificate holds). */
@@ -36,7 +33,7 @@ export function startSecureKafka(): SecureKafka {
     // C1 only: it starts in two thirds of the time, and this broker never carries load.
     STACK_KAFKA_JAVA_OPTS: '-XX:TieredStopAtLevel=1',
   };
-  const stack = (command: string) => spawnSync('bash', [path.join(ROOT, 'scripts/stack.sh'), command], { env: stackEnv, encoding: 'utf8', timeout: 180_000 });
+  const stack = ownStack(stackEnv);
   const stop = (): void => {
     stack('destroy');
     rmSync(stackDir, { recursive: true, force: true });

@@ -18,6 +18,8 @@ export interface ServiceUrls {
   databaseUrl: string;
   kafkaBrokers: string;
   clickhouseUrl: string;
+  /** The CA of an https ClickHouse (CLICKHOUSE_CA_FILE); the test stack's is plain http. */
+  clickhouseCaFile?: string | undefined;
 }
 
 export function serviceUrls(): ServiceUrls {
@@ -63,13 +65,14 @@ export async function isolatedServices(label: string, base: ServiceUrls = servic
     await admin.end();
   }
   const clickhouseUrl = withDatabase(base.clickhouseUrl, name);
-  await ensureDatabase(clickhouseUrl);
+  await ensureDatabase(clickhouseUrl, base.clickhouseCaFile);
   const topicPrefix = name;
   return {
     name,
     databaseUrl: withDatabase(base.databaseUrl, name),
     kafkaBrokers: base.kafkaBrokers,
     clickhouseUrl,
+    clickhouseCaFile: base.clickhouseCaFile,
     topicPrefix,
     cleanup: async () => {
       const client = new pg.Client({ connectionString: base.databaseUrl });
@@ -98,7 +101,7 @@ export async function isolatedServices(label: string, base: ServiceUrls = servic
       } finally {
         await client.end();
       }
-      const { client: clickhouse } = openClickHouse(base.clickhouseUrl);
+      const { client: clickhouse } = openClickHouse(base.clickhouseUrl, { caFile: base.clickhouseCaFile });
       try {
         await clickhouse.command({ query: `DROP DATABASE IF EXISTS ${quoteIdentifier(name)}` });
       } finally {

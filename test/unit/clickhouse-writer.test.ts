@@ -8,9 +8,15 @@ describe('ClickHouseWriter.applyTruncate', () => {
     const queries: string[] = [];
     const client = { command: async ({ query }: { query: string }) => void queries.push(query) } as unknown as ClickHouseClient;
     const writer = new ClickHouseWriter(client, 'db', false);
-    await writer.applyTruncate('user_logins', 42n);
+    await writer.applyTruncate('user_logins', { version: 42n, seq: 3n }, true);
     assert.equal(queries.length, 2);
-    assert.match(queries[0]!, /^ALTER TABLE `db`\.`user_logins` DELETE WHERE `_version` < 42$/);
-    assert.match(queries[1]!, /^INSERT INTO `db`\.`walbridge_sink_truncates` .*'user_logins', 42\)$/);
+    assert.match(queries[0]!, /^ALTER TABLE `db`\.`user_logins` DELETE WHERE `_version` < 42 OR \(`_version` = 42 AND `_seq` < 3\)$/);
+    assert.match(queries[1]!, /^INSERT INTO `db`\.`walbridge_sink_truncates` .*'user_logins', 42, 3\)$/);
+  });
+  it('compares versions only on a table without _seq', async () => {
+    const queries: string[] = [];
+    const client = { command: async ({ query }: { query: string }) => void queries.push(query) } as unknown as ClickHouseClient;
+    await new ClickHouseWriter(client, 'db', false).applyTruncate('t', { version: 42n, seq: 3n }, false);
+    assert.match(queries[0]!, /DELETE WHERE `_version` < 42$/);
   });
 });

@@ -4,7 +4,7 @@ import { RowBatch } from '../../src/sink/row-batch.js';
 import { backoffDelay } from '../../src/core/retry.js';
 
 const limits = { maxRows: 3, maxBytes: 1000, lingerMs: 100 };
-const row = (line: string, version: bigint) => ({ table: 't', line, version, deleted: false, source: line });
+const row = (line: string, version: bigint, generation = 1) => ({ table: 't', line, version, deleted: false, source: line, generation });
 
 describe('RowBatch', () => {
   it('collapses by key, last wins, and keeps the last change last', () => {
@@ -22,6 +22,12 @@ describe('RowBatch', () => {
     batch.addRow('k', row('old', 4n));
     assert.deepEqual([...batch.rows.values()].map((r) => r.line), ['new']);
   });
+  it('replaces a row read before a rebalance by the same key read after it, whatever the versions', () => {
+    const batch = new RowBatch<string>(limits);
+    batch.addRow('k', row('before', 5n, 1));
+    batch.addRow('k', row('after', 4n, 2));
+    assert.deepEqual([...batch.rows.values()].map((r) => r.line), ['after']);
+  });
   it('does not collapse rows without a key', () => {
     const batch = new RowBatch<string>(limits);
     batch.addRow(null, row('x', 1n));
@@ -37,25 +43,26 @@ describe('RowBatch', () => {
     assert.equal(byBytes.full, true);
     const sealed = new RowBatch<string>(limits);
     assert.equal(sealed.full, false);
-    sealed.seal('t', 9n);
+    sealed.seal({ table: 't', position: { version: 9n, seq: 2n }, generation: 1 });
     assert.equal(sealed.full, true);
   });
   it('counts dead letters against maxBytes, so a run of poison messages cannot grow a batch without bound', () => {
     const batch = new RowBatch<string>({ ...limits, maxBytes: 100 });
-    batch.addDeadLetter({ source: 'p1', error: 'not JSON' }, 60);
+    batch.addDeadLetter({ source: 'p1', error: 'not JSON', generation: 1 }, 60);
     assert.equal(batch.full, false);
-    batch.addDeadLetter({ source: 'p2', error: 'not JSON' }, 60);
+    batch.addDeadLetter({ source: 'p2', error: 'not JSON', generation: 1 }, 60);
     assert.equal(batch.full, true);
   });
-  it('tracks the next offset per partition and when it started', () => {
+  it('tracks the next offset per partition (committed only in the generation it was read in) and when it started', () => {
     const batch = new RowBatch<string>(limits);
     assert.equal(batch.empty, true);
-    batch.take('a', 0, 5n, 1000);
-    batch.take('a', 1, 2n, 1001);
-    batch.take('a', 0, 6n, 1002);
-    batch.take('b', 0, 1n, 1003);
-    assert.deepEqual([...batch.nextOffsets.get('a') ?? []], [[0, 7n], [1, 3n]]);
-    assert.deepEqual([...batch.nextOffsets.get('b') ?? []], [[0, 2n]]);
+    batch.take('a', 0, 5n, 1000, 1);
+    batch.take('a', 1, 2n, 1001, 1);
+    batch.take('a', 0, 6n, 1002, 1);
+    batch.take('b', 0, 1n, 1003, 2);
+    assert.deepEqual([...batch.nextOffsets(1).get('a') ?? []], [[0, 7n], [1, 3n]]);
+    assert.equal(batch.nextOffsets(1).has('b'), false, 'read in another generation: not committed');
+    assert.deepEqual([...batch.nextOffsets(2).get('b') ?? []], [[0, 2n]]);
     assert.equal(batch.startedAt, 1000);
     assert.equal(batch.messages, 4);
   });

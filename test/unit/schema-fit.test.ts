@@ -40,7 +40,7 @@ describe('PostgreSQL → ClickHouse type mapping', () => {
     const schema: TableSchema = { schema: 'public', table: 't', columns: [col('a', 23, -1, { key: true }), col('b', 25, -1, { key: true }), col('c', 25, -1, { missing: 'x' })] };
     assert.equal(createTableSql('db', 't', schema, old),
       'CREATE TABLE IF NOT EXISTS `db`.`t` (\n    `a` Int32,\n    `b` String,\n    `c` Nullable(String) DEFAULT CAST(\'x\' AS Nullable(String)),\n' +
-      "    `_version` UInt64,\n    `_is_deleted` UInt8,\n    `_synced_at` DateTime('UTC') DEFAULT now()\n) ENGINE = ReplacingMergeTree(_version)\nORDER BY (`a`, `b`)");
+      "    `_version` UInt64,\n    `_seq` UInt64,\n    `_is_deleted` UInt8,\n    `_synced_at` DateTime('UTC') DEFAULT now()\n) ENGINE = ReplacingMergeTree(_version)\nORDER BY (`a`, `b`)");
     assert.match(createTableSql('db', 't', schema, current), /DateTime64\(6, 'UTC'\) DEFAULT now64\(6\)\n\) ENGINE = ReplacingMergeTree\(_version, _is_deleted\)/);
   });
 });

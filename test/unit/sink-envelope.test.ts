@@ -8,7 +8,7 @@ const source = { connector: 'postgresql', schema: 'public', table: 'user_logins'
 describe('decodeEvent', () => {
   it('takes the version from source.commit_lsn', () => {
     const event = decodeEvent(buf({ id: 1 }), buf({ op: 'c', before: null, after: { id: 1 }, source }));
-    assert.deepEqual(event, { kind: 'upsert', version: 0x1_0000_00a0n, after: { id: 1 } });
+    assert.deepEqual(event, { kind: 'upsert', version: 0x1_0000_00a0n, seq: 0n, after: { id: 1 } });
   });
   it('falls back to Debezium source.lsn when there is no commit_lsn', () => {
     const event = decodeEvent(buf({ id: 1 }), buf({ op: 'u', after: { id: 1 }, source: { ...source, commit_lsn: undefined, lsn: 24023128 } }));
@@ -20,10 +20,15 @@ describe('decodeEvent', () => {
   });
   it('takes the key for a delete from the message key', () => {
     const event = decodeEvent(buf({ id: 7 }), buf({ op: 'd', before: null, after: null, source }));
-    assert.deepEqual(event, { kind: 'delete', version: 0x1_0000_00a0n, before: null, key: { id: 7 } });
+    assert.deepEqual(event, { kind: 'delete', version: 0x1_0000_00a0n, seq: 0n, before: null, key: { id: 7 } });
+  });
+  it('takes the event\'s position in its transaction from transaction.total_order (0 without one)', () => {
+    const transaction = { id: '5:1/A0', total_order: 3, data_collection_order: 3 };
+    assert.deepEqual(decodeEvent(null, buf({ op: 't', before: null, after: null, source, transaction })), { kind: 'truncate', version: 0x1_0000_00a0n, seq: 3n });
+    assert.throws(() => decodeEvent(null, buf({ op: 't', source, transaction: { total_order: -1 } })), /total_order/);
   });
   it('reads truncate and tombstone', () => {
-    assert.deepEqual(decodeEvent(null, buf({ op: 't', before: null, after: null, source })), { kind: 'truncate', version: 0x1_0000_00a0n });
+    assert.deepEqual(decodeEvent(null, buf({ op: 't', before: null, after: null, source })), { kind: 'truncate', version: 0x1_0000_00a0n, seq: 0n });
     assert.deepEqual(decodeEvent(buf({ id: 7 }), null), { kind: 'tombstone' });
   });
   it('names what is wrong with a poison message', () => {

@@ -14,24 +14,28 @@ describe('RowMapper (user_logins on ClickHouse 18.16: DateTime)', () => {
   const mapper = new RowMapper(userLogins("DateTime('UTC')"));
   it('maps an after-image: micros → unix seconds (truncated), exact version, sent_to_kafka ignored', () => {
     const line = mapper.upsert({ id: 42, username: 'a"b', event_type: null, event_time: 1_700_000_000_999_999, sent_to_kafka: true },
-      18446744073709551615n, mapper.syncedAtFragment(1_700_000_005_500));
+      18446744073709551615n, 0n, mapper.syncedAtFragment(1_700_000_005_500));
     assert.equal(line, '{"id":42,"username":"a\\"b","event_type":null,"event_time":1700000000,"_version":18446744073709551615,"_is_deleted":0,"_synced_at":1700000005}');
   });
+  it('writes _seq, the event\'s position in its transaction, where the table has it', () => {
+    const withSeq = new RowMapper(targetTableOf('db', 't', [column('id', 'Int32'), column('_version', 'UInt64'), column('_seq', 'UInt64'), column('_is_deleted', 'UInt8')], new Set(['id'])));
+    assert.equal(withSeq.row({ kind: 'delete', version: 5n, seq: 3n, before: null, key: { id: 7 } }, ''), '{"id":7,"_version":5,"_seq":3,"_is_deleted":1}');
+  });
   it('writes a delete as the key with _is_deleted = 1 and defaults elsewhere', () => {
-    assert.equal(mapper.delete(null, { id: 7 }, 5n, ''), '{"id":7,"username":null,"event_type":null,"event_time":null,"_version":5,"_is_deleted":1}');
-    assert.equal(mapper.delete({ id: 7, username: 'x' }, null, 5n, ''), '{"id":7,"username":"x","event_type":null,"event_time":null,"_version":5,"_is_deleted":1}');
+    assert.equal(mapper.delete(null, { id: 7 }, 5n, 0n, ''), '{"id":7,"username":null,"event_type":null,"event_time":null,"_version":5,"_is_deleted":1}');
+    assert.equal(mapper.delete({ id: 7, username: 'x' }, null, 5n, 0n, ''), '{"id":7,"username":"x","event_type":null,"event_time":null,"_version":5,"_is_deleted":1}');
   });
   it('refuses what does not fit the table', () => {
-    assert.throws(() => mapper.upsert({ id: null }, 1n, ''), (e: unknown) => e instanceof ValueError && /id \(Int32\) is not Nullable/.test(e.message));
-    assert.throws(() => mapper.upsert({ id: 2 ** 31 }, 1n, ''), /does not fit Int32/);
-    assert.throws(() => mapper.upsert({ id: 1.5 }, 1n, ''), /does not fit Int32/);
-    assert.throws(() => mapper.upsert({ id: 1, event_time: 'yesterday' }, 1n, ''), /event_time: .*not a timestamp/);
-    assert.throws(() => mapper.upsert({ id: 1, event_time: -1 }, 1n, ''), /outside DateTime/);
-    assert.throws(() => mapper.delete({ username: 'x' }, null, 1n, ''), /key column id/);
+    assert.throws(() => mapper.upsert({ id: null }, 1n, 0n, ''), (e: unknown) => e instanceof ValueError && /id \(Int32\) is not Nullable/.test(e.message));
+    assert.throws(() => mapper.upsert({ id: 2 ** 31 }, 1n, 0n, ''), /does not fit Int32/);
+    assert.throws(() => mapper.upsert({ id: 1.5 }, 1n, 0n, ''), /does not fit Int32/);
+    assert.throws(() => mapper.upsert({ id: 1, event_time: 'yesterday' }, 1n, 0n, ''), /event_time: .*not a timestamp/);
+    assert.throws(() => mapper.upsert({ id: 1, event_time: -1 }, 1n, 0n, ''), /outside DateTime/);
+    assert.throws(() => mapper.delete({ username: 'x' }, null, 1n, 0n, ''), /key column id/);
   });
   it("dead-letters Debezium's unchanged-TOAST placeholder instead of writing it over the value", () => {
     assert.throws(
-      () => mapper.upsert({ id: 1, username: '__debezium_unavailable_value' }, 1n, ''),
+      () => mapper.upsert({ id: 1, username: '__debezium_unavailable_value' }, 1n, 0n, ''),
       (e: unknown) => e instanceof ValueError && /username: .*REPLICA IDENTITY FULL/.test(e.message),
     );
   });
@@ -40,7 +44,7 @@ describe('RowMapper (user_logins on ClickHouse 18.16: DateTime)', () => {
 describe('RowMapper (newer servers: DateTime64(6, UTC))', () => {
   const mapper = new RowMapper(userLogins("DateTime64(6, 'UTC')"));
   it('keeps microseconds as UTC text', () => {
-    const line = mapper.upsert({ id: 1, username: null, event_type: null, event_time: 1_700_000_000_000_001 }, 1n, '');
+    const line = mapper.upsert({ id: 1, username: null, event_type: null, event_time: 1_700_000_000_000_001 }, 1n, 0n, '');
     assert.match(line, /"event_time":"2023-11-14 22:13:20\.000001"/);
   });
   it('refuses a DateTime64 column that is not UTC when reading the table', () => {
@@ -57,7 +61,7 @@ describe('column types', () => {
   const mapper = new RowMapper(table);
   it('writes int8, numeric, bool, json and date values exactly', () => {
     const line = mapper.upsert({ id: 9223372036854775807n, amount: '123456789012345678.25', u: '18446744073709551615', flag: true,
-      doc: { a: 1n }, d: 19675, f: 0.1 }, 3n, '');
+      doc: { a: 1n }, d: 19675, f: 0.1 }, 3n, 0n, '');
     assert.equal(line, '{"id":9223372036854775807,"amount":123456789012345678.25,"u":18446744073709551615,"flag":1,"doc":"{\\"a\\":\\"1\\"}","d":"2023-11-14","f":0.1,"_version":3,"_is_deleted":0}');
   });
   it('needs _version and _is_deleted', () => {
@@ -77,11 +81,11 @@ describe('RowMapper: columns the event lacks', () => {
     column('tags', 'Array(Nullable(String))'), column('gone', 'Nullable(String)'), column('_version', 'UInt64'), column('_is_deleted', 'UInt8'),
   ], new Set(['id']), omit);
   it("writes a DEFAULT evaluated once on 18.16 (no input_format_defaults_for_omitted_fields), [] for an Array, null for Nullable", () => {
-    assert.equal(new RowMapper(table(false)).upsert({ id: 1, tags: null }, 2n, ''),
+    assert.equal(new RowMapper(table(false)).upsert({ id: 1, tags: null }, 2n, 0n, ''),
       '{"id":1,"origin":"pg","tags":[],"gone":null,"_version":2,"_is_deleted":0}');
   });
   it('omits a DEFAULT column where the server fills omitted fields from the DEFAULT', () => {
-    assert.equal(new RowMapper(table(true)).upsert({ id: 1, origin: null, tags: ['a', null] }, 2n, ''),
+    assert.equal(new RowMapper(table(true)).upsert({ id: 1, origin: null, tags: ['a', null] }, 2n, 0n, ''),
       '{"id":1,"tags":["a",null],"gone":null,"_version":2,"_is_deleted":0}');
   });
 });

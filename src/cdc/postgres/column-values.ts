@@ -37,6 +37,9 @@ export const OID = {
   timestamptz: 1184,
 } as const;
 
+/** `text`: what a hashed column is announced as in the schema header. */
+export const TEXT_OID = 25;
+
 /** Converts one column's text to a JSON fragment. */
 export type ValueWriter = (text: string) => string;
 

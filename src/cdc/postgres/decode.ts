@@ -8,6 +8,12 @@
  * the old key; an unchanged TOAST column in `after` takes its value from the
  * old row, and without one the decoder refuses (it never writes a wrong value).
  *
+ * Columns left out or hashed for personal data (config/column-policy.ts) are
+ * settled in `layout`, the one place a relation's columns become value
+ * writers: row images (before, after, snapshot rows) and the schema header
+ * are all written from it, so an excluded value is never written anywhere
+ * and a hashed column is announced as text. Key columns are never either.
+ *
  * Every change carries the schema header of the relation it was decoded with
  * (pgoutput's Relation message, or the snapshot query's columns), built once
  * per relation: its `missing` values come from the catalog, asynchronously, so
@@ -16,7 +22,8 @@
  */
 import { encodeTableSchema, envelopeText, sourceHeadText, sourceTailText, tableFieldsText, timesText, topicName, type Operation } from '../../core/envelope.js';
 import type { Lsn } from '../../core/lsn.js';
-import { valueWriter, type ValueWriter } from './column-values.js';
+import { ColumnPolicy } from '../../config/column-policy.js';
+import { TEXT_OID, valueWriter, type ValueWriter } from './column-values.js';
 import { UNCHANGED_TOAST, type Relation, type RelationColumn, type Tuple } from './pgoutput-reader.js';
 import type { CapturedTable } from './table.js';
 
@@ -73,6 +80,8 @@ export interface DecoderOptions {
   tombstones: boolean;
   /** Column → attmissingval text of a table (table.ts `missingValues`). */
   missingValues(table: CapturedTable): Promise<Map<string, string>>;
+  /** Columns to leave out or hash (default: none). */
+  columns?: ColumnPolicy;
 }
 
 const IDENTITY_NAMES: Record<string, string> = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'USING INDEX' };
@@ -85,6 +94,9 @@ export interface ColumnLayout {
   /** REPLICA IDENTITY as the Relation message gave it ('f' for snapshot rows). */
   replicaIdentity: string;
   names: string[];
+  /** The columns written into row images, in table order: all but the excluded ones. */
+  emitted: number[];
+  /** `"name":` of each emitted column (with the separating comma after the first), by column index. */
   prefixes: string[];
   /** `"name":` of each primary key column, in key order. */
   keyPrefixes: string[];
@@ -295,18 +307,31 @@ export class ChangeDecoder {
       if (index < 0) throw new Error(`primary key column '${pk}' is not in the replicated columns of ${table.qualified}`);
       return index;
     });
-    const writers = columns.map((c) => valueWriter(c.typeOid));
+    const treatments = names.map((name) => this.columnPolicy.treatment(table.qualified, name));
+    const writers = columns.map((c, i) => (treatments[i] === 'hash' ? this.hashWriter : valueWriter(c.typeOid)));
+    const emitted = names.flatMap((_, i) => (treatments[i] === 'exclude' ? [] : [i]));
+    const prefixes = names.map((name, i) => `${i === emitted[0] ? '' : ','}${JSON.stringify(name)}:`);
+    // The header announces what the events carry: no excluded column, a hashed one as text.
+    const announced = emitted.map((i) => (treatments[i] === 'hash' ? { ...columns[i]!, typeOid: TEXT_OID, typmod: -1 } : columns[i]!));
     return {
       table,
       replicaIdentity,
       names,
-      prefixes: names.map((name, i) => `${i === 0 ? '' : ','}${JSON.stringify(name)}:`),
+      emitted,
+      prefixes,
       keyPrefixes: keyIndexes.map((i) => `${JSON.stringify(names[i])}:`),
       writers,
       keyIndexes,
       sentFlagIndex: state.wantsMarks && table.sentFlag !== null ? names.indexOf(table.sentFlag) : -1,
-      schema: this.schemaHeader(table, columns, writers),
+      schema: this.schemaHeader(table, announced, emitted.map((i) => writers[i]!)),
     };
+  }
+
+  /** `"<hex>"`: a hashed column's value (config/column-policy.ts). */
+  private readonly hashWriter: ValueWriter = (text) => `"${this.columnPolicy.hashText(text)}"`;
+
+  private get columnPolicy(): ColumnPolicy {
+    return this.options.columns ?? ColumnPolicy.none;
   }
 
   private schemaHeader(table: CapturedTable, columns: RelationColumn[], writers: ValueWriter[]): SchemaHeader {
@@ -343,7 +368,7 @@ export class ChangeDecoder {
 
   private image(layout: ColumnLayout, row: Tuple, fallback: Tuple | null): string {
     let json = '{';
-    for (let i = 0; i < row.length; i++) {
+    for (const i of layout.emitted) {
       const raw = row[i];
       const value = raw === UNCHANGED_TOAST ? fallback?.[i] : raw;
       if (value === UNCHANGED_TOAST || value === undefined) throw this.unchangedToast(layout, i);

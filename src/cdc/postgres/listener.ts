@@ -62,7 +62,7 @@ export interface ListenerOptions {
   onLogicalMessage?(message: LogicalMessage, txn: TransactionContext): void;
 }
 
-type PgConnection = { stream: NodeJS.ReadableStream; sendCopyFromChunk(chunk: Buffer): void };
+type PgConnection = { stream: NodeJS.ReadableStream & { writable: boolean }; sendCopyFromChunk(chunk: Buffer): void };
 
 /**
  * Our pgoutput plugin (the shape of the library's AbstractPlugin, which its
@@ -158,7 +158,8 @@ export class Listener {
   /** Sends the confirmed LSN now; with `ping`, resolves when the server has answered (so it has processed it). */
   async sendStatus(ping = false): Promise<void> {
     const connection = this.connection;
-    if (!connection) return;
+    // A stream whose server went away (a restart) takes no status: the slot keeps what it had.
+    if (!connection || !connection.stream.writable) return;
     const confirmed = this.options.checkpointer.confirmed;
     const message = Buffer.alloc(34);
     message.write('r', 0);

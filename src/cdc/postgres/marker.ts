@@ -5,6 +5,14 @@
  * message in those transactions and the listener skips them, so the marking
  * never comes back as a change (no feedback loop).
  *
+ * Row locks: the UPDATE waits at most LOCK_TIMEOUT_MS for a row another
+ * session holds (SELECT … FOR UPDATE, an open transaction that changed it).
+ * Then it logs who holds it (pg_blocking_pids, with each holder's
+ * application_name, state, transaction start and query, seen from a second
+ * session while the UPDATE waits again) and retries, for as long as it
+ * takes: confirmation waits meanwhile, so nothing is confirmed unmarked, and
+ * the wait is never silent.
+ *
  * Grants a non-superuser role needs (the local stack's bootstrap gives them):
  * EXECUTE on MARKER_FUNCTIONS below, and UPDATE on the table's sent_to_kafka
  * column. (The snapshot flag and `cdc drop` also need
@@ -41,9 +49,25 @@ const OBJECT_IN_USE = '55006';
 const RETRYABLE = new Set(['40P01', '40001']);
 const MARK_ATTEMPTS = 5;
 const SETUP_PATIENCE_MS = 15_000;
+/** SQLSTATE 55P03: lock_timeout expired. */
+const LOCK_NOT_AVAILABLE = '55P03';
+export const LOCK_TIMEOUT_MS = 5_000;
+/** How long into the UPDATE's next wait the blockers are looked up (it is waiting by then). */
+const BLOCKERS_LOOKUP_DELAY_MS = 250;
 
-export async function openMarker(databaseUrl: string, slot: string, logger: Logger): Promise<Marker> {
+/** A session holding a lock the marker waits for. */
+interface Blocker {
+  pid: number;
+  application_name: string;
+  state: string | null;
+  xact_start: string | null;
+  query: string;
+}
+
+/** `onLost`: the session broke while idle (a server restart); the caller restarts its run. */
+export async function openMarker(databaseUrl: string, slot: string, logger: Logger, onLost: (error: Error) => void): Promise<Marker> {
   const client = new pg.Client({ connectionString: databaseUrl, application_name: `walbridge-marker-${slot}` });
+  client.on('error', onLost);
   await client.connect();
   try {
     const origin = originName(slot);
@@ -54,10 +78,12 @@ export async function openMarker(databaseUrl: string, slot: string, logger: Logg
       });
     }
     await setupSession(client, origin, logger);
+    await client.query(`SET lock_timeout = ${LOCK_TIMEOUT_MS}`);
   } catch (error) {
     await client.end();
     throw error;
   }
+  const blockers = blockerLookup(databaseUrl, slot, client);
   const statements = new Map<CapturedTable, { name: string; text: string }>();
   const statementOf = (table: CapturedTable): { name: string; text: string } => {
     let statement = statements.get(table);
@@ -74,20 +100,87 @@ export async function openMarker(databaseUrl: string, slot: string, logger: Logg
         // One array parameter per key column: column i of every key.
         const values = table.primaryKey.map((_, i) => rows.map((row) => row[i]));
         const statement = statementOf(table);
+        const update = (): Promise<unknown> => client.query({ ...statement, values });
+        let pending = update();
+        let lockWaitSince: number | null = null;
         for (let attempt = 1; ; attempt++) {
           try {
-            await client.query({ ...statement, values });
+            await pending;
+            if (lockWaitSince !== null) logger.info({ table: table.qualified, waitedMs: Date.now() - lockWaitSince }, 'marking sent_to_kafka: the row lock was released; marked');
             break;
           } catch (error) {
             const err = error as { code?: string; message: string };
+            if (err.code === LOCK_NOT_AVAILABLE) {
+              lockWaitSince ??= Date.now() - LOCK_TIMEOUT_MS;
+              pending = update();
+              pending.catch(() => {}); // awaited on the next turn
+              const holders = await blockers.during(pending);
+              logger.warn(
+                { table: table.qualified, waitedMs: Date.now() - lockWaitSince, blockingPids: holders?.map((b) => b.pid) ?? null, blockers: holders },
+                `marking sent_to_kafka on ${table.qualified} waits for a row lock (lock_timeout ${LOCK_TIMEOUT_MS / 1000}s) held by ${describeBlockers(holders)}; ` +
+                  'retrying; nothing after these rows is confirmed until they are marked',
+              );
+              attempt = 0;
+              continue;
+            }
             if (!RETRYABLE.has(err.code ?? '') || attempt >= MARK_ATTEMPTS) throw error;
             logger.warn({ attempt, table: table.qualified, reason: err.message }, 'marking sent_to_kafka: retrying');
+            pending = update();
           }
         }
       }
     },
-    close: () => client.end(),
+    close: async () => {
+      await blockers.close();
+      await client.end();
+    },
   };
+}
+
+/**
+ * Who blocks the marker's session, asked from a second session (opened on
+ * the first lock wait) while the marker's UPDATE waits: the waiting session
+ * itself is busy. null when the lookup failed or the UPDATE finished first.
+ */
+function blockerLookup(databaseUrl: string, slot: string, marker: pg.Client): { during(waiting: Promise<unknown>): Promise<Blocker[] | null>; close(): Promise<void> } {
+  let observer: Promise<pg.Client> | null = null;
+  const markerPid = (marker as unknown as { processID: number | null }).processID;
+  const open = async (): Promise<pg.Client> => {
+    const client = new pg.Client({ connectionString: databaseUrl, application_name: `walbridge-marker-watch-${slot}` });
+    client.on('error', () => (observer = null));
+    await client.connect();
+    return client;
+  };
+  return {
+    during: async (waiting) => {
+      const finished = await Promise.race([
+        waiting.then(() => true, () => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), BLOCKERS_LOOKUP_DELAY_MS)),
+      ]);
+      if (finished || markerPid === null) return null;
+      try {
+        observer ??= open();
+        const { rows } = await (await observer).query<Blocker>(
+          `SELECT pid, application_name, state, xact_start::text AS xact_start, left(query, 200) AS query
+             FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids($1)) ORDER BY pid`, [markerPid]);
+        return rows;
+      } catch {
+        observer = null;
+        return null;
+      }
+    },
+    close: async () => {
+      if (observer) await (await observer.catch(() => null))?.end().catch(() => {});
+    },
+  };
+}
+
+function describeBlockers(blockers: Blocker[] | null): string {
+  if (blockers === null) return 'another session (the lock was released meanwhile, or the lookup failed)';
+  if (blockers.length === 0) return 'another session (released meanwhile)';
+  return blockers
+    .map((b) => `PID ${b.pid} (application_name '${b.application_name}', ${b.state ?? 'state unknown'}, transaction started ${b.xact_start ?? '-'}; last query: ${b.query.replace(/\s+/g, ' ')})`)
+    .join(', ');
 }
 
 /** `UPDATE … SET sent_to_kafka = true` for the rows whose keys come as one array per key column. */

@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
-import { formatLsn, type Lsn } from '../../core/lsn.js';
+import { formatLsn, parseLsn, type Lsn } from '../../core/lsn.js';
 import type { TableSelection } from '../../config/table-selection.js';
 import { describeTables, type CapturedTable } from './table.js';
 import { readSlot, type SlotState } from './slot.js';
@@ -22,6 +22,11 @@ export interface PreflightRequest {
   slot: string;
   markSent: boolean;
   fromLsn: Lsn | null;
+  /**
+   * A re-attempt after an outage: `fromLsn` was checked and applied by the
+   * first attempt; a slot that has confirmed past it since is no error.
+   */
+  resuming: boolean;
   /** The initial load when the slot is created. */
   snapshot: SnapshotMode;
   /** Whether the user chose it (`--snapshot`), rather than the default. */
@@ -101,12 +106,20 @@ export async function preflight(client: pg.Client, request: PreflightRequest): P
   } else if (pending !== null) {
     await checkFunctions(client, caller, ['pg_replication_origin_drop(text)'], 'which clears the flag of the unfinished initial snapshot once it is resumed', null);
   }
-  if (request.fromLsn !== null) {
+  if (request.fromLsn !== null && !request.resuming) {
     if (!slot?.confirmedFlush) throw new ConfigError(`--from-lsn needs an existing slot; slot ${request.slot} does not exist yet`);
     if (request.fromLsn < slot.confirmedFlush) {
       throw new ConfigError(
         `--from-lsn ${formatLsn(request.fromLsn)} is before the slot's confirmed_flush_lsn ${formatLsn(slot.confirmedFlush)}: ` +
           `the slot has released the WAL before it, so those changes are gone; use an LSN at or after ${formatLsn(slot.confirmedFlush)}`,
+      );
+    }
+    // Confirming an LSN the server has not written yet would skip every change up to it, unseen.
+    const current = parseLsn((await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn);
+    if (request.fromLsn > current) {
+      throw new ConfigError(
+        `--from-lsn ${formatLsn(request.fromLsn)} is ahead of the server's current WAL position ${formatLsn(current)}: starting there would skip ` +
+          `every change written until the WAL reaches it (a typo, such as 10/0 for 0/10?); use an LSN between ${formatLsn(slot.confirmedFlush)} and ${formatLsn(current)}`,
       );
     }
   }

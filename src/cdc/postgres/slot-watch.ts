@@ -11,13 +11,28 @@ import type { Logger } from '../../observability/logger.js';
 
 const WAL_STATUSES = ['reserved', 'extended', 'unreserved', 'lost'];
 
+interface Session {
+  client: pg.Client;
+  connected: Promise<unknown>;
+  broken: boolean;
+}
+
 export function watchSlot(databaseUrl: string, slot: string, progressed: () => void, logger: Logger, intervalMs = 10_000): { stop(): Promise<void> } {
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'walbridge-cdc-metrics' });
-  const connected = client.connect();
-  connected.catch(() => {});
+  // A session per outage: one that broke (a server restart) is replaced at the next poll.
+  let session: Session | null = null;
+  const open = (): Session => {
+    const client = new pg.Client({ connectionString: databaseUrl, application_name: 'walbridge-cdc-metrics' });
+    const opened = { client, connected: client.connect(), broken: false };
+    client.on('error', () => (opened.broken = true));
+    opened.connected.catch(() => (opened.broken = true));
+    return opened;
+  };
   const metrics = cdcMetrics();
   let previousLag: number | null = null;
   const poll = async (): Promise<void> => {
+    if (session?.broken) void session.client.end().catch(() => {});
+    if (!session || session.broken) session = open();
+    const { client, connected } = session;
     await connected;
     const { rows } = await client.query<{ lag: string | null; wal_status: string | null; active: boolean }>(
       `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag, wal_status, active
@@ -36,7 +51,7 @@ export function watchSlot(databaseUrl: string, slot: string, progressed: () => v
   return {
     stop: async () => {
       clearInterval(timer);
-      await client.end().catch(() => {});
+      await session?.client.end().catch(() => {});
     },
   };
 }

@@ -63,6 +63,8 @@ export interface CreatedSlot {
 /** `failover` (PostgreSQL 17+) makes a slot that standbys with sync_replication_slots keep in step. */
 export async function createSlot(databaseUrl: string, name: string, server: ServerVersion, options: { failover: boolean }): Promise<CreatedSlot> {
   const connection = new pg.Client({ connectionString: databaseUrl, replication: 'database', application_name: `walbridge-slot-${name}` } as pg.ClientConfig);
+  // Idle while the snapshot reads; if it breaks, the snapshot's own session (same server) reports it.
+  connection.on('error', () => {});
   await connection.connect();
   try {
     const result = await connection.query<{ consistent_point: string; snapshot_name: string }>(createSlotCommand(connection.escapeIdentifier(name), server, options));

@@ -42,6 +42,7 @@ export const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 export async function readSnapshot(request: SnapshotRequest): Promise<number> {
   const { logger } = request;
   const client = new pg.Client({ connectionString: request.databaseUrl, options: TEXT_OUTPUT_OPTIONS, application_name: 'walbridge-snapshot' });
+  client.on('error', () => {}); // always in a query, which rejects with the same error
   await client.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');

@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { ConfigError } from '../../core/exit-codes.js';
 import { originName } from './marker.js';
 import { publicationTables } from './publication.js';
-import { originExists, pendingSnapshot, snapshotFlagNames } from './snapshot-flag.js';
+import { flagNamesInUse, originExists, pendingSnapshot } from './snapshot-flag.js';
 import { listRequests } from './snapshot-requests.js';
 import { readServerVersion, slotFailoverColumn } from './server-version.js';
 
@@ -77,7 +77,7 @@ export async function dropCapture(client: pg.Client, slot: string, publication: 
   const hadPublication = (await publicationTables(client, publication)) !== null;
   if (hadPublication) await client.query(`DROP PUBLICATION ${client.escapeIdentifier(publication)}`);
   const origins: string[] = [];
-  for (const origin of [originName(slot), ...snapshotFlagNames(slot)]) {
+  for (const origin of [...(await flagNamesInUse(client, slot)), originName(slot)]) {
     if (await originExists(client, origin)) {
       await client.query('SELECT pg_replication_origin_drop($1)', [origin]);
       origins.push(origin);

@@ -1,8 +1,10 @@
 /**
- * ClickHouse connections from one URL: `http://user:password@host:port/database`.
+ * ClickHouse connections from one URL: `http://user:password@host:port/database`
+ * (or `https://`, with the CA's PEM file when it is not a system CA).
  * The database in the path is where walbridge's tables live.
  */
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { readClickHouseCa } from '../../config/tls.js';
 
 export interface ClickHouseTarget {
   client: ClickHouseClient;
@@ -14,9 +16,16 @@ export function databaseOf(url: string): string {
   return name || 'default';
 }
 
-export function openClickHouse(url: string, options: { requestTimeoutMs?: number } = {}): ClickHouseTarget {
+export interface ClickHouseOptions {
+  requestTimeoutMs?: number;
+  /** PEM file of the CA to trust for an https URL (--clickhouse-ca); undefined: the system's CAs. */
+  caFile?: string | undefined;
+}
+
+export function openClickHouse(url: string, options: ClickHouseOptions = {}): ClickHouseTarget {
   const client = createClient({
     url,
+    ...(options.caFile === undefined ? {} : { tls: { ca_cert: readClickHouseCa(options.caFile) } }),
     request_timeout: options.requestTimeoutMs ?? 60_000,
     // An insert is one finite HTTP request; keep-alive sockets are reused
     // between batches, compression costs CPU we would rather spend decoding.
@@ -29,12 +38,12 @@ export function openClickHouse(url: string, options: { requestTimeoutMs?: number
 }
 
 /** Creates the URL's database when missing (through `default`, which always exists). */
-export async function ensureDatabase(url: string): Promise<void> {
+export async function ensureDatabase(url: string, caFile?: string): Promise<void> {
   const database = databaseOf(url);
   if (database === 'default') return;
   const admin = new URL(url);
   admin.pathname = '/default';
-  const { client } = openClickHouse(admin.toString());
+  const { client } = openClickHouse(admin.toString(), { caFile });
   try {
     await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(database)}` });
   } finally {

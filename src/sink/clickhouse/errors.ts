@@ -29,6 +29,22 @@ export function isTransientClickHouseError(error: unknown): boolean {
   return /Timeout error|socket hang up|ECONNRESET|ECONNREFUSED|other side closed/i.test(message);
 }
 
+/**
+ * Errors of the server or its setup rather than of the rows: a login or grant
+ * refused, the database gone, a replica read-only, too many parts, memory or
+ * disk short, besides the transient ones. While the sink runs, it waits them
+ * out (logging what is wrong) and never dead-letters rows for them: they
+ * would fail for every row alike. A missing table or column is no such error
+ * for the applier: it reads the table again first (batch-applier.ts).
+ */
+const SYSTEMIC_CODES = new Set(['81', '192', '193', '194', '195', '516', '497', '243', '225', '236', '999']);
+
+export function isSystemicClickHouseError(error: unknown): boolean {
+  if (isTransientClickHouseError(error)) return true;
+  const code = serverErrorCode(error);
+  return code !== undefined && SYSTEMIC_CODES.has(code);
+}
+
 export function isRowDataError(error: unknown): boolean {
   const code = serverErrorCode(error);
   return code !== undefined && ROW_DATA_CODES.has(code);

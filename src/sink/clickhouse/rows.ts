@@ -7,6 +7,8 @@
  *   ClickHouse type (column-types.ts); image columns the table lacks (e.g.
  *   `sent_to_kafka`, PostgreSQL-side bookkeeping) are ignored;
  * - `_version` = the event's version (commit LSN), exact as UInt64;
+ * - `_seq` = the event's position in its transaction (when the table has the
+ *   column: tables made before it existed get it added, table-target.ts);
  * - `_is_deleted` = 0 for upserts, 1 for deletes;
  * - `_synced_at` = when the sink wrote the row (optional column).
  *
@@ -23,7 +25,7 @@
  * has them, else as above.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { RowImage } from '../../core/envelope.js';
+import type { RowImage, SinkEvent } from '../../core/envelope.js';
 import { ConfigError } from '../../core/exit-codes.js';
 import type { Lsn } from '../../core/lsn.js';
 import { converterFor, unwrapType, utcTimestampText, ValueError, type ValueConverter } from './column-types.js';
@@ -33,7 +35,8 @@ import type { ServerFeatures } from './schema.js';
 export const VERSION_COLUMN = '_version';
 export const DELETED_COLUMN = '_is_deleted';
 export const SYNCED_AT_COLUMN = '_synced_at';
-const BOOKKEEPING = new Set([VERSION_COLUMN, DELETED_COLUMN, SYNCED_AT_COLUMN]);
+export const SEQ_COLUMN = '_seq';
+const BOOKKEEPING = new Set([VERSION_COLUMN, DELETED_COLUMN, SYNCED_AT_COLUMN, SEQ_COLUMN]);
 
 export interface TargetColumn {
   name: string;
@@ -55,6 +58,8 @@ export interface TargetTable {
   dataColumns: TargetColumn[];
   /** Type of `_synced_at`, or null when the table has no such column. */
   syncedAtType: string | null;
+  /** The table has `_seq` (the event's position in its transaction). */
+  hasSeq: boolean;
 }
 
 export interface DescribedColumn {
@@ -132,7 +137,7 @@ export function targetTableOf(database: string, table: string, columns: Describe
     dataColumns.push({ name: column.name, type: column.type, nullable, key, prefix, convert, fallback: key ? undefined : fallback });
   }
   const syncedAt = columns.find((c) => c.name === SYNCED_AT_COLUMN);
-  return { database, table, dataColumns, syncedAtType: syncedAt?.type ?? null };
+  return { database, table, dataColumns, syncedAtType: syncedAt?.type ?? null, hasSeq: names.has(SEQ_COLUMN) };
 }
 
 /**
@@ -154,8 +159,15 @@ export class RowMapper {
     return `,"${SYNCED_AT_COLUMN}":${value}`;
   }
 
+  /** The row of an upsert or delete event. Throws ValueError when it does not fit the table. */
+  row(event: Extract<SinkEvent, { kind: 'upsert' | 'delete' }>, syncedAt: string): string {
+    return event.kind === 'upsert'
+      ? this.upsert(event.after, event.version, event.seq, syncedAt)
+      : this.delete(event.before, event.key, event.version, event.seq, syncedAt);
+  }
+
   /** Throws ValueError when the image does not fit the table. */
-  upsert(after: RowImage, version: Lsn, syncedAt: string): string {
+  upsert(after: RowImage, version: Lsn, seq: bigint, syncedAt: string): string {
     let line = '{';
     for (const column of this.target.dataColumns) {
       const value = after[column.name];
@@ -180,11 +192,11 @@ export class RowMapper {
         throw new ValueError(`column ${column.name}: ${(error as Error).message}`);
       }
     }
-    return `${line}"${VERSION_COLUMN}":${version},"${DELETED_COLUMN}":0${syncedAt}}`;
+    return `${line}"${VERSION_COLUMN}":${version}${this.seqFragment(seq)},"${DELETED_COLUMN}":0${syncedAt}}`;
   }
 
   /** A tombstone row: the key, `_is_deleted = 1`, other columns from `before` when it has them. */
-  delete(before: RowImage | null, key: RowImage | null, version: Lsn, syncedAt: string): string {
+  delete(before: RowImage | null, key: RowImage | null, version: Lsn, seq: bigint, syncedAt: string): string {
     let line = '{';
     for (const column of this.target.dataColumns) {
       const value = key?.[column.name] ?? before?.[column.name];
@@ -200,6 +212,10 @@ export class RowMapper {
         // A non-key value of a deleted row is never read back: leave the default.
       }
     }
-    return `${line}"${VERSION_COLUMN}":${version},"${DELETED_COLUMN}":1${syncedAt}}`;
+    return `${line}"${VERSION_COLUMN}":${version}${this.seqFragment(seq)},"${DELETED_COLUMN}":1${syncedAt}}`;
+  }
+
+  private seqFragment(seq: bigint): string {
+    return this.target.hasSeq ? `,"${SEQ_COLUMN}":${seq}` : '';
   }
 }

@@ -34,7 +34,7 @@ export interface SchemaFit {
   droppedInPostgres: string[];
 }
 
-const BOOKKEEPING = new Set(['_version', '_is_deleted', '_synced_at']);
+const BOOKKEEPING = new Set(['_version', '_seq', '_is_deleted', '_synced_at']);
 
 const INTEGER_RANGES: Record<string, [bigint, bigint]> = {
   Int8: [-(2n ** 7n), 2n ** 7n - 1n], Int16: [-(2n ** 15n), 2n ** 15n - 1n], Int32: [-(2n ** 31n), 2n ** 31n - 1n],

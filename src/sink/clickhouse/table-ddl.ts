@@ -1,7 +1,7 @@
 /**
  * DDL for tables the sink creates and evolves from the `walbridge.schema`
  * header: the same shape `migrate` gives user_logins (ReplacingMergeTree on
- * `_version`, ordered by the key, `_is_deleted`, `_synced_at`), with the
+ * `_version`, ordered by the key, `_seq`, `_is_deleted`, `_synced_at`), with the
  * server-dependent pieces from schema.ts. Identifiers are always quoted.
  */
 import type { ColumnSchema, TableSchema } from '../../core/envelope.js';
@@ -27,9 +27,14 @@ export function createTableSql(database: string, table: string, schema: TableSch
   const markers = ddlMarkers(features);
   const columns = schema.columns.map((c) => `    ${columnDefinition(c, clickHouseTypeOf(c, features))}`);
   return `CREATE TABLE IF NOT EXISTS ${qualified(database, table)} (\n${columns.join(',\n')},\n` +
-    `    ${quoteIdentifier('_version')} UInt64,\n    ${quoteIdentifier('_is_deleted')} UInt8,\n` +
+    `    ${quoteIdentifier('_version')} UInt64,\n    ${quoteIdentifier('_seq')} UInt64,\n    ${quoteIdentifier('_is_deleted')} UInt8,\n` +
     `    ${quoteIdentifier('_synced_at')} ${markers.DATETIME_US} DEFAULT ${markers.NOW_US}\n` +
     `) ENGINE = ${markers.REPLACING_ENGINE}\nORDER BY (${keys.join(', ')})`;
+}
+
+/** `_seq` for a table made before it existed: rows already there read 0. */
+export function addSeqColumnSql(database: string, table: string): string {
+  return `ALTER TABLE ${qualified(database, table)} ADD COLUMN ${quoteIdentifier('_seq')} UInt64 DEFAULT 0 AFTER ${quoteIdentifier('_version')}`;
 }
 
 export function addColumnSql(database: string, table: string, column: ColumnSchema, type: string): string {

@@ -3,18 +3,24 @@
  * - insert(table, lines): one finite `INSERT … FORMAT JSONEachRow` request
  *   holding the given lines; resolves only when ClickHouse answered success
  *   (the response is read to its end), so offsets may be committed afterwards.
- * - applyTruncate(table, version): issues `ALTER TABLE … DELETE WHERE _version <
- *   version` (a mutation: ClickHouse applies it asynchronously to the rows
- *   already there), then records the version in walbridge_sink_truncates. Rows older than the
- *   highest recorded truncate of their table are never inserted afterwards (the caller
- *   filters with truncateFloor), so order across partitions does not matter
- *   and replays stay exact. Both are idempotent.
+ * - applyTruncate(table, position, hasSeq): issues `ALTER TABLE … DELETE
+ *   WHERE` the row is before the truncate's position: an older commit, or the
+ *   same commit and an earlier place in the transaction (`_seq`; a table
+ *   without `_seq` compares versions only). It is a mutation: ClickHouse
+ *   applies it to the rows already there, never to rows inserted after it.
+ *   Then it records the position in walbridge_sink_truncates.
+ *   Both are idempotent. The sink applies every truncate marker it reads,
+ *   even one already recorded (docs/design.md, "Several sink members"): a
+ *   lagging member may have written older rows after another member applied
+ *   it, and the marker that follows those rows in their partition is what
+ *   removes them. The recorded floor only spares writing rows already covered.
  */
 import { sinkMetrics } from '../../observability/metrics.js';
 import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { quoteIdentifier } from './client.js';
-import { quoteString, VERSION_COLUMN } from './rows.js';
+import { quoteString, SEQ_COLUMN, VERSION_COLUMN } from './rows.js';
+import type { EventPosition } from '../../core/envelope.js';
 
 export const TRUNCATES_TABLE = 'walbridge_sink_truncates';
 
@@ -44,22 +50,29 @@ export class ClickHouseWriter {
     timer();
   }
 
+  /** Creates the bookkeeping table; one made before `seq` existed gets the column (its rows read seq 0). */
   async ensureTruncatesTable(): Promise<void> {
     await this.client.command({
       query: `CREATE TABLE IF NOT EXISTS ${this.truncatesTable}
-              (table_name String, version UInt64, applied_at DateTime DEFAULT now())
+              (table_name String, version UInt64, seq UInt64 DEFAULT 0, applied_at DateTime DEFAULT now())
               ENGINE = MergeTree ORDER BY (table_name, version)`,
     });
+    const result = await this.client.query({ query: `DESCRIBE TABLE ${this.truncatesTable}`, format: 'JSONEachRow' });
+    const columns = await result.json<{ name: string }>();
+    if (!columns.some((c) => c.name === 'seq')) {
+      await this.client.command({ query: `ALTER TABLE ${this.truncatesTable} ADD COLUMN seq UInt64 DEFAULT 0 AFTER version` });
+    }
   }
 
-  /** The highest truncate version recorded for the table (0 when none). */
-  async truncateFloor(table: string): Promise<bigint> {
+  /** The latest truncate recorded for the table (version 0 when none). */
+  async truncateFloor(table: string): Promise<EventPosition> {
     const result = await this.client.query({
-      query: `SELECT toString(max(version)) AS version FROM ${this.truncatesTable} WHERE table_name = ${quoteString(table)}`,
+      query: `SELECT toString(version) AS version, toString(seq) AS seq FROM ${this.truncatesTable} WHERE table_name = ${quoteString(table)}
+              ORDER BY version DESC, seq DESC LIMIT 1`,
       format: 'JSONEachRow',
     });
-    const rows = await result.json<{ version: string }>();
-    return BigInt(rows[0]?.version ?? '0');
+    const [row] = await result.json<{ version: string; seq: string }>();
+    return { version: BigInt(row?.version ?? '0'), seq: BigInt(row?.seq ?? '0') };
   }
 
   /**
@@ -67,12 +80,12 @@ export class ClickHouseWriter {
    * written before its delete would, after a crash between the two, make the
    * re-read truncate look already applied (its version is not above the floor).
    */
-  async applyTruncate(table: string, version: bigint): Promise<void> {
+  async applyTruncate(table: string, { version, seq }: EventPosition, hasSeq: boolean): Promise<void> {
+    const older = `${quoteIdentifier(VERSION_COLUMN)} < ${version}`;
+    const where = hasSeq ? `${older} OR (${quoteIdentifier(VERSION_COLUMN)} = ${version} AND ${quoteIdentifier(SEQ_COLUMN)} < ${seq})` : older;
+    await this.client.command({ query: `ALTER TABLE ${this.qualified(table)} DELETE WHERE ${where}` });
     await this.client.command({
-      query: `ALTER TABLE ${this.qualified(table)} DELETE WHERE ${quoteIdentifier(VERSION_COLUMN)} < ${version}`,
-    });
-    await this.client.command({
-      query: `INSERT INTO ${this.truncatesTable} (table_name, version) VALUES (${quoteString(table)}, ${version})`,
+      query: `INSERT INTO ${this.truncatesTable} (table_name, version, seq) VALUES (${quoteString(table)}, ${version}, ${seq})`,
     });
   }
 }

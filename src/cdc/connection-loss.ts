@@ -1,0 +1,89 @@
+/**
+ * Which failures of a cdc run are an outage to ride through, and which are
+ * real: cdc restarts its stages after a lost connection (run.ts), and exits
+ * on anything else.
+ *
+ * An outage: a PostgreSQL connection that broke or could not be opened
+ * (server restarting, shutting down, in recovery, a terminated backend, the
+ * network), or Kafka unreachable or answering with an error its clients call
+ * retriable (leader moving, coordinator loading). Everything else (a bug, a
+ * decoding failure, a refused login, a missing grant, a ConfigError) is not:
+ * waiting would not fix it.
+ */
+import { ConfigError } from '../core/exit-codes.js';
+
+export type Dependency = 'postgres' | 'kafka';
+
+/** The replication stream ended while cdc was still reading (the server closed it). */
+export class StreamEnded extends Error {
+  override readonly name = 'StreamEnded';
+  constructor() {
+    super('the replication stream ended unexpectedly');
+  }
+}
+
+/** No Kafka broker accepted a connection (kafka/reachability.ts' probe, before the Kafka clients' own long retries). */
+export class KafkaUnreachable extends Error {
+  override readonly name = 'KafkaUnreachable';
+}
+
+/** Socket errors: whoever raised them could not reach, or lost, its server. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
+
+/**
+ * SQLSTATEs of a server going away or not accepting connections yet:
+ * 57P01 admin_shutdown (fast shutdown, pg_terminate_backend), 57P02
+ * crash_shutdown (immediate shutdown, another backend crashed), 57P03
+ * cannot_connect_now (starting up, shutting down, in recovery), 53300
+ * too_many_connections; class 08 (connection exception) by prefix.
+ */
+const SERVER_GOING_CODES = new Set(['57P01', '57P02', '57P03', '53300']);
+
+/** node-postgres' own errors for a connection that is gone (they carry no code). */
+const PG_LOST = /Connection terminated|not queryable|Client was closed|timeout expired|the database system is (starting up|shutting down|in recovery|not yet accepting connections)/i;
+
+interface ErrorFields {
+  name?: string;
+  code?: string;
+  message?: string;
+  cause?: unknown;
+  errors?: unknown[];
+  canRetry?: boolean;
+  retriable?: boolean;
+}
+
+/** The dependency a failure says is away, or null for a failure that waiting does not fix. */
+export function lostDependency(error: unknown): Dependency | null {
+  if (error instanceof ConfigError) return null;
+  if (error instanceof StreamEnded) return 'postgres';
+  if (error instanceof KafkaUnreachable) return 'kafka';
+  const err = (error ?? {}) as ErrorFields;
+  if (typeof err.code === 'string' && err.code.startsWith('PLT_KFK_')) return platformaticRetriable(err) ? 'kafka' : null;
+  if (typeof err.name === 'string' && err.name.startsWith('KafkaJS')) return kafkajsRetriable(err) ? 'kafka' : null;
+  if (typeof err.code === 'string' && (SERVER_GOING_CODES.has(err.code) || err.code.startsWith('08') || NETWORK_CODES.has(err.code))) return 'postgres';
+  if (err.code === undefined && PG_LOST.test(err.message ?? '')) return 'postgres';
+  return null;
+}
+
+/**
+ * @platformatic/kafka (cdc's producer): network errors and timeouts, and
+ * protocol errors it marks `canRetry`; an aggregate (MultipleErrors, a
+ * ResponseError) when every error inside it is one of those.
+ */
+function platformaticRetriable(err: ErrorFields): boolean {
+  if (Array.isArray(err.errors) && err.errors.length > 0) {
+    return err.errors.every((inner) => {
+      const fields = (inner ?? {}) as ErrorFields;
+      return typeof fields.code === 'string' && fields.code.startsWith('PLT_KFK_') ? platformaticRetriable(fields) : lostDependency(inner) !== null;
+    });
+  }
+  if (err.code === 'PLT_KFK_NETWORK') return true;
+  if (err.canRetry === true) return true;
+  return err.cause !== undefined && lostDependency(err.cause) !== null;
+}
+
+/** kafkajs (topics at start, adopting a table): what it calls retriable, or a wrapper (retries exceeded) around such a cause. */
+function kafkajsRetriable(err: ErrorFields): boolean {
+  if (err.retriable === true) return true;
+  return err.cause !== undefined && lostDependency(err.cause) !== null;
+}

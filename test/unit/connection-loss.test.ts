@@ -1,0 +1,45 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { KafkaUnreachable, lostDependency, StreamEnded } from '../../src/cdc/connection-loss.js';
+import { ConfigError } from '../../src/core/exit-codes.js';
+
+const withFields = (message: string, fields: Record<string, unknown>): Error => Object.assign(new Error(message), fields);
+/** @platformatic/kafka's error for a broken connection. */
+const network = (): Error => withFields('Connection closed', { code: 'PLT_KFK_NETWORK' });
+
+describe('lostDependency: an outage to ride through, or a real failure', () => {
+  it('PostgreSQL going away or not accepting connections yet', () => {
+    for (const error of [
+      withFields('terminating connection due to administrator command', { code: '57P01' }),
+      withFields('terminating connection because of crash of another server process', { code: '57P02' }),
+      withFields('the database system is starting up', { code: '57P03' }),
+      withFields('connect ECONNREFUSED 127.0.0.1:5432', { code: 'ECONNREFUSED' }),
+      withFields('connection failure', { code: '08006' }),
+      new Error('Connection terminated unexpectedly'),
+      new Error('Client has encountered a connection error and is not queryable'),
+      new StreamEnded(),
+    ]) assert.equal(lostDependency(error), 'postgres', error.message);
+  });
+
+  it('Kafka unreachable, or answering with what its clients call retriable', () => {
+    for (const error of [
+      new KafkaUnreachable('Kafka is not reachable at 127.0.0.1:9092'),
+      network(),
+      withFields('Producing messages failed.', { code: 'PLT_KFK_MULTIPLE', errors: [network(), withFields('leader moved', { code: 'PLT_KFK_PROTOCOL', canRetry: true })] }),
+      withFields('Connection error', { name: 'KafkaJSConnectionError', retriable: true }),
+      withFields('retries exceeded', { name: 'KafkaJSNumberOfRetriesExceeded', retriable: false, cause: withFields('refused', { name: 'KafkaJSConnectionError', retriable: true }) }),
+    ]) assert.equal(lostDependency(error), 'kafka', error.message);
+  });
+
+  it('real failures: waiting would not fix them', () => {
+    for (const error of [
+      new ConfigError('wal_level is replica'),
+      withFields('permission denied for table user_logins', { code: '42501' }),
+      withFields('password authentication failed', { code: '28P01' }),
+      new Error('pgoutput change outside a transaction'),
+      withFields('Producing messages failed.', { code: 'PLT_KFK_MULTIPLE', errors: [network(), withFields('record too large', { code: 'PLT_KFK_PROTOCOL', canRetry: false })] }),
+      withFields('invalid replication factor', { name: 'KafkaJSProtocolError', retriable: false }),
+    ]) assert.equal(lostDependency(error), null, error.message);
+  });
+});
+
