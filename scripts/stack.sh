@@ -9,8 +9,9 @@
 #   scripts/stack.sh down|status|env
 #   scripts/stack.sh destroy     down, then remove the stack directory (all data)
 #   scripts/stack.sh kill SERVICE...   crash a service (fault tests): PostgreSQL stops
-#                                with -m immediate, Kafka and ClickHouse get SIGKILL;
-#                                `STACK_SERVICES=SERVICE scripts/stack.sh up` starts it again
+#                                with -m immediate, Kafka and ClickHouse get SIGKILL (every
+#                                node or replica; kafka:N, clickhouse:N for one);
+#                                `STACK_SERVICES=SERVICE scripts/stack.sh up` starts what is down
 #
 # STACK_DIR            where everything lives            (default: <repo>/.stack)
 # STACK_PORT_PREFIX    one digit put before each port     (default: 1)
@@ -57,7 +58,7 @@ COMMAND=${1:-}
 KILL_SERVICES=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    postgres|kafka|clickhouse) [ "$COMMAND" = kill ] || { echo "[stack] ERROR: a service name is only taken by kill" >&2; exit 2; }
+    postgres|kafka|kafka:[1-3]|clickhouse|clickhouse:[1-2]) [ "$COMMAND" = kill ] || { echo "[stack] ERROR: a service name is only taken by kill" >&2; exit 2; }
       KILL_SERVICES+=("$1"); shift ;;
     --pg) STACK_PG_VERSION=${2:?--pg needs a major version}; shift 2 ;;
     --kafka) STACK_KAFKA_VERSION=${2:?--kafka needs a version}; shift 2 ;;
@@ -597,7 +598,9 @@ case "$COMMAND" in
       case "$service" in
         postgres) pg_kill ;;
         kafka) for n in $(seq 1 "$KAFKA_BROKERS_N"); do kill_pidfile "kafka node $n" "$(kafka_dir "$n")/kafka.pid"; done ;;
+        kafka:*) kill_pidfile "kafka node ${service#kafka:}" "$(kafka_dir "${service#kafka:}")/kafka.pid" ;;
         clickhouse) for n in $(seq 1 "$CH_REPLICAS"); do kill_pidfile "clickhouse replica $n" "$(ch_dir "$n")/clickhouse.pid"; done ;;
+        clickhouse:*) kill_pidfile "clickhouse replica ${service#clickhouse:}" "$(ch_dir "${service#clickhouse:}")/clickhouse.pid" ;;
       esac
     done
     ;;
