@@ -39,7 +39,11 @@ prefix=${WALBRIDGE_TEST_PORT_PREFIX:-2}
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npx tsc -p tsconfig.json
-files=(dist/test/integration/cdc-*.test.js dist/test/e2e/seed-walkthrough.test.js)
+# The cdc tests and the seed walkthrough, less those that do not depend on the
+# server's version (column rules are applied in cdc's own decoder).
+files=()
+for f in dist/test/integration/cdc-*.test.js; do [ "$f" = dist/test/integration/cdc-personal-data.test.js ] || files+=("$f"); done
+files+=(dist/test/e2e/seed-walkthrough.test.js)
 mkdir -p .stack
 
 for entry in "${entries[@]}"; do
