@@ -67,27 +67,24 @@ fi
 # shellcheck source=stack-versions.sh
 source "$ROOT/scripts/stack-versions.sh"
 
+# Jars from Maven Central through a pom of infra/: fetch_jars WHAT POM DIR JAR_GLOB -Dversion.property=...
 # Each cache directory is filled under a temporary name and renamed when
 # complete, so an interrupted fetch is never taken for a finished one.
-if ! compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null; then
-  say "fetching the Apache Kafka $KAFKA_RELEASE broker jars from Maven Central into $KAFKA_LIBS"
-  rm -rf "$KAFKA_LIBS.partial" && mkdir -p "$KAFKA_LIBS.partial"
-  quiet_mvn -f "$ROOT/infra/kafka/pom.xml" dependency:copy-dependencies -Dkafka.version="$KAFKA_RELEASE" \
-    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.partial"
-  mv "$KAFKA_LIBS.partial" "$KAFKA_LIBS"
-else
-  say "Kafka $KAFKA_RELEASE jars: present in $KAFKA_LIBS"
-fi
+fetch_jars() {
+  local what=$1 pom=$2 dir=$3 glob=$4 version_property=$5
+  if compgen -G "$dir/$glob" >/dev/null; then
+    say "$what jars: present in $dir"
+    return 0
+  fi
+  say "fetching the $what jars from Maven Central into $dir"
+  rm -rf "$dir.partial" && mkdir -p "$dir.partial"
+  quiet_mvn -f "$pom" dependency:copy-dependencies "$version_property" -DincludeScope=runtime -DoutputDirectory="$dir.partial"
+  mv "$dir.partial" "$dir"
+}
 
-if ! compgen -G "$ZOOKEEPER_LIBS/zookeeper-*.jar" >/dev/null; then
-  say "fetching Apache ZooKeeper $ZOOKEEPER_RELEASE (for a replicated ClickHouse) from Maven Central into $ZOOKEEPER_LIBS"
-  rm -rf "$ZOOKEEPER_LIBS.partial" && mkdir -p "$ZOOKEEPER_LIBS.partial"
-  quiet_mvn -f "$ROOT/infra/zookeeper/pom.xml" dependency:copy-dependencies -Dzookeeper.version="$ZOOKEEPER_RELEASE" \
-    -DincludeScope=runtime -DoutputDirectory="$ZOOKEEPER_LIBS.partial"
-  mv "$ZOOKEEPER_LIBS.partial" "$ZOOKEEPER_LIBS"
-else
-  say "ZooKeeper $ZOOKEEPER_RELEASE jars: present in $ZOOKEEPER_LIBS"
-fi
+fetch_jars "Apache Kafka $KAFKA_RELEASE broker" "$ROOT/infra/kafka/pom.xml" "$KAFKA_LIBS" 'kafka_2.13-*.jar' -Dkafka.version="$KAFKA_RELEASE"
+fetch_jars "Apache ZooKeeper $ZOOKEEPER_RELEASE (for a replicated ClickHouse)" "$ROOT/infra/zookeeper/pom.xml" "$ZOOKEEPER_LIBS" \
+  'zookeeper-*.jar' -Dzookeeper.version="$ZOOKEEPER_RELEASE"
 
 if [ "$PG_RELEASE" = debian ]; then
   say "PostgreSQL $STACK_PG_VERSION: Debian's package ($PG_BIN)"
