@@ -546,7 +546,7 @@ export KAFKA_LIBS='$KAFKA_LIBS'
 EOF
   if [ "$CH_REPLICAS" -gt 1 ]; then
     cat >> "$STACK_DIR/env" <<EOF
-# Replicated ClickHouse: CLICKHOUSE_URL is replica 1; migrate/sink --cluster take the cluster's name.
+# Replicated ClickHouse: CLICKHOUSE_URL is replica 1; the cluster's name, for ON CLUSTER DDL.
 export CLICKHOUSE_CLUSTER='walbridge'
 export CLICKHOUSE_REPLICA_URLS='$(for n in $(seq 1 "$CH_REPLICAS"); do printf 'http://default:@127.0.0.1:%s/default\n' "$(ch_http_port "$n")"; done | paste -sd,)'
 EOF

@@ -58,7 +58,7 @@ export function startHeartbeat(options: { databaseUrl: string; slot: string; int
   let stopped = false;
 
   const connect = async (): Promise<pg.Client> => {
-    const fresh = new pg.Client({ connectionString: options.databaseUrl, application_name: `walbridge-heartbeat-${slot}` });
+    const fresh = new pg.Client({ connectionString: options.databaseUrl, application_name: `walbridge-heartbeat-${slot}`, connectionTimeoutMillis: 5_000 });
     fresh.on('error', () => {}); // a dropped connection fails the next query, which reconnects
     client = fresh;
     await fresh.connect();

@@ -23,8 +23,13 @@ export interface Carried {
   target: Lsn | null | undefined;
   /** The last LSN known confirmed, for the log lines. */
   confirmed: Lsn | null;
-  /** Attempts begun so far, this one included. */
-  attempts: number;
+  /**
+   * Preflight has checked --from-lsn (once, on the attempt that got that
+   * far): later attempts skip the check, as the slot may have confirmed
+   * past it since. Not "attempt > 1": an attempt that failed before its
+   * preflight checked nothing.
+   */
+  fromLsnChecked: boolean;
   /** The attempt is streaming again from `from`: the outage is over. */
   recovered(from: Lsn): void;
 }
@@ -36,7 +41,7 @@ export interface Carried {
  */
 export async function rideThrough(options: CaptureOptions, attempt: (options: CaptureOptions, carried: Carried) => Promise<CaptureSummary>): Promise<CaptureSummary> {
   const outage = new Outage({ logger: options.logger, signal: options.signal, giveUpAfterMs: options.retryForMs, bound: '--retry-for', ...RETRY });
-  const carried: Carried = { counts: { c: 0, u: 0, d: 0, r: 0, t: 0 }, target: undefined, confirmed: null, attempts: 0, recovered: (from) => outage.recovered(`streaming again from ${formatLsn(from)}`) };
+  const carried: Carried = { counts: { c: 0, u: 0, d: 0, r: 0, t: 0 }, target: undefined, confirmed: null, fromLsnChecked: false, recovered: (from) => outage.recovered(`streaming again from ${formatLsn(from)}`) };
   for (;;) {
     try {
       return await attempt(options, carried);

@@ -149,7 +149,6 @@ export function runCapture(options: CaptureOptions): Promise<CaptureSummary> {
 async function attempt(options: CaptureOptions, carried: Carried): Promise<CaptureSummary> {
   const closers: Run['closers'] = [];
   const failure = new FirstFailure();
-  carried.attempts += 1;
   try {
     const run = await prepare(options, closers, failure, carried);
     const slot = await openSlot(run);
@@ -181,8 +180,9 @@ async function prepare(options: CaptureOptions, closers: Run['closers'], failure
   closers.push(() => admin.end());
   const checked = await preflight(admin, {
     tables: options.tables, replicaIdentity: options.replicaIdentity, slot: options.slot, markSent: options.markSent,
-    fromLsn: options.fromLsn, resuming: carried.attempts > 1, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
+    fromLsn: options.fromLsn, resuming: carried.fromLsnChecked, snapshot: options.snapshot, snapshotExplicit: options.snapshotExplicit, failover: options.failover,
   });
+  carried.fromLsnChecked = true;
   options.columns.check(checked.tables, 'captured (--table)');
   if (options.heartbeatIntervalMs !== undefined) checkHeartbeatSupport(checked.server);
   for (const table of checked.tables) await applyReplicaIdentity(admin, table, options.replicaIdentity, logger);
@@ -435,15 +435,24 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
   return delivery.summary(checkpointer.confirmed);
 }
 
-/** A marker opened on its first use (its session holds walbridge's replication origin, so it is not opened for nothing). */
+/**
+ * A marker opened on its first use (its session holds walbridge's replication
+ * origin, so it is not opened for nothing). Its closer is registered at once:
+ * once the attempt is torn down, a late mark (an ack that was in flight) is
+ * refused rather than opening a session nobody would close, which would hold
+ * the origin against the next attempt.
+ */
 function lazyMarker(open: () => Promise<Marker>, closers: Run['closers']): Marker {
   let opened: Promise<Marker> | null = null;
+  let closed = false;
+  closers.push(async () => {
+    closed = true;
+    if (opened) await (await opened).close();
+  });
   return {
     mark: async (keys) => {
-      if (!opened) {
-        opened = open();
-        closers.push(async () => (await opened!).close());
-      }
+      if (closed) throw new Error('marking after the attempt was torn down (nothing is confirmed by it)');
+      opened ??= open();
       await (await opened).mark(keys);
     },
     close: async () => {},

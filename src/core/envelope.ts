@@ -121,10 +121,6 @@ export function deadLetterTopic(topic: string): string {
   return `${topic}${DEAD_LETTER_SUFFIX}`;
 }
 
-export function isDeadLetterTopic(topic: string): boolean {
-  return topic.endsWith(DEAD_LETTER_SUFFIX);
-}
-
 /*
  * Parsing (sink): a Kafka message → what the sink must do with it. Reads walbridge topics and
  * Debezium PostgreSQL connector topics (schemas disabled) alike:

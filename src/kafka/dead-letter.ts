@@ -17,7 +17,7 @@
 import { redactUrl } from '../config/connections.js';
 import type kafkajs from 'kafkajs';
 import type { Kafka } from './client.js';
-import { deadLetterTopic, isDeadLetterTopic } from '../core/envelope.js';
+import { deadLetterTopic } from '../core/envelope.js';
 import type { ConsumedMessage } from './consumer.js';
 import { ensureTopic } from './topics.js';
 
@@ -32,7 +32,13 @@ export class DeadLetterProducer {
   private producer: kafkajs.Producer | undefined;
   private readonly created = new Set<string>();
 
-  constructor(private readonly kafka: Kafka) {}
+  /**
+   * `rereading`: the messages come from dead-letter topics (`sink dlq
+   * replay`), so a letter goes back to the topic it came from. Told by the
+   * caller, not guessed from a name: a table named `dlq` has a topic ending
+   * in `.dlq` too.
+   */
+  constructor(private readonly kafka: Kafka, private readonly rereading: boolean) {}
 
   async send(letters: readonly Letter[]): Promise<void> {
     if (letters.length === 0) return;
@@ -43,7 +49,7 @@ export class DeadLetterProducer {
     }
     const byTopic = new Map<string, Letter[]>();
     for (const letter of letters) {
-      const topic = isDeadLetterTopic(letter.message.topic) ? letter.message.topic : deadLetterTopic(letter.message.topic);
+      const topic = this.rereading ? letter.message.topic : deadLetterTopic(letter.message.topic);
       byTopic.set(topic, [...(byTopic.get(topic) ?? []), letter]);
     }
     for (const topic of byTopic.keys()) {
@@ -56,7 +62,7 @@ export class DeadLetterProducer {
       topicMessages: [...byTopic].map(([topic, group]) => ({ topic, messages: group.map(({ message, error }) => ({
         key: message.key,
         value: message.value,
-        headers: isDeadLetterTopic(message.topic) ? { ...message.headers, [ERROR_HEADER]: redactUrl(error) } : {
+        headers: this.rereading ? { ...message.headers, [ERROR_HEADER]: redactUrl(error) } : {
           ...message.headers,
           [ERROR_HEADER]: redactUrl(error),
           'walbridge.source.topic': message.topic,

@@ -30,11 +30,33 @@ export interface ResolvedTopicSettings {
   retentionMs: number;
 }
 
-/** The settings a new topic gets on a cluster of `brokers` brokers; a request the cluster cannot meet is refused. */
-export function resolveTopicSettings(requested: TopicSettings, brokers: number): ResolvedTopicSettings {
-  const replicationFactor = requested.replicationFactor ?? Math.min(3, brokers);
-  if (replicationFactor > brokers) {
-    throw new ConfigError(`--replication-factor ${replicationFactor} needs as many brokers, and the Kafka cluster has ${brokers}; lower it or add brokers`);
+/**
+ * What the cluster looks like when a topic is created: the brokers that
+ * answer now, and how many it is built for — the replication of its
+ * `__consumer_offsets` topic when that exists (a broker that is down
+ * right now still counts there).
+ */
+export interface ClusterSize {
+  alive: number;
+  expected: number;
+}
+
+/**
+ * The settings a new topic gets; a request the cluster cannot meet is
+ * refused (ConfigError). With brokers down it never settles for fewer
+ * replicas than the cluster is built for: that topic would be created
+ * weaker for good (acks=all met by fewer copies), so it fails instead
+ * (a runtime error: a restart, once the brokers are back, creates it).
+ */
+export function resolveTopicSettings(requested: TopicSettings, cluster: ClusterSize): ResolvedTopicSettings {
+  const expected = Math.max(cluster.alive, cluster.expected);
+  const replicationFactor = requested.replicationFactor ?? Math.min(3, expected);
+  if (replicationFactor > expected) {
+    throw new ConfigError(`--replication-factor ${replicationFactor} needs as many brokers, and the Kafka cluster has ${expected}; lower it or add brokers`);
+  }
+  if (replicationFactor > cluster.alive) {
+    throw new Error(`a topic with replication factor ${replicationFactor} cannot be created while only ${cluster.alive} of the Kafka cluster's ${expected} brokers answer; ` +
+      'it is not created with fewer replicas (that would weaken it for good): start again once the brokers are back');
   }
   const minInsyncReplicas = requested.minInsyncReplicas ?? (replicationFactor >= 3 ? 2 : 1);
   if (minInsyncReplicas > replicationFactor) {

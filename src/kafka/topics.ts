@@ -18,8 +18,12 @@ export async function ensureTopic(kafka: Kafka, topic: string, partitions: numbe
   const admin = kafka.admin();
   await admin.connect();
   try {
-    if ((await admin.listTopics()).includes(topic)) return null;
-    const settings = resolveTopicSettings(requested, (await admin.describeCluster()).brokers.length);
+    const existing = await admin.listTopics();
+    if (existing.includes(topic)) return null;
+    const offsetsReplicas = existing.includes('__consumer_offsets')
+      ? (await admin.fetchTopicMetadata({ topics: ['__consumer_offsets'] })).topics[0]?.partitions[0]?.replicas.length ?? 0
+      : 0;
+    const settings = resolveTopicSettings(requested, { alive: (await admin.describeCluster()).brokers.length, expected: offsetsReplicas });
     // false when another process created it first: fine either way.
     await admin.createTopics({
       topics: [{ topic, numPartitions: partitions, replicationFactor: settings.replicationFactor, configEntries: topicConfigEntries(settings) }],

@@ -121,7 +121,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
   const kafka = createKafka(options.kafka, 'walbridge-sink', logger);
   const { client, database } = openClickHouse(options.clickhouseUrl, { caFile: options.clickhouseCaFile });
   const clickhouseName = redactUrl(options.clickhouseUrl);
-  const dlq = new DeadLetterProducer(kafka);
+  const dlq = new DeadLetterProducer(kafka, options.mode === 'dlq');
   declareDependency('clickhouse');
   try {
     // Nothing is held yet at the start, so the first signal is enough to give up waiting.

@@ -6,17 +6,23 @@ import { DEFAULT_TOPIC_SETTINGS, resolveTopicSettings, topicWarnings, type Topic
 
 describe('resolveTopicSettings', () => {
   it('defaults to 3 replicas and min.insync.replicas 2 on a big cluster, keeping every message', () => {
-    assert.deepEqual(resolveTopicSettings(DEFAULT_TOPIC_SETTINGS, 5), { replicationFactor: 3, minInsyncReplicas: 2, retentionMs: -1 });
+    assert.deepEqual(resolveTopicSettings(DEFAULT_TOPIC_SETTINGS, { alive: 5, expected: 3 }), { replicationFactor: 3, minInsyncReplicas: 2, retentionMs: -1 });
   });
 
   it('fits a small cluster: as many replicas as brokers, min.insync.replicas 1 below 3', () => {
-    assert.deepEqual(resolveTopicSettings(DEFAULT_TOPIC_SETTINGS, 1), { replicationFactor: 1, minInsyncReplicas: 1, retentionMs: -1 });
-    assert.deepEqual(resolveTopicSettings(DEFAULT_TOPIC_SETTINGS, 2), { replicationFactor: 2, minInsyncReplicas: 1, retentionMs: -1 });
+    assert.deepEqual(resolveTopicSettings(DEFAULT_TOPIC_SETTINGS, { alive: 1, expected: 0 }), { replicationFactor: 1, minInsyncReplicas: 1, retentionMs: -1 });
+    assert.deepEqual(resolveTopicSettings(DEFAULT_TOPIC_SETTINGS, { alive: 2, expected: 2 }), { replicationFactor: 2, minInsyncReplicas: 1, retentionMs: -1 });
+  });
+
+  it('with a broker down, never creates a topic with fewer replicas than the cluster is built for', () => {
+    assert.throws(() => resolveTopicSettings(DEFAULT_TOPIC_SETTINGS, { alive: 2, expected: 3 }),
+      (e: Error) => !(e instanceof ConfigError) && /only 2 of the Kafka cluster's 3 brokers answer/.test(e.message));
+    assert.throws(() => resolveTopicSettings({ ...DEFAULT_TOPIC_SETTINGS, replicationFactor: 3 }, { alive: 2, expected: 3 }), (e: Error) => !(e instanceof ConfigError));
   });
 
   it('refuses what the cluster cannot meet, naming the flag', () => {
-    assert.throws(() => resolveTopicSettings({ ...DEFAULT_TOPIC_SETTINGS, replicationFactor: 3 }, 1), (e: Error) => e instanceof ConfigError && /--replication-factor 3 .* has 1/.test(e.message));
-    assert.throws(() => resolveTopicSettings({ ...DEFAULT_TOPIC_SETTINGS, minInsyncReplicas: 2 }, 1), (e: Error) => e instanceof ConfigError && /--min-insync-replicas 2/.test(e.message));
+    assert.throws(() => resolveTopicSettings({ ...DEFAULT_TOPIC_SETTINGS, replicationFactor: 3 }, { alive: 1, expected: 1 }), (e: Error) => e instanceof ConfigError && /--replication-factor 3 .* has 1/.test(e.message));
+    assert.throws(() => resolveTopicSettings({ ...DEFAULT_TOPIC_SETTINGS, minInsyncReplicas: 2 }, { alive: 1, expected: 1 }), (e: Error) => e instanceof ConfigError && /--min-insync-replicas 2/.test(e.message));
   });
 });
 

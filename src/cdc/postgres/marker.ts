@@ -147,7 +147,10 @@ function blockerLookup(databaseUrl: string, slot: string, marker: pg.Client): { 
   const markerPid = (marker as unknown as { processID: number | null }).processID;
   const open = async (): Promise<pg.Client> => {
     const client = new pg.Client({ connectionString: databaseUrl, application_name: `walbridge-marker-watch-${slot}` });
-    client.on('error', () => (observer = null));
+    client.on('error', () => {
+      observer = null; // the next lookup opens a new session; this one is ended
+      client.end().catch(() => {});
+    });
     await client.connect();
     return client;
   };
