@@ -20,7 +20,8 @@
  *   commit refused because the group is rebalancing is skipped (the messages
  *   are read again, and applying them is idempotent).
  * - `generation` counts the group's rebalances as this member sees them (one
- *   more when a rebalance starts, one more when it has its new assignment).
+ *   more when a rebalance starts, one more when it has its new assignment,
+ *   one more when kafkajs restarts the consumer after a broker failure).
  *   kafkajs has no revocation callback; with its eager protocol every
  *   partition is revoked at a rebalance and fetched again from its committed
  *   offset, so a message read in an earlier generation must not be written
@@ -114,7 +115,16 @@ export async function openTopicReader(kafka: Kafka, options: { topics: readonly 
     logger.info(`joined group ${groupId}: assigned ${text || 'nothing'}`);
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
-    if (!payload.restart) for (const listener of fatalListeners) listener(payload.error);
+    if (!payload.restart) {
+      for (const listener of fatalListeners) listener(payload.error);
+      return;
+    }
+    // kafkajs restarts the consumer (a broker it needed died) and rejoins the group. Until then it has
+    // no group: a commit would throw "Consumer group was not initialized", so nothing is assigned, and
+    // what was read before belongs to an old generation (read again after the rejoin).
+    generation += 1;
+    assigned.clear();
+    logger.warn({ err: payload.error.message }, `consumer restarting after a Kafka failure; rejoining group ${groupId} (messages in hand are read again)`);
   });
   await consumer.connect();
   await consumer.subscribe({ topics: [...topics], fromBeginning: true });
