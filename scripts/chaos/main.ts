@@ -227,6 +227,10 @@ async function main(): Promise<number> {
   const report = summarize(injected, workload.totals, verified.equal, stalled);
   writeFileSync(path.join(runDir, 'result.json'), `${JSON.stringify({ seed: argv.seed, minutes: argv.minutes, injected, workload: workload.totals, unexpected, verify: verified, report }, null, 2)}\n`);
   process.stdout.write(`${verified.output.trim()}\n\n${report}\n`);
+  for (const exit of unexpected) {
+    process.stdout.write(`\n${exit.name} exited by itself at ${exit.at.toISOString()} (code ${exit.code}, signal ${exit.signal}); its last lines:\n` +
+      `${exit.lastLines.map((line) => `  ${line.slice(0, 400)}`).join('\n')}\n`);
+  }
   const survived = verified.equal && unexpected.length === 0 && stalled === 0;
   process.stdout.write(survived ? 'SURVIVED: nothing lost, nothing extra, every process rode through\n' : 'FAILED: see above and the logs\n');
   return survived ? 0 : 1;

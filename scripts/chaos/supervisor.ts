@@ -18,7 +18,11 @@ export interface UnexpectedExit {
   code: number | null;
   signal: NodeJS.Signals | null;
   at: Date;
+  /** The process's last output lines, so a CI log that keeps only the end of the run still says why. */
+  lastLines: string[];
 }
+
+const LAST_LINES_KEPT = 15;
 
 export class Supervised {
   private child: ChildProcess | undefined;
@@ -44,11 +48,18 @@ export class Supervised {
     });
     child.stdout.pipe(log, { end: false });
     child.stderr.pipe(log, { end: false });
+    const lastLines: string[] = [];
+    const keep = (chunk: Buffer) => {
+      lastLines.push(...chunk.toString('utf8').split('\n').filter((line) => line.trim() !== ''));
+      lastLines.splice(0, Math.max(0, lastLines.length - LAST_LINES_KEPT));
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
     this.child = child;
     child.on('close', (code, signal) => {
       log.end(`--- ${new Date().toISOString()} exited code=${code} signal=${signal}\n`);
       if (this.stopping) return;
-      if (!this.killedOnPurpose) this.onUnexpectedExit({ name: this.name, code, signal, at: new Date() });
+      if (!this.killedOnPurpose) this.onUnexpectedExit({ name: this.name, code, signal, at: new Date(), lastLines });
       this.killedOnPurpose = false;
       this.restarts++;
       setTimeout(() => {

@@ -23,6 +23,7 @@ import { TableSelection, type SelectionRules } from '../sink/table-selection.js'
 import { postgresTables, verifyTables, formatVerifyReport } from '../verify/verify.js';
 import { topicName } from '../core/envelope.js';
 import { checkKafkaReachable } from '../kafka/reachability.js';
+import { DEFAULT_SESSION_TIMEOUT_MS } from '../kafka/consumer.js';
 import { metricsPort, serveHealth } from '../observability/health.js';
 import { joinDashedValues, positiveInteger, runCommand, usageFailure } from './run-command.js';
 import { kafkaOptions } from './kafka-options.js';
@@ -71,6 +72,8 @@ function sinkOptions<T>(y: Argv<T>) {
     .option('batch-rows', { type: 'string', default: String(DEFAULT_LIMITS.maxRows), describe: 'flush a batch at this many rows' })
     .option('batch-bytes', { type: 'string', default: String(DEFAULT_LIMITS.maxBytes), describe: 'flush a batch at this many bytes of row text' })
     .option('linger-ms', { type: 'string', default: String(DEFAULT_LIMITS.lingerMs), describe: 'once caught up with the topic, write at most one batch per this many ms (a trickle gathers)' })
+    .option('session-timeout-ms', { type: 'string', default: String(DEFAULT_SESSION_TIMEOUT_MS),
+      describe: 'consumer group session timeout: how long a member that died keeps its partitions (the broker allows 6000 to 1800000 by default)' })
     .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' })
     .option('wait-timeout', { type: 'string', describe: `seconds to wait for an unreachable ClickHouse before failing (default: ${ONCE_WAIT_TIMEOUT_S} with --once and replay, for ever otherwise)` })
     .option('create-tables', { type: 'boolean', default: true, describe: 'create a missing ClickHouse table from the events\' schema (--no-create-tables: refuse)' })
@@ -89,7 +92,7 @@ function ratio(name: string, text: string): number {
 }
 
 type SinkArgs = TopicArgs & {
-  group: string; batchRows: string; batchBytes: string; lingerMs: string; metricsPort?: string | undefined; waitTimeout?: string | undefined;
+  group: string; batchRows: string; batchBytes: string; lingerMs: string; sessionTimeoutMs: string; metricsPort?: string | undefined; waitTimeout?: string | undefined;
   createTables: boolean; maxDeadLetterRatio: string; kafkaBrokers?: string | undefined; clickhouseUrl?: string | undefined; clickhouseCa?: string | undefined;
 } & KafkaSecurityFlags;
 
@@ -103,7 +106,8 @@ async function runWithArgs(argv: SinkArgs, mode: SinkRunOptions['mode'], fromVer
     kafka, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
     limits: { maxRows: positiveInteger('batch-rows', argv.batchRows), maxBytes: positiveInteger('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
     mode, fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, mode !== 'follow'),
-    maxDeadLetterRatio: ratio('max-dead-letter-ratio', argv.maxDeadLetterRatio), logger: createLogger('sink'), progressed: health.progressed,
+    maxDeadLetterRatio: ratio('max-dead-letter-ratio', argv.maxDeadLetterRatio),
+    sessionTimeoutMs: positiveInteger('session-timeout-ms', argv.sessionTimeoutMs), logger: createLogger('sink'), progressed: health.progressed,
   }).finally(() => health.close());
 }
 

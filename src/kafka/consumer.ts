@@ -67,13 +67,23 @@ export interface TopicReader {
 
 const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR']);
 
-export async function openTopicReader(kafka: Kafka, options: { topics: readonly string[]; groupId: string; logger: Logger }): Promise<TopicReader> {
+/** The group's session timeout unless --session-timeout-ms says otherwise (kafkajs' default too). */
+export const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
+
+export async function openTopicReader(
+  kafka: Kafka,
+  options: { topics: readonly string[]; groupId: string; logger: Logger; sessionTimeoutMs?: number | undefined },
+): Promise<TopicReader> {
   const { topics, groupId, logger } = options;
+  const sessionTimeout = options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
   const consumer = kafka.consumer({
     groupId,
     allowAutoTopicCreation: false,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
+    // How long a member that died (kill -9, a lost host) keeps its
+    // partitions before the broker gives them to the others.
+    sessionTimeout,
+    // Kafka's rule of thumb: at most a third of the session timeout.
+    heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeout / 3)),
     // Small fetches: each message's value is a view of its fetch response, so
     // the rows of an unwritten batch pin whole responses (the sink's peak RSS
     // grew with the backlog at 16 MB). The broker still returns a larger

@@ -62,6 +62,8 @@ export interface SinkRunOptions {
   createTables: boolean;
   /** How long to wait for an unreachable ClickHouse before failing (--wait-timeout); undefined: for ever. */
   waitTimeoutMs?: number | undefined;
+  /** The consumer group's session timeout (--session-timeout-ms); undefined: the default. */
+  sessionTimeoutMs?: number | undefined;
   /** A heartbeat for /readyz (observability/health.ts). */
   progressed?: () => void;
   logger: Logger;
@@ -184,7 +186,7 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
 
       await warnAboutRetention(kafka, topics, replay ? null : groupId, logger);
       logger.info(`reading ${topics.join(', ')} into ClickHouse ${selected.map((t) => t.targetTable).join(', ')}`);
-      const reader = await openTopicReader(kafka, { topics, groupId, logger });
+      const reader = await openTopicReader(kafka, { topics, groupId, logger, sessionTimeoutMs: options.sessionTimeoutMs });
       const worker = new SinkWorker(reader, routes, applier, logger, { limits: options.limits, drainTo, commit: !replay, fromVersion: options.fromVersion }, totals);
       void shutdown.requested.then(() => worker.stop());
       const progress = setInterval(() => logProgress(logger, worker.totals), 10_000).unref();

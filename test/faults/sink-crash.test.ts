@@ -12,6 +12,7 @@ import { startCli } from '../support/cli.js';
 import { sinkFixture, type SinkFixture } from '../support/sink-fixture.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const SHORT_SESSION = ['--session-timeout-ms', '6000'];
 
 async function lag(f: SinkFixture): Promise<bigint> {
   const admin = new kafkajs.Kafka({ brokers: f.services.kafkaBrokers.split(','), logLevel: kafkajs.logLevel.NOTHING }).admin();
@@ -48,12 +49,13 @@ describe('sink killed with -9 and restarted', () => {
     for (let id = 7; id <= rows; id += 120, deleted += 1) await f.feed.delete(id);
     const total = await lag(f);
     // Each round waits for the sink to commit progress (a new member first
-    // waits out the killed one's session, up to 30 s), then kills it a random
+    // waits out the killed one's session: the broker's least, 6 s, here rather
+    // than the default 30 s), then kills it a random
     // moment later, while it is writing the next batches: some kills land
     // between an insert and its offset commit.
     let before = total;
     for (let round = 0; round < 3; round += 1) {
-      const sink = startCli('sink', ['start', '--topic-prefix', f.services.topicPrefix, '--batch-rows', '2000', '--linger-ms', '100'], f.env);
+      const sink = startCli('sink', ['start', '--topic-prefix', f.services.topicPrefix, '--batch-rows', '2000', '--linger-ms', '100', ...SHORT_SESSION], f.env);
       const deadline = Date.now() + 90_000;
       while ((await lag(f)) >= before && Date.now() < deadline) await sleep(200);
       await sleep(Math.floor(Math.random() * 300));
@@ -65,7 +67,7 @@ describe('sink killed with -9 and restarted', () => {
       before = now;
     }
     assert.ok(before > 0n, 'the backlog was gone before the last kill: make it larger');
-    const finish = await f.sink(['start', '--once']);
+    const finish = await f.sink(['start', '--once', ...SHORT_SESSION]);
     assert.equal(finish.code, 0, finish.stderr);
     assert.equal(await lag(f), 0n);
     const verify = await f.sink(['verify']);
