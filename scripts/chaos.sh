@@ -2,7 +2,7 @@
 # `npm run chaos [-- --minutes N ...]`: builds, then runs scripts/chaos/main.ts
 # on a fresh stack of its own with three Kafka brokers (.stack/chaos, ports
 # 4xxxx), stopped afterwards (kept, with the run's logs in .stack/chaos/chaos,
-# when the run fails). CI runs a short one: --minutes 4.
+# when the run fails). CI runs a short one: --minutes 3.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

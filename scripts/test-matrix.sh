@@ -12,7 +12,11 @@
 #   scripts/test-matrix.sh                 every default entry
 #   scripts/test-matrix.sh pg13 kafka3.9   chosen entries
 #
-# WALBRIDGE_TEST_PORT_PREFIX  port digit of the entries' stacks (default 2)
+# WALBRIDGE_TEST_PORT_PREFIX  port digit of the first entry's stack (default 2)
+# WALBRIDGE_MATRIX_JOBS        entries run at once (default 1), each on a stack
+#                              of its own with the next port digit (2, 3, …):
+#                              most of an entry's time is waiting (process
+#                              starts, group joins, restarts), so CI runs two
 # Each entry's full output is in .stack/matrix-<entry>.log; a failed entry's is
 # also printed.
 set -euo pipefail
@@ -56,25 +60,50 @@ for entry in "${entries[@]}"; do
   STACK_PG_VERSION=$pg STACK_KAFKA_VERSION=$kafka bash scripts/install-stack.sh | grep -v 'all present' || true
 done
 
-results=()
-failed=0
-for entry in "${entries[@]}"; do
+jobs=${WALBRIDGE_MATRIX_JOBS:-1}
+[[ "$jobs" =~ ^[1-9]$ ]] && [ $((prefix + jobs - 1)) -le 5 ] \
+  || { echo "[matrix] WALBRIDGE_MATRIX_JOBS=$jobs with port digit $prefix needs digits up to $((prefix + jobs - 1)); the highest is 5" >&2; exit 2; }
+
+# One entry on the stack of port digit $2; its summary line goes to .stack/matrix-<entry>.result.
+run_entry() {
+  local entry=$1 digit=$2 pg kafka result started=$SECONDS
   read -r pg kafka <<<"$(versions_of "$entry")"
-  log=.stack/matrix-$entry.log
-  printf '[matrix] %s: PostgreSQL %s, Kafka %s ...\n' "$entry" "$pg" "$kafka"
-  started=$SECONDS
+  local log=.stack/matrix-$entry.log
+  printf '[matrix] %s: PostgreSQL %s, Kafka %s (ports %sxxxx) ...\n' "$entry" "$pg" "$kafka" "$digit"
   if STACK_PG_VERSION=$pg STACK_KAFKA_VERSION=$kafka \
-      bash scripts/with-stack.sh "matrix-$entry" "$prefix" bash scripts/test.sh --on-stack "${files[@]}" >"$log" 2>&1; then
+      bash scripts/with-stack.sh "matrix-$entry" "$digit" bash scripts/test.sh --on-stack "${files[@]}" >"$log" 2>&1; then
     result=passed
   else
     result=FAILED
-    failed=$((failed + 1))
     cat "$log"
   fi
   # node's test runner closes with "# pass N" and "# fail N".
-  counts=$(awk '/^# (pass|fail) /{printf "%s%s %s", sep, $3, $2; sep=", "}' "$log")
-  results+=("$(printf '%-13s PostgreSQL %-3s Kafka %-4s %-7s %4ds  (%s)' "$entry" "$pg" "$kafka" "$result" $((SECONDS - started)) "${counts:-no test summary}")")
-  printf '[matrix] %s\n' "${results[-1]}"
+  local counts; counts=$(awk '/^# (pass|fail) /{printf "%s%s %s", sep, $3, $2; sep=", "}' "$log")
+  printf '%-13s PostgreSQL %-3s Kafka %-4s %-7s %4ds  (%s)\n' "$entry" "$pg" "$kafka" "$result" $((SECONDS - started)) "${counts:-no test summary}" \
+    | tee ".stack/matrix-$entry.result" | sed 's/^/[matrix] /'
+}
+
+# Up to $jobs entries at once, each holding one port digit until it ends.
+declare -A running=()  # pid → port digit
+for entry in "${entries[@]}"; do
+  while [ ${#running[@]} -ge "$jobs" ]; do
+    wait -n || true
+    for pid in "${!running[@]}"; do kill -0 "$pid" 2>/dev/null || unset "running[$pid]"; done
+  done
+  free=$prefix
+  while [[ " ${running[*]} " == *" $free "* ]]; do free=$((free + 1)); done
+  rm -f ".stack/matrix-$entry.result"
+  run_entry "$entry" "$free" &
+  running[$!]=$free
+done
+wait
+
+results=()
+failed=0
+for entry in "${entries[@]}"; do
+  line=$(cat ".stack/matrix-$entry.result" 2>/dev/null || echo "$entry ended without a result")
+  results+=("$line")
+  [[ "$line" == *" passed "* ]] || failed=$((failed + 1))
 done
 
 printf '\n[matrix] results (cdc integration + end-to-end tests per version):\n'

@@ -67,6 +67,25 @@ export interface TopicReader {
 
 const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR']);
 
+/**
+ * Why Kafka did not take an offset commit that is safe to skip, else
+ * undefined (an authorization error, say, which must stop the sink).
+ * kafkajs retries a commit first; when it gives up, the broker's error is the
+ * cause (retries exhausted, or a non-retriable one such as ILLEGAL_GENERATION,
+ * which a rebalance under a commit gives).
+ */
+export function commitNotTaken(error: unknown): string | undefined {
+  const chain: { name?: string; type?: string; retriable?: boolean }[] = [];
+  for (let e = error as { cause?: unknown; originalError?: unknown } | undefined; e && chain.length < 5; e = (e.cause ?? e.originalError) as typeof e) {
+    chain.push(e as (typeof chain)[number]);
+  }
+  const type = chain.find((e) => e.type)?.type ?? '';
+  if (REBALANCE_ERRORS.has(type)) return `group is rebalancing (${type})`;
+  // A coordinator that died or moved (a broker killed, restarted): retried by kafkajs until it gave up.
+  if (chain.some((e) => e.retriable === true || e.name === 'KafkaJSNumberOfRetriesExceeded')) return 'Kafka did not answer it';
+  return undefined;
+}
+
 /** The group's session timeout unless --session-timeout-ms says otherwise (kafkajs' default too). */
 export const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
 
@@ -173,12 +192,11 @@ export async function openTopicReader(
       try {
         await consumer.commitOffsets(partitions);
       } catch (error) {
-        // kafkajs retries the commit first; when it gives up, the broker's error is the originalError (retries exhausted)
-        // or the cause (a non-retriable one such as ILLEGAL_GENERATION, which a rebalance under a commit gives).
-        const err = error as { type?: string; originalError?: { type?: string }; cause?: { type?: string } };
-        const type = err.type ?? err.originalError?.type ?? err.cause?.type ?? '';
-        if (!REBALANCE_ERRORS.has(type)) throw error;
-        logger.warn({ type }, `offset commit skipped, group ${groupId} is rebalancing; those messages will be read again (applying them is idempotent)`);
+        const skipped = commitNotTaken(error);
+        if (skipped === undefined) throw error;
+        // Nothing is lost by a commit not made: the next one covers these offsets, or the
+        // partition's next owner reads the messages again, and applying them is idempotent.
+        logger.warn({ err: (error as Error).message }, `offset commit skipped, ${skipped}; those messages will be read again if this member loses the partition first`);
         return;
       }
       for (const { topic, partition, offset } of partitions) {

@@ -122,11 +122,14 @@ export class BatchApplier {
       'Nothing of this batch was dead-lettered or committed: fix the cause and start again (or raise --max-dead-letter-ratio to dead-letter them).');
   }
 
-  /** Retries while ClickHouse is away or has a systemic error (errors.ts), saying what it waits for. */
-  private retrying<T>(holding: string, operation: () => Promise<T>): Promise<T> {
+  /**
+   * Retries while ClickHouse is away or has a systemic error (errors.ts), saying what it waits for.
+   * `signal` also ends the wait (the caller's own reason to stop, e.g. a rebalance).
+   */
+  retrying<T>(holding: string, operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     return retryWithBackoff(operation, {
-      waitingFor: `ClickHouse at ${this.clickhouseName}`, holding, isTransient: isSystemicClickHouseError, dependency: 'clickhouse', logger: this.logger, signal: this.signal,
-      giveUpAfterMs: this.giveUpAfterMs,
+      waitingFor: `ClickHouse at ${this.clickhouseName}`, holding, isTransient: isSystemicClickHouseError, dependency: 'clickhouse', logger: this.logger,
+      signal: signal && this.signal ? AbortSignal.any([signal, this.signal]) : signal ?? this.signal, giveUpAfterMs: this.giveUpAfterMs,
     });
   }
 

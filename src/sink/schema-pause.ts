@@ -6,6 +6,7 @@
  * the message in hand is committed meanwhile; nothing is dead-lettered.
  */
 import type { Logger } from '../observability/logger.js';
+import { isSystemicClickHouseError } from './clickhouse/errors.js';
 import type { TableTarget } from './table-target.js';
 
 export const PAUSE_RECHECK_MS = 5_000;
@@ -18,7 +19,7 @@ const PAUSE_LOG_EVERY_MS = 60_000;
  */
 export async function pauseUntilFits(target: TableTarget, header: Buffer | undefined, logger: Logger, signal: AbortSignal | undefined,
   options: { blockers?: string[]; stopped?: () => boolean; tick?: () => Promise<void> } = {}): Promise<boolean> {
-  let blockers = options.blockers ?? await target.recheck(header);
+  let blockers = options.blockers ?? await recheck(target, header);
   if (blockers.length === 0) return true;
   const started = Date.now();
   let loggedAt = 0;
@@ -34,8 +35,18 @@ export async function pauseUntilFits(target: TableTarget, header: Buffer | undef
       await new Promise((resolve) => setTimeout(resolve, 500));
       if (options.tick) await options.tick();
     }
-    blockers = await target.recheck(header);
+    blockers = await recheck(target, header);
   }
   logger.info(`sink resumed on ClickHouse table ${target.name} after ${Math.round((Date.now() - started) / 1000)}s: the table now holds the events' schema`);
   return true;
+}
+
+/** The table's blockers; ClickHouse away (restarting, paused) is one more reason to wait, not an error. */
+async function recheck(target: TableTarget, header: Buffer | undefined): Promise<string[]> {
+  try {
+    return await target.recheck(header);
+  } catch (error) {
+    if (!isSystemicClickHouseError(error)) throw error;
+    return [`ClickHouse did not answer the re-check: ${(error as Error).message.split('\n')[0]}`];
+  }
 }

@@ -190,7 +190,9 @@ export class SinkWorker {
   private async prepare(target: TableTarget, header: Buffer | undefined, message: ConsumedMessage, control: BatchControl): Promise<boolean | PoisonMessage> {
     let blockers: string[];
     try {
-      blockers = await target.prepare(header);
+      // Reading, creating or altering the table: a ClickHouse away (restarting, paused) is waited for like at an insert.
+      blockers = await this.keepingAlive(control, (signal) =>
+        this.applier.retrying(`the schema check of ${target.name} (offsets not committed)`, () => target.prepare(header), signal));
     } catch (error) {
       if (error instanceof PoisonMessage) return error;
       throw error;
@@ -253,12 +255,29 @@ export class SinkWorker {
       return;
     }
     const flushing = this.flushing;
+    await this.keepingAlive(control, () => flushing);
+  }
+
+  /**
+   * Waits for `work` while sending the group heartbeat every few seconds (kafkajs has no background one).
+   * When the heartbeat throws (a rebalance), `work`'s signal is aborted and the error is thrown.
+   */
+  private async keepingAlive<T>(control: BatchControl, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const abort = new AbortController();
+    const working = work(abort.signal);
     let settled = false;
-    void flushing.finally(() => (settled = true));
+    void working.then(() => (settled = true), () => (settled = true));
     while (!settled) {
-      await Promise.race([flushing, new Promise((resolve) => setTimeout(resolve, KEEPALIVE_MS))]);
-      if (!settled) await control.keepAlive();
+      await Promise.race([working, new Promise((resolve) => setTimeout(resolve, KEEPALIVE_MS))]).catch(() => {});
+      if (settled) break;
+      try {
+        await control.keepAlive();
+      } catch (error) {
+        abort.abort();
+        throw error;
+      }
     }
+    return working;
   }
 
   /** Milliseconds until the current batch is due to be written (<= 0: now; Infinity: empty). */

@@ -1,7 +1,9 @@
 /**
- * ClickHouse stopped for 20 s while the sink runs and rows keep coming: the
- * sink says what it waits for, retries with capped backoff, commits nothing
- * meanwhile, and catches up by itself once ClickHouse is back.
+ * ClickHouse stopped while the sink runs and rows keep coming, twice: before
+ * the sink's first message (its first look at the table waits) and for 20 s
+ * in mid-stream (an insert waits). The sink says what it waits for, retries
+ * with capped backoff, commits nothing meanwhile, never exits, and catches
+ * up by itself once ClickHouse is back.
  * Needs the test stack scripts/test.sh starts (WALBRIDGE_TEST_STACK_DIR).
  */
 import { after, before, describe, it } from 'node:test';
@@ -50,7 +52,21 @@ async function until(what: string, timeoutMs: number, check: () => Promise<boole
   }
 }
 
-describe('ClickHouse down for 20 s', () => {
+/** Stops the stack's ClickHouse (SIGTERM, waited for); returns when it is gone. */
+async function stopClickHouse(stackDir: string): Promise<void> {
+  const pid = await clickhousePid(stackDir);
+  process.kill(pid, 'SIGTERM');
+  await until('ClickHouse to stop', 30_000, async () => !alive(pid));
+}
+
+async function startClickHouse(stackDir: string, clickhouseUrl: string): Promise<void> {
+  const port = new URL(clickhouseUrl).port;
+  await promisify(execFile)('bash', [path.join(ROOT, 'scripts/stack.sh'), 'up'], {
+    env: { ...process.env, STACK_DIR: stackDir, STACK_PORT_PREFIX: port.slice(0, 1) },
+  });
+}
+
+describe('ClickHouse down while the sink runs', () => {
   let f: SinkFixture;
   const stackDir = process.env.WALBRIDGE_TEST_STACK_DIR;
   before(async () => {
@@ -66,12 +82,18 @@ describe('ClickHouse down for 20 s', () => {
       Number((await f.clickhouse<{ n: string }>('SELECT count() AS n FROM user_logins FINAL WHERE _is_deleted = 0'))[0]?.n ?? 0);
     const sink = startCli('sink', ['start', '--topic-prefix', f.services.topicPrefix, '--batch-rows', '2000', '--linger-ms', '200'], { ...f.env, LOG_LEVEL: 'info' });
     try {
+      // Down before the first message: the sink's first look at the table (describe, create, alter) waits too.
+      await until('the sink to join its group', 60_000, async () => /joined group/.test(sink.output().stderr));
+      await stopClickHouse(stackDir);
       await f.feed.insert(logins(1, 5_000));
+      await until('the sink to wait for ClickHouse', 30_000, async () =>
+        /waiting for ClickHouse at http:\/\/.*holding the schema check of user_logins/.test(sink.output().stderr));
+      assert.equal(sink.child.exitCode, null, `the sink exited while ClickHouse was down: ${sink.output().stderr}`);
+      await startClickHouse(stackDir, f.services.clickhouseUrl);
       await until('the first rows in ClickHouse', 60_000, async () => (await count()) === 5_000);
 
-      const pid = await clickhousePid(stackDir);
-      process.kill(pid, 'SIGTERM');
-      await until('ClickHouse to stop', 30_000, async () => !alive(pid));
+      // Down for 20 s in mid-stream: the inserts wait.
+      await stopClickHouse(stackDir);
       const stoppedAt = Date.now();
       await f.feed.insert(logins(5_001, 5_000));
       for (let id = 1; id <= 100; id += 1) await f.feed.update({ id, username: `while_down_${id}`, event_type: 'update', event_time: null });
@@ -79,10 +101,7 @@ describe('ClickHouse down for 20 s', () => {
       assert.match(sink.output().stderr, /waiting for ClickHouse at http:\/\/.*holding the insert of \d+ rows \(offsets not committed\)/);
       assert.equal(sink.child.exitCode, null, `the sink exited while ClickHouse was down: ${sink.output().stderr}`);
 
-      const port = new URL(f.services.clickhouseUrl).port;
-      await promisify(execFile)('bash', [path.join(ROOT, 'scripts/stack.sh'), 'up'], {
-        env: { ...process.env, STACK_DIR: stackDir, STACK_PORT_PREFIX: port.slice(0, 1) },
-      });
+      await startClickHouse(stackDir, f.services.clickhouseUrl);
       await until('the sink to catch up', 90_000, async () => (await count()) === 10_000);
     } finally {
       sink.child.kill('SIGTERM');
