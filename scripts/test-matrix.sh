@@ -70,15 +70,15 @@ run_entry() {
   read -r pg kafka <<<"$(versions_of "$entry")"
   local log=.stack/matrix-$entry.log
   printf '[matrix] %s: PostgreSQL %s, Kafka %s (ports %sxxxx) ...\n' "$entry" "$pg" "$kafka" "$digit"
-  if STACK_PG_VERSION=$pg STACK_KAFKA_VERSION=$kafka \
+  if STACK_PG_VERSION=$pg STACK_KAFKA_VERSION=$kafka WALBRIDGE_TEST_CONCURRENCY=1 \
       bash scripts/with-stack.sh "matrix-$entry" "$digit" bash scripts/test.sh --on-stack "${files[@]}" >"$log" 2>&1; then
     result=passed
   else
     result=FAILED
     cat "$log"
   fi
-  # node's test runner closes with "# pass N" and "# fail N".
-  local counts; counts=$(awk '/^# (pass|fail) /{printf "%s%s %s", sep, $3, $2; sep=", "}' "$log")
+  # Each run of node's test runner closes with "# pass N" and "# fail N".
+  local counts; counts=$(awk '/^# (pass|fail) /{n[$2]+=$3; seen=1} END{if (seen) printf "%d pass, %d fail", n["pass"], n["fail"]}' "$log")
   printf '%-13s PostgreSQL %-3s Kafka %-4s %-7s %4ds  (%s)\n' "$entry" "$pg" "$kafka" "$result" $((SECONDS - started)) "${counts:-no test summary}" \
     | tee ".stack/matrix-$entry.result" | sed 's/^/[matrix] /'
 }

@@ -29,11 +29,27 @@ fi
 if [ $# -eq 0 ]; then
   set -- dist/test/unit/*.test.js dist/test/integration/*.test.js dist/test/e2e/*.test.js dist/test/faults/*.test.js
 fi
-files=()
-for f in "$@"; do [ -e "$f" ] && files+=("$f"); done
+# Two files at a time: most of a test's time is waiting (process starts,
+# group joins, outages it causes), so the second core is not idle. Files that
+# stop or restart the shared stack's own servers run afterwards, alone.
+# WALBRIDGE_TEST_CONCURRENCY=1 runs every file alone (the matrix does: it
+# runs two entries at once).
+concurrency=${WALBRIDGE_TEST_CONCURRENCY:-2}
+stack_disruptive=" cdc-outages sink-clickhouse-down "
+shared=() alone=()
+for f in "$@"; do
+  [ -e "$f" ] || continue
+  if [[ "$stack_disruptive" == *" $(basename "$f" .test.js) "* ]]; then alone+=("$f"); else shared+=("$f"); fi
+done
 # The code under test must not fall back to a developer's stack (or its Kafka security, ClickHouse CA
 # or personal-data settings) by accident.
-exec env -u DATABASE_URL -u KAFKA_BROKERS -u CLICKHOUSE_URL -u KAFKA_SSL -u KAFKA_SSL_CA -u KAFKA_SSL_CERT -u KAFKA_SSL_KEY \
-  -u KAFKA_SSL_VERIFY_HOSTNAME -u KAFKA_SASL_MECHANISM -u KAFKA_SASL_USERNAME -u KAFKA_SASL_PASSWORD -u KAFKA_SASL_PASSWORD_FILE \
-  -u CLICKHOUSE_CA_FILE -u CDC_EXCLUDE_COLUMNS -u CDC_HASH_COLUMNS -u CDC_HASH_KEY -u CDC_HASH_KEY_FILE \
-  node --test --test-concurrency=1 --test-timeout=600000 "${files[@]}"
+run_tests() {
+  env -u DATABASE_URL -u KAFKA_BROKERS -u CLICKHOUSE_URL -u KAFKA_SSL -u KAFKA_SSL_CA -u KAFKA_SSL_CERT -u KAFKA_SSL_KEY \
+    -u KAFKA_SSL_VERIFY_HOSTNAME -u KAFKA_SASL_MECHANISM -u KAFKA_SASL_USERNAME -u KAFKA_SASL_PASSWORD -u KAFKA_SASL_PASSWORD_FILE \
+    -u CLICKHOUSE_CA_FILE -u CDC_EXCLUDE_COLUMNS -u CDC_HASH_COLUMNS -u CDC_HASH_KEY -u CDC_HASH_KEY_FILE \
+    node --test --test-timeout=600000 "$@"
+}
+status=0
+[ ${#shared[@]} -eq 0 ] || run_tests --test-concurrency="$concurrency" "${shared[@]}" || status=$?
+[ ${#alone[@]} -eq 0 ] || run_tests --test-concurrency=1 "${alone[@]}" || status=$?
+exit "$status"

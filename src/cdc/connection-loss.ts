@@ -42,8 +42,23 @@ const SERVER_GOING_CODES = new Set(['57P01', '57P02', '57P03', '53300']);
 /** node-postgres' own errors for a connection that is gone (they carry no code). */
 const PG_LOST = /Connection terminated|not queryable|Client was closed|timeout expired|the database system is (starting up|shutting down|in recovery|not yet accepting connections)/i;
 
+/**
+ * Errors Kafka's protocol calls final, but final only for the producer that
+ * got them: seen while a broker restarts or partition leaders move (in the
+ * chaos run, the idempotent producer's sequence state went stale after a
+ * broker came back). Each attempt opens a new producer (a new producer ID,
+ * sequences from 0) and re-reads from the slot's confirmed LSN, so starting
+ * over heals them; nothing was confirmed that Kafka did not take.
+ */
+const HEALED_BY_A_NEW_ATTEMPT = new Set([
+  'BROKER_NOT_AVAILABLE', 'NEW_LEADER_ELECTED', 'UNKNOWN_SERVER_ERROR',
+  'OUT_OF_ORDER_SEQUENCE_NUMBER', 'DUPLICATE_SEQUENCE_NUMBER', 'INVALID_PRODUCER_EPOCH', 'UNKNOWN_PRODUCER_ID',
+]);
+
 interface ErrorFields {
   name?: string;
+  /** @platformatic/kafka's protocol error id, e.g. NOT_LEADER_OR_FOLLOWER. */
+  apiId?: string;
   code?: string;
   message?: string;
   cause?: unknown;
@@ -79,6 +94,7 @@ function platformaticRetriable(err: ErrorFields): boolean {
   }
   if (err.code === 'PLT_KFK_NETWORK') return true;
   if (err.canRetry === true) return true;
+  if (err.apiId !== undefined && HEALED_BY_A_NEW_ATTEMPT.has(err.apiId)) return true;
   return err.cause !== undefined && lostDependency(err.cause) !== null;
 }
 

@@ -21,7 +21,7 @@ export async function runCommand(body: () => Promise<number | void>): Promise<ne
       code = EXIT_CONFIG;
     } else {
       const err = error as Error;
-      process.stderr.write(`error: ${redactUrl(err.message)}\n`);
+      process.stderr.write(`error: ${redactUrl(withInnerErrors(err))}\n`);
       if (process.env.LOG_LEVEL === 'debug' && err.stack) process.stderr.write(`${redactUrl(err.stack)}\n`);
       code = EXIT_RUNTIME;
     }
@@ -97,4 +97,19 @@ export function positiveInteger(name: string, text: string | number): number {
   const value = Number(text);
   if (!/^\s*\d+\s*$/.test(String(text)) || value <= 0) throw new ConfigError(`--${name} must be a positive integer, got '${text}'`);
   return value;
+}
+
+/**
+ * The message, and for an aggregate (a Kafka client's "Producing messages
+ * failed.", an AggregateError) the errors inside it: the outer message alone
+ * does not say what failed.
+ */
+export function withInnerErrors(error: Error): string {
+  const inner = (error as { errors?: unknown }).errors;
+  if (!Array.isArray(inner) || inner.length === 0) return error.message;
+  const described = inner.slice(0, 5).map((e) => {
+    const fields = (e ?? {}) as { apiId?: string; message?: string };
+    return fields.apiId ? `${fields.apiId}: ${fields.message ?? ''}` : fields.message ?? String(e);
+  });
+  return `${error.message} (${described.join('; ')}${inner.length > 5 ? `; and ${inner.length - 5} more` : ''})`;
 }

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KafkaUnreachable, lostDependency, StreamEnded } from '../../src/cdc/connection-loss.js';
 import { ConfigError } from '../../src/core/exit-codes.js';
+import { withInnerErrors } from '../../src/cli/run-command.js';
 
 const withFields = (message: string, fields: Record<string, unknown>): Error => Object.assign(new Error(message), fields);
 /** @platformatic/kafka's error for a broken connection. */
@@ -26,6 +27,11 @@ describe('lostDependency: an outage to ride through, or a real failure', () => {
       new KafkaUnreachable('Kafka is not reachable at 127.0.0.1:9092'),
       network(),
       withFields('Producing messages failed.', { code: 'PLT_KFK_MULTIPLE', errors: [network(), withFields('leader moved', { code: 'PLT_KFK_PROTOCOL', canRetry: true })] }),
+      // Final for the producer that got it, healed by the next attempt's new producer (seen in the chaos run after a broker came back).
+      withFields('Producing messages failed.', { code: 'PLT_KFK_MULTIPLE', errors: [
+        withFields('out of order sequence', { code: 'PLT_KFK_PROTOCOL', apiId: 'OUT_OF_ORDER_SEQUENCE_NUMBER', canRetry: false }),
+        withFields('unknown producer', { code: 'PLT_KFK_PROTOCOL', apiId: 'UNKNOWN_PRODUCER_ID', canRetry: false }),
+      ] }),
       withFields('Connection error', { name: 'KafkaJSConnectionError', retriable: true }),
       withFields('retries exceeded', { name: 'KafkaJSNumberOfRetriesExceeded', retriable: false, cause: withFields('refused', { name: 'KafkaJSConnectionError', retriable: true }) }),
     ]) assert.equal(lostDependency(error), 'kafka', error.message);
@@ -37,9 +43,22 @@ describe('lostDependency: an outage to ride through, or a real failure', () => {
       withFields('permission denied for table user_logins', { code: '42501' }),
       withFields('password authentication failed', { code: '28P01' }),
       new Error('pgoutput change outside a transaction'),
-      withFields('Producing messages failed.', { code: 'PLT_KFK_MULTIPLE', errors: [network(), withFields('record too large', { code: 'PLT_KFK_PROTOCOL', canRetry: false })] }),
+      withFields('Producing messages failed.', { code: 'PLT_KFK_MULTIPLE', errors: [network(), withFields('record too large', { code: 'PLT_KFK_PROTOCOL', apiId: 'MESSAGE_TOO_LARGE', canRetry: false })] }),
+      withFields('Producing messages failed.', { code: 'PLT_KFK_MULTIPLE', errors: [withFields('not allowed', { code: 'PLT_KFK_PROTOCOL', apiId: 'TOPIC_AUTHORIZATION_FAILED', canRetry: false })] }),
       withFields('invalid replication factor', { name: 'KafkaJSProtocolError', retriable: false }),
     ]) assert.equal(lostDependency(error), null, error.message);
   });
 });
 
+
+describe('withInnerErrors: what a fatal error prints', () => {
+  it('names the errors inside an aggregate, the Kafka protocol error id first', () => {
+    const error = withFields('Producing messages failed.', { errors: [
+      withFields('The broker received an out of order sequence number.', { apiId: 'OUT_OF_ORDER_SEQUENCE_NUMBER' }),
+      new Error('Connection closed'),
+    ] });
+    assert.equal(withInnerErrors(error),
+      'Producing messages failed. (OUT_OF_ORDER_SEQUENCE_NUMBER: The broker received an out of order sequence number.; Connection closed)');
+    assert.equal(withInnerErrors(new Error('plain')), 'plain');
+  });
+});
