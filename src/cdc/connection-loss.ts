@@ -92,7 +92,8 @@ function platformaticRetriable(err: ErrorFields): boolean {
       return typeof fields.code === 'string' && fields.code.startsWith('PLT_KFK_') ? platformaticRetriable(fields) : lostDependency(inner) !== null;
     });
   }
-  if (err.code === 'PLT_KFK_NETWORK') return true;
+  // A connection that broke mid-request (a broker killed) surfaces as either of the last two.
+  if (err.code === 'PLT_KFK_NETWORK' || err.code === 'PLT_KFK_UNFINISHED_WRITE_BUFFER' || err.code === 'PLT_KFK_UNEXPECTED_CORRELATION_ID') return true;
   if (err.canRetry === true) return true;
   if (err.apiId !== undefined && HEALED_BY_A_NEW_ATTEMPT.has(err.apiId)) return true;
   return err.cause !== undefined && lostDependency(err.cause) !== null;
