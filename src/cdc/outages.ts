@@ -15,6 +15,12 @@ import { lostDependency, type Dependency } from './connection-loss.js';
 import type { CaptureOptions, CaptureSummary } from './run.js';
 
 const RETRY = { initialDelayMs: 500, maxDelayMs: 30_000 };
+/**
+ * A stream that starts again ends the outage only once it has lasted this
+ * long: one that keeps failing right after it starts (a crash loop) backs
+ * off and meets `--retry-for` like one long outage.
+ */
+export const STREAM_HELD_MS = 30_000;
 
 /** What an attempt hands on to the next one after an outage. */
 export interface Carried {
@@ -39,13 +45,23 @@ export interface Carried {
  * with the summary, or throws: a real failure at once, an outage once
  * `retryForMs` ran out (RetryGaveUp), or a stop signal while waiting.
  */
-export async function rideThrough(options: CaptureOptions, attempt: (options: CaptureOptions, carried: Carried) => Promise<CaptureSummary>): Promise<CaptureSummary> {
+export async function rideThrough(options: CaptureOptions, attempt: (options: CaptureOptions, carried: Carried) => Promise<CaptureSummary>,
+  streamHeldMs = STREAM_HELD_MS): Promise<CaptureSummary> {
   const outage = new Outage({ logger: options.logger, signal: options.signal, giveUpAfterMs: options.retryForMs, bound: '--retry-for', ...RETRY });
-  const carried: Carried = { counts: { c: 0, u: 0, d: 0, r: 0, t: 0 }, target: undefined, confirmed: null, fromLsnChecked: false, recovered: (from) => outage.recovered(`streaming again from ${formatLsn(from)}`) };
+  let held: NodeJS.Timeout | undefined;
+  const carried: Carried = {
+    counts: { c: 0, u: 0, d: 0, r: 0, t: 0 }, target: undefined, confirmed: null, fromLsnChecked: false,
+    recovered: (from) => {
+      outage.recovered(`streaming again from ${formatLsn(from)}`, true);
+      clearTimeout(held);
+      held = setTimeout(() => outage.settled(), streamHeldMs).unref();
+    },
+  };
   for (;;) {
     try {
       return await attempt(options, carried);
     } catch (error) {
+      clearTimeout(held);
       const dependency = lostDependency(error);
       if (dependency === null) throw error;
       try {
