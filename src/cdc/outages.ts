@@ -17,8 +17,8 @@ import type { CaptureOptions, CaptureSummary } from './run.js';
 const RETRY = { initialDelayMs: 500, maxDelayMs: 30_000 };
 /**
  * A stream that starts again ends the outage only once it has lasted this
- * long: one that keeps failing right after it starts (a crash loop) backs
- * off and meets `--retry-for` like one long outage.
+ * long: one that keeps failing right after it starts (a crash loop) meets
+ * `--retry-for` like one long outage.
  */
 export const STREAM_HELD_MS = 30_000;
 

@@ -126,14 +126,15 @@ export class Outage {
 
   /**
    * The dependency answered again: says so (once per outage; `then`: what goes on now) and clears the waiting gauge.
-   * `provisionally`: the backoff and the bound keep counting until settled() (a failure before that is the same
-   * outage, so a crash loop backs off and gives up like one long outage).
+   * `provisionally`: the bound keeps counting until settled() (a failure before that is the same outage, so a
+   * crash loop gives up like one long outage); the backoff starts short again either way.
    */
   recovered(then?: string, provisionally = false): void {
     if (this.since === undefined || !this.waiting) return;
     if (this.waiting.dependency) clearWaiting(this.waiting.dependency);
     this.options.logger.info({ attempts: this.attempts + 1, waitedMs: Date.now() - this.since }, `${this.waiting.waitingFor} is back; ${then ?? `${this.waiting.holding} went through`}`);
     this.waiting = undefined;
+    this.attempts = 0;
     if (!provisionally) this.settled();
   }
 
