@@ -57,8 +57,8 @@ export interface SealingTruncate {
 export class RowBatch<M> {
   readonly rows = new Map<string, PendingRow<M>>();
   readonly deadLetters: DeadLetter<M>[] = [];
-  /** topic → partition → the next offset and the generation it was read in. */
-  private readonly taken = new Map<string, Map<number, { next: bigint; generation: number }>>();
+  /** topic → partition → the last offset taken and the generation it was read in (updated in place: no object per message). */
+  private readonly taken = new Map<string, Map<number, { last: bigint; generation: number }>>();
   /** The truncate that ends this batch, if any. */
   truncate: SealingTruncate | undefined;
   bytes = 0;
@@ -86,14 +86,20 @@ export class RowBatch<M> {
     this.startedAt ??= now;
     let offsets = this.taken.get(topic);
     if (!offsets) this.taken.set(topic, (offsets = new Map()));
-    offsets.set(partition, { next: offset + 1n, generation });
+    const entry = offsets.get(partition);
+    if (entry) {
+      entry.last = offset;
+      entry.generation = generation;
+    } else {
+      offsets.set(partition, { last: offset, generation });
+    }
   }
 
   /** The offsets to commit once written: those read in the generation `current` (earlier ones are read again). */
   nextOffsets(current: number): Map<string, Map<number, bigint>> {
     const result = new Map<string, Map<number, bigint>>();
     for (const [topic, partitions] of this.taken) {
-      const offsets = new Map([...partitions].filter(([, taken]) => taken.generation === current).map(([partition, taken]) => [partition, taken.next]));
+      const offsets = new Map([...partitions].filter(([, taken]) => taken.generation === current).map(([partition, taken]) => [partition, taken.last + 1n]));
       if (offsets.size > 0) result.set(topic, offsets);
     }
     return result;
