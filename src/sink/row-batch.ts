@@ -65,8 +65,6 @@ export class RowBatch<M> {
   messages = 0;
   /** Rows replaced by (or dropped for) another row of the same key. */
   collapsed = 0;
-  /** Date.now() when the first message was taken, undefined while empty. */
-  startedAt: number | undefined;
   private unkeyed = 0;
 
   constructor(private readonly limits: BatchLimits) {}
@@ -81,9 +79,8 @@ export class RowBatch<M> {
   }
 
   /** Records that the message at `offset` of the topic's `partition` belongs to this batch. */
-  take(topic: string, partition: number, offset: bigint, now: number, generation: number): void {
+  take(topic: string, partition: number, offset: bigint, generation: number): void {
     this.messages += 1;
-    this.startedAt ??= now;
     let offsets = this.taken.get(topic);
     if (!offsets) this.taken.set(topic, (offsets = new Map()));
     const entry = offsets.get(partition);
