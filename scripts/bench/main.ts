@@ -22,7 +22,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 
 const argv = yargs(hideBin(process.argv))
   .scriptName('bench')
-  .option('quick', { type: 'boolean', default: false, describe: 'CI-sized smoke run (about 90 s on a quiet machine)' })
+  .option('quick', { type: 'boolean', default: false, describe: 'CI-sized smoke run (50,000 rows, a short steady curve; about 90 s on a quiet machine)' })
   .option('rows', { type: 'number', describe: 'backlog and snapshot size (default 1,000,000; quick 50,000)' })
   .option('rates', { type: 'string', describe: 'steady write rates, rows/s, comma-separated (default 2000,5000,10000,20000; quick 2000,10000)' })
   .option('seconds', { type: 'number', describe: 'length of each steady run (default 20; quick 6)' })
