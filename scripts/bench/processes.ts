@@ -1,11 +1,13 @@
 /**
  * Child processes for the benchmark: the walbridge CLIs with their peak RSS
- * sampled from /proc, and plain commands timed.
+ * sampled from /proc and their CPU time reported at exit (rusage-hook.ts),
+ * and plain commands timed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
+import { RUSAGE_MARK } from './rusage-mark.js';
 
 const CLI_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli');
 
@@ -14,8 +16,19 @@ export interface Finished {
   stdout: string;
   stderr: string;
   seconds: number;
-  /** Peak resident set size in MB (VmHWM, read until the process ended). */
+  /** Peak resident set size in MB (VmHWM, read until the process ended; the exit's own figure when reported). */
   peakRssMb: number;
+  /** User + system CPU seconds of the whole run, as the process reported at exit; NaN when it did not (not a CLI, or killed). */
+  cpuSeconds: number;
+}
+
+/** The CPU seconds and peak RSS a CLI printed at exit (rusage-hook.ts). */
+function reportedUsage(stderr: string): { cpuSeconds: number; peakRssMb: number } | undefined {
+  const at = stderr.lastIndexOf(RUSAGE_MARK);
+  if (at < 0) return undefined;
+  const line = stderr.slice(at + RUSAGE_MARK.length).split('\n', 1)[0] ?? '';
+  const usage = JSON.parse(line) as { userUs: number; systemUs: number; maxRssKb: number };
+  return { cpuSeconds: (usage.userUs + usage.systemUs) / 1e6, peakRssMb: usage.maxRssKb / 1024 };
 }
 
 export interface Running {
@@ -51,7 +64,11 @@ export function startProcess(command: string, args: string[], env: NodeJS.Proces
       clearInterval(sampler);
     });
     child.on('close', (code) => {
-      resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000, peakRssMb });
+      const usage = reportedUsage(stderr);
+      resolve({
+        code, stdout, stderr, seconds: (performance.now() - started) / 1000,
+        peakRssMb: Math.max(peakRssMb, usage?.peakRssMb ?? 0), cpuSeconds: usage?.cpuSeconds ?? Number.NaN,
+      });
     });
   });
   return {
@@ -69,9 +86,10 @@ export function startProcess(command: string, args: string[], env: NodeJS.Proces
  * BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' (NODE_OPTIONS refuses --cpu-prof).
  */
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const RUSAGE_HOOK = pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'rusage-hook.js')).href;
 
 export function startCli(name: 'cdc' | 'sink' | 'migrate', args: string[], env: NodeJS.ProcessEnv): Running {
-  const nodeArgs = name === 'migrate' ? [] : NODE_ARGS;
+  const nodeArgs = name === 'migrate' ? [] : ['--import', RUSAGE_HOOK, ...NODE_ARGS];
   return startProcess(process.execPath, [...nodeArgs, path.join(CLI_DIR, `${name}.js`), ...args], { LOG_LEVEL: 'warn', ...env });
 }
 

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { cliEnv } from '../../test/support/cli.js';
 import { isolatedServices, type IsolatedServices, type ServiceUrls } from '../../test/support/services.js';
 import { openClickHouse } from '../../src/sink/clickhouse/client.js';
-import { runToEnd, startCli, startProcess } from './processes.js';
+import { runToEnd, startCli, startProcess, type Finished } from './processes.js';
 
 const exec = promisify(execFile);
 
@@ -104,6 +104,24 @@ export interface CatchUpResult {
   limitRowsPerSecond: number;
   cdcPeakRssMb: number;
   sinkPeakRssMb: number;
+  /** User + system CPU of each whole process run (start-up included), and per row carried. */
+  cdcCpuSeconds: number;
+  sinkCpuSeconds: number;
+  cdcCpuUsPerRow: number;
+  sinkCpuUsPerRow: number;
+}
+
+/** The CPU and memory figures of a cdc and a sink run that carried `rows` rows. */
+function processFigures(rows: number, cdc: Finished, sink: Finished): Pick<CatchUpResult,
+  'cdcPeakRssMb' | 'sinkPeakRssMb' | 'cdcCpuSeconds' | 'sinkCpuSeconds' | 'cdcCpuUsPerRow' | 'sinkCpuUsPerRow'> {
+  return {
+    cdcPeakRssMb: cdc.peakRssMb,
+    sinkPeakRssMb: sink.peakRssMb,
+    cdcCpuSeconds: cdc.cpuSeconds,
+    sinkCpuSeconds: sink.cpuSeconds,
+    cdcCpuUsPerRow: (cdc.cpuSeconds * 1e6) / rows,
+    sinkCpuUsPerRow: (sink.cpuSeconds * 1e6) / rows,
+  };
 }
 
 /**
@@ -134,14 +152,7 @@ export async function catchUp(base: ServiceUrls, rows: number, markSent: boolean
     const cdcResult = await runToEnd(cdc, 'cdc --once (catch-up)');
     const sinkResult = await sink.stop();
     const seconds = (done - started) / 1000;
-    return {
-      rows,
-      seconds,
-      rowsPerSecond: rows / seconds,
-      limitRowsPerSecond: rows / limit.seconds,
-      cdcPeakRssMb: cdcResult.peakRssMb,
-      sinkPeakRssMb: sinkResult.peakRssMb,
-    };
+    return { rows, seconds, rowsPerSecond: rows / seconds, limitRowsPerSecond: rows / limit.seconds, ...processFigures(rows, cdcResult, sinkResult) };
   } finally {
     await ws.cleanup();
   }
@@ -214,7 +225,7 @@ export async function catchUpManyTables(base: ServiceUrls, rows: number, tables:
     const seconds = (done - started) / 1000;
     return {
       tables, rows: total, seconds, rowsPerSecond: total / seconds, limitRowsPerSecond: total / limit.seconds,
-      cdcPeakRssMb: cdcResult.peakRssMb, sinkPeakRssMb: sinkResult.peakRssMb,
+      ...processFigures(total, cdcResult, sinkResult),
     };
   } finally {
     await ws.cleanup();
@@ -235,6 +246,9 @@ export interface LatencyResult {
   latenciesMs: number[];
   cdcPeakRssMb: number;
   sinkPeakRssMb: number;
+  /** CPU seconds of each whole process run (3 s idle start included). */
+  cdcCpuSeconds: number;
+  sinkCpuSeconds: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -243,7 +257,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /**
- * A fixed write rate (transactions of 20 rows every 10 ms = 2,000 rows/s) with
+ * A fixed write rate (transactions of rate/100 rows every 10 ms) with
  * cdc and sink running; latency per transaction from its COMMIT returning to
  * its last id being visible in ClickHouse, polled every `pollIntervalMs`.
  */
@@ -311,6 +325,8 @@ export async function steadyLatency(base: ServiceUrls, rowsPerSecond: number, se
       latenciesMs,
       cdcPeakRssMb: cdcResult.peakRssMb,
       sinkPeakRssMb: sinkResult.peakRssMb,
+      cdcCpuSeconds: cdcResult.cpuSeconds,
+      sinkCpuSeconds: sinkResult.cpuSeconds,
     };
   } finally {
     await ws.cleanup();
@@ -324,6 +340,8 @@ export interface SnapshotResult {
   limitRowsPerSecond: number;
   cdcPeakRssMb: number;
   sinkPeakRssMb: number;
+  cdcCpuSeconds: number;
+  sinkCpuSeconds: number;
 }
 
 /**
@@ -352,6 +370,82 @@ export async function snapshot(base: ServiceUrls, rows: number): Promise<Snapsho
       limitRowsPerSecond: rows / limitSeconds,
       cdcPeakRssMb: cdc.peakRssMb,
       sinkPeakRssMb: sink.peakRssMb,
+      cdcCpuSeconds: cdc.cpuSeconds,
+      sinkCpuSeconds: sink.cpuSeconds,
+    };
+  } finally {
+    await ws.cleanup();
+  }
+}
+
+/** The wide-rows scenario's text column: this many bytes per row, incompressible (hex of md5s). */
+export const WIDE_PAYLOAD_BYTES = 2048;
+
+export interface WideRowsResult extends CatchUpResult {
+  payloadBytes: number;
+  /** MB/s of the payload column end to end (PostgreSQL commit → ClickHouse). */
+  megabytesPerSecond: number;
+  /** The same payload through the clients alone, in the same run (raw-clients.ts). */
+  rawKafkaMegabytesPerSecond: number;
+  rawClickHouseMegabytesPerSecond: number;
+}
+
+/**
+ * Catch-up of a backlog of wide rows (user_logins plus a 2 KB text column),
+ * one table: payload MB/s end to end, next to the platformatic producer and a
+ * ClickHouse insert carrying the same payload alone (`raw`, measured here so
+ * the three share the machine's state).
+ */
+export async function wideRows(base: ServiceUrls, rows: number,
+  raw: { kafka(rows: number, payloadBytes: number): Promise<number>; clickhouse(ws: Workspace, table: string, rows: number, payloadBytes: number): Promise<number> }): Promise<WideRowsResult> {
+  const ws = await workspace('wide', base);
+  try {
+    await ws.sql('CREATE TABLE bench_wide (LIKE user_logins INCLUDING ALL)');
+    await ws.sql('ALTER TABLE bench_wide ADD COLUMN payload text');
+    const selection = ['--table', 'public.bench_wide'];
+    await runToEnd(startCli('cdc', cdcArgs(ws, ['--once', '--snapshot', 'none', ...selection]), ws.env), 'cdc (slot creation)');
+    const client = new pg.Client({ connectionString: ws.databaseUrl });
+    await client.connect();
+    try {
+      await client.query('SET synchronous_commit = off');
+      await client.query(`DO $$
+        BEGIN
+          FOR i IN 1..${Math.ceil(rows / 10)} LOOP
+            INSERT INTO bench_wide (username, event_type, event_time, payload)
+            SELECT 'user_' || (i * 10 + g), 'login', clock_timestamp(),
+                   (SELECT string_agg(md5((i * 10 + g)::text || ':' || k), '') FROM generate_series(1, ${WIDE_PAYLOAD_BYTES / 32}) AS k)
+            FROM generate_series(1, 10) AS g;
+            COMMIT;
+          END LOOP;
+        END $$`);
+    } finally {
+      await client.end();
+    }
+    const total = Math.ceil(rows / 10) * 10;
+    const started = performance.now();
+    const sink = startCli('sink', sinkArgs(ws, selection), ws.env);
+    const cdc = startCli('cdc', cdcArgs(ws, ['--once', ...selection]), ws.env);
+    const deadline = performance.now() + 30 * 60_000;
+    let done = 0;
+    for (;;) {
+      // The table appears when the sink creates it.
+      if (await ws.clickhouseScalar('SELECT count() AS v FROM bench_wide').catch(() => 0) >= total) {
+        done = performance.now();
+        break;
+      }
+      if (performance.now() > deadline) throw new Error(`ClickHouse did not reach ${total} wide rows within 30 min`);
+      await sleep(200);
+    }
+    const cdcResult = await runToEnd(cdc, 'cdc --once (catch-up, wide rows)');
+    const sinkResult = await sink.stop();
+    const seconds = (done - started) / 1000;
+    const megabytes = (total * WIDE_PAYLOAD_BYTES) / 1e6;
+    return {
+      rows: total, seconds, rowsPerSecond: total / seconds, limitRowsPerSecond: Number.NaN, ...processFigures(total, cdcResult, sinkResult),
+      payloadBytes: WIDE_PAYLOAD_BYTES,
+      megabytesPerSecond: megabytes / seconds,
+      rawKafkaMegabytesPerSecond: ((await raw.kafka(total, WIDE_PAYLOAD_BYTES)) * WIDE_PAYLOAD_BYTES) / 1e6,
+      rawClickHouseMegabytesPerSecond: ((await raw.clickhouse(ws, 'bench_wide', total, WIDE_PAYLOAD_BYTES)) * WIDE_PAYLOAD_BYTES) / 1e6,
     };
   } finally {
     await ws.cleanup();

@@ -54,6 +54,8 @@ export class Batcher {
   private paused = false;
   private failure: Error | null = null;
   private waiters: { count: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Schema header value → the headers of a message carrying only it (weak: a replaced schema's entry goes with it). */
+  private readonly sharedHeaders = new WeakMap<Buffer, Map<Buffer, Buffer>>();
 
   constructor(private readonly options: BatcherOptions) {}
 
@@ -127,14 +129,34 @@ export class Batcher {
 
   private async send(batch: Batch): Promise<void> {
     if (batch.pendingSchemas.size > 0) await Promise.all([...batch.pendingSchemas].map((schema) => schema.ready));
-    const messages = batch.changes.map((change, i): OutgoingMessage => {
-      const headers = new Map<Buffer, Buffer>();
-      if (change.schema?.value) headers.set(SCHEMA_HEADER_KEY, change.schema.value);
-      for (const [name, value] of change.headers ?? []) headers.set(Buffer.from(name), Buffer.from(value, 'utf8'));
-      const partition = batch.partitions.get(i);
-      return { topic: change.topic, key: partition === undefined ? change.key : null, value: change.value, ...(partition === undefined ? {} : { partition }), headers };
-    });
+    const messages = new Array<OutgoingMessage>(batch.changes.length);
+    for (let i = 0; i < batch.changes.length; i++) {
+      const change = batch.changes[i]!;
+      const partition = batch.partitions.size === 0 ? undefined : batch.partitions.get(i);
+      const message: OutgoingMessage = { topic: change.topic, key: partition === undefined ? change.key : null, value: change.value, headers: this.headersOf(change) };
+      if (partition !== undefined) message.partition = partition;
+      messages[i] = message;
+    }
     await this.options.producer.send(messages);
+  }
+
+  /**
+   * The Kafka headers of a change. The usual change carries only its schema
+   * header: one Map per schema header, shared by its messages (the producer
+   * only reads it), rather than a Map per message.
+   */
+  private headersOf(change: DecodedChange): Map<Buffer, Buffer> {
+    const schema = change.schema?.value ?? null;
+    if (change.headers === null || change.headers.length === 0) {
+      if (schema === null) return NO_HEADERS;
+      let shared = this.sharedHeaders.get(schema);
+      if (!shared) this.sharedHeaders.set(schema, (shared = new Map([[SCHEMA_HEADER_KEY, schema]])));
+      return shared;
+    }
+    const headers = new Map<Buffer, Buffer>();
+    if (schema !== null) headers.set(SCHEMA_HEADER_KEY, schema);
+    for (const [name, value] of change.headers) headers.set(Buffer.from(name), Buffer.from(value, 'utf8'));
+    return headers;
   }
 
   private async markAndReport(batch: Batch): Promise<void> {
@@ -169,6 +191,7 @@ export class Batcher {
 }
 
 const SCHEMA_HEADER_KEY = Buffer.from(SCHEMA_HEADER);
+const NO_HEADERS: Map<Buffer, Buffer> = new Map();
 
 function emptyBatch(end: number): Batch {
   return { changes: [], partitions: new Map(), marks: new Map(), pendingSchemas: new Set(), bytes: 0, end };

@@ -43,8 +43,6 @@ export interface ConsumedMessage {
 export interface BatchControl {
   /** Offset of the batch's last record, control records included (they never reach the handler). */
   lastOffset: bigint;
-  /** The batch reaches the partition's end as of this fetch: nothing more to read there right now. */
-  caughtUp: boolean;
   taken(offset: bigint): void;
   keepAlive(): Promise<void>;
 }
@@ -176,7 +174,6 @@ export async function openTopicReader(
           const lastOffset = BigInt(batch.lastOffset());
           await handler(batch.topic, batch.partition, messages, {
             lastOffset,
-            caughtUp: lastOffset + 1n >= BigInt(batch.highWatermark),
             taken: (offset) => resolveOffset(offset.toString()),
             keepAlive: heartbeat,
           });

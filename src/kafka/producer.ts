@@ -10,7 +10,7 @@
  * sink's consumer stay on kafkajs (client.ts).
  */
 import net from 'node:net';
-import { compatibilityPartitioner, Producer, type ProducerOptions } from '@platformatic/kafka';
+import { compatibilityPartitioner, Producer, type MessageToProduce, type ProducerOptions } from '@platformatic/kafka';
 import type { KafkaConnection } from '../config/kafka.js';
 import { cdcMetrics } from '../observability/metrics.js';
 import type { Kafka } from './client.js';
@@ -58,16 +58,18 @@ export async function connectProducer(connection: KafkaConnection, clientId: str
       metrics.sendMessages.observe(messages.length);
       const keys = encodeAll(messages.map((m) => m.key ?? ''));
       const values = encodeAll(messages.map((m) => m.value ?? ''));
-      await producer.send({
-        messages: messages.map(({ topic, key, value, partition, headers }, i) => ({
-          topic,
-          ...(key === null ? {} : { key: keys[i] }),
-          // A tombstone's value is absent (null on the wire).
-          ...(value === null ? {} : { value: values[i] }),
-          ...(partition === undefined ? {} : { partition }),
-          ...(headers === undefined ? {} : { headers }),
-        })),
-      });
+      const records = new Array<MessageToProduce<Buffer, Buffer, Buffer, Buffer>>(messages.length);
+      for (let i = 0; i < messages.length; i++) {
+        const { topic, key, value, partition, headers } = messages[i]!;
+        const record: MessageToProduce<Buffer, Buffer, Buffer, Buffer> = { topic };
+        if (key !== null) record.key = keys[i]!;
+        // A tombstone's value is absent (null on the wire).
+        if (value !== null) record.value = values[i]!;
+        if (partition !== undefined) record.partition = partition;
+        if (headers !== undefined) record.headers = headers;
+        records[i] = record;
+      }
+      await producer.send({ messages: records });
       timer();
     },
     disconnect: () => producer.close(),
@@ -102,8 +104,9 @@ function platformaticSecurity(connection: KafkaConnection): Pick<ProducerOptions
  */
 export function encodeAll(texts: string[]): Buffer[] {
   const joined = texts.join('');
-  if (Buffer.byteLength(joined, 'utf8') !== joined.length) return texts.map((text) => Buffer.from(text, 'utf8'));
-  const bytes = Buffer.from(joined, 'latin1');
+  // One pass: the UTF-8 of an all-ASCII text is as long as the text.
+  const bytes = Buffer.from(joined, 'utf8');
+  if (bytes.length !== joined.length) return texts.map((text) => Buffer.from(text, 'utf8'));
   const views = new Array<Buffer>(texts.length);
   let offset = 0;
   for (let i = 0; i < texts.length; i++) {

@@ -57,16 +57,14 @@ export interface SealingTruncate {
 export class RowBatch<M> {
   readonly rows = new Map<string, PendingRow<M>>();
   readonly deadLetters: DeadLetter<M>[] = [];
-  /** topic → partition → the next offset and the generation it was read in. */
-  private readonly taken = new Map<string, Map<number, { next: bigint; generation: number }>>();
+  /** topic → partition → the last offset taken and the generation it was read in (updated in place: no object per message). */
+  private readonly taken = new Map<string, Map<number, { last: bigint; generation: number }>>();
   /** The truncate that ends this batch, if any. */
   truncate: SealingTruncate | undefined;
   bytes = 0;
   messages = 0;
   /** Rows replaced by (or dropped for) another row of the same key. */
   collapsed = 0;
-  /** Date.now() when the first message was taken, undefined while empty. */
-  startedAt: number | undefined;
   private unkeyed = 0;
 
   constructor(private readonly limits: BatchLimits) {}
@@ -81,19 +79,24 @@ export class RowBatch<M> {
   }
 
   /** Records that the message at `offset` of the topic's `partition` belongs to this batch. */
-  take(topic: string, partition: number, offset: bigint, now: number, generation: number): void {
+  take(topic: string, partition: number, offset: bigint, generation: number): void {
     this.messages += 1;
-    this.startedAt ??= now;
     let offsets = this.taken.get(topic);
     if (!offsets) this.taken.set(topic, (offsets = new Map()));
-    offsets.set(partition, { next: offset + 1n, generation });
+    const entry = offsets.get(partition);
+    if (entry) {
+      entry.last = offset;
+      entry.generation = generation;
+    } else {
+      offsets.set(partition, { last: offset, generation });
+    }
   }
 
   /** The offsets to commit once written: those read in the generation `current` (earlier ones are read again). */
   nextOffsets(current: number): Map<string, Map<number, bigint>> {
     const result = new Map<string, Map<number, bigint>>();
     for (const [topic, partitions] of this.taken) {
-      const offsets = new Map([...partitions].filter(([, taken]) => taken.generation === current).map(([partition, taken]) => [partition, taken.next]));
+      const offsets = new Map([...partitions].filter(([, taken]) => taken.generation === current).map(([partition, taken]) => [partition, taken.last + 1n]));
       if (offsets.size > 0) result.set(topic, offsets);
     }
     return result;

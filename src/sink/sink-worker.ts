@@ -17,13 +17,16 @@
  *
  * When a batch is written (latency without a flood of small inserts):
  * - at once when full, or when a drain has reached its end offsets;
- * - when every partition read is caught up (the last fetch reached its end):
- *   waiting would add latency and no rows; at most one insert per `lingerMs`
- *   (counted from the previous insert's start), so a trickle gathers into
- *   a few inserts a second; while an insert runs, the next batch gathers;
- * - while some partition is behind, more rows are on their way: the batch
- *   fills, and is written at the latest when its first row is
- *   BEHIND_MAX_AGE_MS old (a stalled fetch never holds rows longer).
+ * - otherwise as soon as no insert is running and `lingerMs` passed since the
+ *   previous insert started: while an insert runs, the next batch gathers,
+ *   so batches grow with the load (a catch-up fills them during each insert)
+ *   and a trickle gathers into at most 1000/lingerMs inserts a second.
+ *   Whether the last fetch reached the partition's end is not asked: a rule
+ *   that let a batch wait (up to 1 s) while a partition was behind made
+ *   steady loads bistable — at 10,000 rows/s one second of messages is more
+ *   than a fetch returns, so once behind the sink stayed behind, at ~1 s of
+ *   latency and with batches (and RSS) ten times larger (docs/performance.md,
+ *   "Third round").
  *
  * Modes: follow (until stop() or a signal), or drain (to the end offsets taken
  * at start, then finish). Replay is a drain with a throwaway group, no
@@ -65,7 +68,6 @@ export interface WorkerOptions {
 }
 
 const KEEPALIVE_MS = 3_000;
-const BEHIND_MAX_AGE_MS = 1_000;
 
 /** An error of the Kafka client itself (keepAlive during a rebalance): kafkajs handles it by rejoining the group. */
 function isKafkaClientError(error: unknown): boolean {
@@ -95,8 +97,6 @@ export class SinkWorker {
   private finished = false;
   /** `topic\0partition` → next offset read. */
   private readonly reached = new Map<string, bigint>();
-  /** `topic\0partition` of partitions whose last fetch did not reach their end. */
-  private readonly behind = new Set<string>();
   private lastFlushStartedAt = 0;
   private resolveDone: () => void = () => undefined;
   /** Resolves when the worker has nothing left to write (drained, stopped, or failed). */
@@ -162,8 +162,6 @@ export class SinkWorker {
       }
       // Every message of the batch is taken: offsets up to its last record (transaction markers included) are passed.
       this.reached.set(slot, control.lastOffset + 1n);
-      if (control.caughtUp) this.behind.delete(slot);
-      else this.behind.add(slot);
       if (this.flushing) return; // continueAfterFlush decides when it is done
       if (this.flushDueIn() <= 0) this.startFlush();
       else this.armLinger();
@@ -206,7 +204,7 @@ export class SinkWorker {
 
   private accept(message: ConsumedMessage, target: TableTarget, poison: PoisonMessage | undefined, generation: number): void {
     const batch = this.current;
-    batch.take(message.topic, message.partition, message.offset, Date.now(), generation);
+    batch.take(message.topic, message.partition, message.offset, generation);
     this.totals.messages += 1;
     try {
       if (poison) throw poison;
@@ -285,9 +283,7 @@ export class SinkWorker {
     const batch = this.current;
     if (batch.empty) return Infinity;
     if (batch.full || this.stopping || (this.options.drainTo && this.drained())) return 0;
-    const now = Date.now();
-    if (this.behind.size === 0) return this.lastFlushStartedAt + this.options.limits.lingerMs - now;
-    return (batch.startedAt ?? now) + BEHIND_MAX_AGE_MS - now;
+    return this.lastFlushStartedAt + this.options.limits.lingerMs - Date.now();
   }
 
   private armLinger(): void {

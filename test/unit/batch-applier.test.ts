@@ -33,7 +33,7 @@ describe('BatchApplier', () => {
     const sent: Letter[] = [];
     const batch = new RowBatch<ConsumedMessage>({ maxRows: 100, maxBytes: 1e6, lingerMs: 0 });
     for (let i = 0; i < 12; i += 1) {
-      batch.take('t', 0, BigInt(i), 0, 1);
+      batch.take('t', 0, BigInt(i), 1);
       batch.addDeadLetter({ source: message(i), error: 'bad', generation: 1 }, 1);
     }
     await assert.rejects(applierWith(inserted, sent).apply(batch, () => 1), (e: unknown) => e instanceof DeadLetterFlood && /12 of 12 messages/.test(e.message));
@@ -42,7 +42,7 @@ describe('BatchApplier', () => {
   it('dead-letters a few bad messages below the minimum, whatever their share', async () => {
     const sent: Letter[] = [];
     const batch = new RowBatch<ConsumedMessage>({ maxRows: 100, maxBytes: 1e6, lingerMs: 0 });
-    batch.take('t', 0, 0n, 0, 1);
+    batch.take('t', 0, 0n, 1);
     batch.addDeadLetter({ source: message(0), error: 'bad', generation: 1 }, 1);
     const counts = await applierWith([], sent).apply(batch, () => 1);
     assert.equal(sent.length, 1);

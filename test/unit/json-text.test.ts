@@ -18,6 +18,16 @@ describe('parseJsonLossless', () => {
     const text = '{"s":"12345678901234567890","n":[1,2,3],"o":{"x":null,"b":true}}';
     assert.deepEqual(parseJsonLossless(text), JSON.parse(text));
   });
+  it('keeps big integers exact inside arrays and nested objects', () => {
+    const value = parseJsonLossless('{"a":[1,{"b":12345678901234567890}]}') as { a: [number, { b: unknown }] };
+    assert.equal(value.a[1].b, 12345678901234567890n);
+  });
+  it('leaves fields named as inexact out of the check, and only those', () => {
+    const fast = parseJsonLossless('{"ts_ns":1764211200000000000,"id":1}', new Set(['ts_ns'])) as Record<string, unknown>;
+    assert.equal(typeof fast.ts_ns, 'number');
+    const exact = parseJsonLossless('{"ts_ns":1764211200000000000,"id":9223372036854775807}', new Set(['ts_ns'])) as Record<string, unknown>;
+    assert.equal(exact.id, 9223372036854775807n);
+  });
   it('throws on text that is not JSON, on both paths', () => {
     assert.throws(() => parseJsonLossless('not json'));
     assert.throws(() => parseJsonLossless('{"big":92233720368547758070'));

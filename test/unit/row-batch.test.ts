@@ -53,18 +53,20 @@ describe('RowBatch', () => {
     batch.addDeadLetter({ source: 'p2', error: 'not JSON', generation: 1 }, 60);
     assert.equal(batch.full, true);
   });
-  it('tracks the next offset per partition (committed only in the generation it was read in) and when it started', () => {
+  it('tracks the next offset per partition (committed only in the generation it was read in)', () => {
     const batch = new RowBatch<string>(limits);
     assert.equal(batch.empty, true);
-    batch.take('a', 0, 5n, 1000, 1);
-    batch.take('a', 1, 2n, 1001, 1);
-    batch.take('a', 0, 6n, 1002, 1);
-    batch.take('b', 0, 1n, 1003, 2);
+    batch.take('a', 0, 5n, 1);
+    batch.take('a', 1, 2n, 1);
+    batch.take('a', 0, 6n, 1);
+    batch.take('b', 0, 1n, 2);
     assert.deepEqual([...batch.nextOffsets(1).get('a') ?? []], [[0, 7n], [1, 3n]]);
     assert.equal(batch.nextOffsets(1).has('b'), false, 'read in another generation: not committed');
     assert.deepEqual([...batch.nextOffsets(2).get('b') ?? []], [[0, 2n]]);
-    assert.equal(batch.startedAt, 1000);
     assert.equal(batch.messages, 4);
+    batch.take('a', 1, 3n, 2);
+    assert.deepEqual([...batch.nextOffsets(1).get('a') ?? []], [[0, 7n]], 'read again in a newer generation: no longer committed in the old one');
+    assert.deepEqual([...batch.nextOffsets(2).get('a') ?? []], [[1, 4n]]);
   });
 });
 

@@ -35,7 +35,22 @@ export interface SnapshotRequest {
   logger: Logger;
 }
 
+/**
+ * Cursor fetch size, bounded by bytes as well as rows (one fetch is read
+ * ahead, so two are in memory besides the batcher's undelivered events,
+ * which it bounds by bytes): a table of 1 MB rows must not hold 5,000 of
+ * them. The first fetch of a table is small; each next one is sized from the
+ * encoded events of the rows read so far.
+ */
 const FETCH_ROWS = 5_000;
+const FIRST_FETCH_ROWS = 100;
+const FETCH_BYTES = 4 * 1024 * 1024;
+
+/** Rows for the next fetch, so that it carries about FETCH_BYTES of events at `bytesPerRow`. */
+export function fetchRows(bytesPerRow: number): number {
+  if (!(bytesPerRow > 0)) return FIRST_FETCH_ROWS;
+  return Math.max(1, Math.min(FETCH_ROWS, Math.floor(FETCH_BYTES / bytesPerRow)));
+}
 /** Every value as PostgreSQL's text: decode.ts maps it, not pg-types. */
 export const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 
@@ -72,7 +87,9 @@ export async function readSnapshot(request: SnapshotRequest): Promise<number> {
         return readInTable === tableRows ? 'last_in_data_collection' : 'true';
       };
       await client.query(`DECLARE walbridge_snapshot NO SCROLL CURSOR FOR SELECT ${selectList(client, table)} FROM ${sources[t]}`);
-      const fetch = (): Promise<pg.QueryResult> => client.query({ text: `FETCH ${FETCH_ROWS} FROM walbridge_snapshot`, rowMode: 'array', types: RAW_TEXT });
+      let eventBytes = 0;
+      const fetch = (): Promise<pg.QueryResult> =>
+        client.query({ text: `FETCH ${fetchRows(readInTable === 0 ? 0 : eventBytes / readInTable)} FROM walbridge_snapshot`, rowMode: 'array', types: RAW_TEXT });
       // One fetch ahead: PostgreSQL reads the next rows while these are encoded.
       let next = fetch();
       for (;;) {
@@ -80,13 +97,23 @@ export async function readSnapshot(request: SnapshotRequest): Promise<number> {
         if (batch.rows.length === 0) break;
         await request.gate.wait();
         if (request.stopped()) break;
+        const layout = request.decoder.snapshotLayout(table, batch.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID, typmod: f.dataTypeModifier })));
+        const rows = batch.rows as (string | null)[][];
+        // The first row's size bounds the next fetch before the rest is encoded (it is issued before them).
+        const first = rows[0]!;
+        read++;
+        readInTable++;
+        const firstChange = request.decoder.snapshotRow(layout, first, context, marker());
+        eventBytes += firstChange.value?.length ?? 0;
+        request.push(firstChange);
         next = fetch();
         next.catch(() => {}); // awaited on the next turn; when stopping, left to finish before COMMIT
-        const layout = request.decoder.snapshotLayout(table, batch.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID, typmod: f.dataTypeModifier })));
-        for (const row of batch.rows as (string | null)[][]) {
+        for (let i = 1; i < rows.length; i++) {
           read++;
           readInTable++;
-          request.push(request.decoder.snapshotRow(layout, row, context, marker()));
+          const change = request.decoder.snapshotRow(layout, rows[i]!, context, marker());
+          eventBytes += change.value?.length ?? 0;
+          request.push(change);
         }
         progress.advance(batch.rows.length);
       }
