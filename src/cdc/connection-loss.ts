@@ -81,15 +81,33 @@ export function lostDependency(error: unknown): Dependency | null {
 }
 
 /**
+ * What no new attempt fixes: the user's to change (a grant, a login, a size
+ * or topic setting, a client feature the broker lacks).
+ */
+const PERMANENT_PROTOCOL_ERROR = /AUTHORIZATION_FAILED|SASL|^MESSAGE_TOO_LARGE$|^RECORD_LIST_TOO_LARGE$|^INVALID_(?!PRODUCER_EPOCH$)|^UNSUPPORTED_|^POLICY_VIOLATION$|^SECURITY_DISABLED$/;
+const PERMANENT_CLIENT_ERROR = new Set(['PLT_KFK_AUTHENTICATION', 'PLT_KFK_USER', 'PLT_KFK_UNSUPPORTED', 'PLT_KFK_UNSUPPORTED_API', 'PLT_KFK_UNSUPPORTED_COMPRESSION', 'PLT_KFK_UNSUPPORTED_FORMAT']);
+
+/** The errors at the bottom of nested aggregates (a send's "Producing messages failed." holds "produce failed 9 times.", which holds the tries). */
+export function leafErrors(error: unknown, depth = 0): unknown[] {
+  const inner = (error as ErrorFields | undefined)?.errors;
+  if (!Array.isArray(inner) || inner.length === 0 || depth > 5) return [error];
+  return inner.flatMap((e) => leafErrors(e, depth + 1));
+}
+
+/**
  * @platformatic/kafka (cdc's producer): network errors and timeouts, and
- * protocol errors it marks `canRetry`; an aggregate (MultipleErrors, a
- * ResponseError) when every error inside it is one of those.
+ * protocol errors it marks `canRetry` or that a new producer heals. An
+ * aggregate (MultipleErrors, a ResponseError, the retries of one send) is an
+ * outage unless an error inside it is permanent: after a broker's restart a
+ * send's tries end in a mix (leader moved, producer state stale, timeouts),
+ * and a new attempt gets past all of them.
  */
 function platformaticRetriable(err: ErrorFields): boolean {
   if (Array.isArray(err.errors) && err.errors.length > 0) {
-    return err.errors.every((inner) => {
+    return leafErrors(err).every((inner) => {
       const fields = (inner ?? {}) as ErrorFields;
-      return typeof fields.code === 'string' && fields.code.startsWith('PLT_KFK_') ? platformaticRetriable(fields) : lostDependency(inner) !== null;
+      if (typeof fields.code !== 'string' || !fields.code.startsWith('PLT_KFK_')) return lostDependency(inner) !== null;
+      return !PERMANENT_CLIENT_ERROR.has(fields.code) && !PERMANENT_PROTOCOL_ERROR.test(fields.apiId ?? '');
     });
   }
   // A connection that broke mid-request (a broker killed) surfaces as either of the last two.

@@ -9,6 +9,7 @@ import { ConfigError, EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME } from '../core/exit-co
 import { redactUrl } from '../config/connections.js';
 import { clickHouseUserError } from '../sink/clickhouse/errors.js';
 import { tlsUserError } from '../config/tls.js';
+import { leafErrors } from '../cdc/connection-loss.js';
 
 export async function runCommand(body: () => Promise<number | void>): Promise<never> {
   let code: number;
@@ -105,11 +106,11 @@ export function positiveInteger(name: string, text: string | number): number {
  * does not say what failed.
  */
 export function withInnerErrors(error: Error): string {
-  const inner = (error as { errors?: unknown }).errors;
-  if (!Array.isArray(inner) || inner.length === 0) return error.message;
-  const described = inner.slice(0, 5).map((e) => {
+  const inner = leafErrors(error);
+  if (inner.length === 1 && inner[0] === error) return error.message;
+  const described = [...new Set(inner.map((e) => {
     const fields = (e ?? {}) as { apiId?: string; message?: string };
     return fields.apiId ? `${fields.apiId}: ${fields.message ?? ''}` : fields.message ?? String(e);
-  });
-  return `${error.message} (${described.join('; ')}${inner.length > 5 ? `; and ${inner.length - 5} more` : ''})`;
+  }))];
+  return `${error.message} (${described.slice(0, 5).join('; ')}${described.length > 5 ? `; and ${described.length - 5} more` : ''})`;
 }

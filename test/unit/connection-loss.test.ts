@@ -32,6 +32,12 @@ describe('lostDependency: an outage to ride through, or a real failure', () => {
         withFields('out of order sequence', { code: 'PLT_KFK_PROTOCOL', apiId: 'OUT_OF_ORDER_SEQUENCE_NUMBER', canRetry: false }),
         withFields('unknown producer', { code: 'PLT_KFK_PROTOCOL', apiId: 'UNKNOWN_PRODUCER_ID', canRetry: false }),
       ] }),
+      // A send that gave up after its tries while a broker came back: a mix of errors, none permanent.
+      withFields('Producing messages failed.', { code: 'PLT_KFK_MULTIPLE', errors: [withFields('produce failed 3 times.', { code: 'PLT_KFK_MULTIPLE', errors: [
+        withFields('not leader', { code: 'PLT_KFK_PROTOCOL', apiId: 'NOT_LEADER_OR_FOLLOWER', canRetry: true }),
+        withFields('timed out', { code: 'PLT_KFK_NETWORK' }),
+        withFields('replica not available', { code: 'PLT_KFK_PROTOCOL', apiId: 'REPLICA_NOT_AVAILABLE', canRetry: false }),
+      ] })] }),
       withFields('Connection error', { name: 'KafkaJSConnectionError', retriable: true }),
       withFields('retries exceeded', { name: 'KafkaJSNumberOfRetriesExceeded', retriable: false, cause: withFields('refused', { name: 'KafkaJSConnectionError', retriable: true }) }),
     ]) assert.equal(lostDependency(error), 'kafka', error.message);
@@ -60,5 +66,9 @@ describe('withInnerErrors: what a fatal error prints', () => {
     assert.equal(withInnerErrors(error),
       'Producing messages failed. (OUT_OF_ORDER_SEQUENCE_NUMBER: The broker received an out of order sequence number.; Connection closed)');
     assert.equal(withInnerErrors(new Error('plain')), 'plain');
+    const nested = withFields('Producing messages failed.', { errors: [withFields('produce failed 2 times.', { errors: [
+      withFields('Not leader.', { apiId: 'NOT_LEADER_OR_FOLLOWER' }), withFields('Not leader.', { apiId: 'NOT_LEADER_OR_FOLLOWER' }),
+    ] })] });
+    assert.equal(withInnerErrors(nested), 'Producing messages failed. (NOT_LEADER_OR_FOLLOWER: Not leader.)');
   });
 });
