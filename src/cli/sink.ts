@@ -186,7 +186,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       .option('hash-column', { type: 'string', array: true, describe: 'a column cdc hashes (its --hash-column): hashed with CDC_HASH_KEY / CDC_HASH_KEY_FILE before comparing; repeatable (env CDC_HASH_COLUMNS)' })
       .option('range-size', { type: 'number', default: 10_000, describe: 'ids per compared range' })
       .option('show', { type: 'number', default: 20, describe: 'name at most this many differing ids' })
-      .option('wait-mutations', { type: 'number', default: 60, describe: 'seconds to wait for pending ClickHouse mutations (truncates) first' }),
+      .option('wait-mutations', { type: 'number', default: 60, describe: 'seconds to wait for pending ClickHouse mutations (truncates), and for a replica to catch up (SYSTEM SYNC REPLICA), first' }),
   (argv) => runCommand(async () => {
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl, clickhouseCa: argv.clickhouseCa });
     const columns = resolveColumnPolicy({ excludeColumn: argv.excludeColumn, hashColumn: argv.hashColumn });

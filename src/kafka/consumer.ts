@@ -165,10 +165,16 @@ export async function openTopicReader(kafka: Kafka, options: { topics: readonly 
       } catch (error) {
         // kafkajs retries the commit first; when it gives up, the broker's error is the originalError (retries exhausted)
         // or the cause (a non-retriable one such as ILLEGAL_GENERATION, which a rebalance under a commit gives).
-        const err = error as { type?: string; originalError?: { type?: string }; cause?: { type?: string } };
+        const err = error as { type?: string; retriable?: boolean; message?: string; originalError?: { type?: string; retriable?: boolean }; cause?: { type?: string } };
         const type = err.type ?? err.originalError?.type ?? err.cause?.type ?? '';
-        if (!REBALANCE_ERRORS.has(type)) throw error;
-        logger.warn({ type }, `offset commit skipped, group ${groupId} is rebalancing; those messages will be read again (applying them is idempotent)`);
+        if (REBALANCE_ERRORS.has(type)) {
+          logger.warn({ type }, `offset commit skipped, group ${groupId} is rebalancing; those messages will be read again (applying them is idempotent)`);
+          return;
+        }
+        // A broker that died under the commit (the group coordinator killed: "Broker N not found in the cached
+        // metadata", seen in test/cluster): kafkajs' retries ran out, the next batch's commit tries again.
+        if (err.retriable !== true && err.originalError?.retriable !== true) throw error;
+        logger.warn({ err: err.message }, `offset commit failed on a Kafka failure; skipped, the next batch's commit covers it (until then those messages would be read again, applying them is idempotent)`);
         return;
       }
       for (const { topic, partition, offset } of partitions) {

@@ -101,12 +101,17 @@ describe('a replicated ClickHouse and a 3-broker Kafka', () => {
     for (const replica of REPLICA_URLS) {
       const url = withDatabase(replica, services.name);
       let last = '';
+      let attempts = 0;
+      const started = Date.now();
       await waitFor(`verify EQUAL on ${url}`, async () => {
+        attempts++;
         const verify = await runCli('sink', ['verify', '--topic-prefix', services.topicPrefix, '--clickhouse-url', url], env, 90_000);
         last = `${verify.stdout}\n${verify.stderr}`;
         return verify.code === 0 ? true : undefined;
       }, ms).catch((error: Error) => { throw new Error(`${error.message}:\n${last}\n${logs()}`); });
       assert.match(last, /EQUAL/);
+      const notes = last.split('\n').filter((line) => line.startsWith('note:')).join('; ');
+      console.log(`verify EQUAL on ${new URL(url).port} after ${((Date.now() - started) / 1000).toFixed(1)}s (${attempts} run(s))${notes ? `; ${notes}` : ''}`);
     }
   }
 

@@ -34,7 +34,7 @@ export function clusterFrom(flag: string | undefined, env: NodeJS.ProcessEnv = p
 
 const NAME = String.raw`(?:\x60(?:[^\x60\\]|\\.)*\x60|[A-Za-z_][\w$]*)`;
 const CREATE = new RegExp(String.raw`^(\s*CREATE\s+(TABLE|VIEW|DATABASE)\s+(?:IF\s+NOT\s+EXISTS\s+)?)(${NAME}(?:\.${NAME})?)`, 'i');
-const ENGINE = /\bENGINE\s*=\s*(ReplacingMergeTree|MergeTree)\s*(?:\(([^)]*)\))?/i;
+const ENGINE = /\bENGINE\s*=\s*(ReplacingMergeTree|MergeTree)(?:\s*\(([^)]*)\))?/i;
 
 function unquote(name: string): string {
   return name.startsWith('`') ? name.slice(1, -1).replace(/\\(.)/g, '$1') : name;
