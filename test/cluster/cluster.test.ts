@@ -131,7 +131,7 @@ describe('a replicated ClickHouse and a 3-broker Kafka', () => {
 
   it('(a) cdc and sink stream into both replicas, a truncate included', async () => {
     cdc = startCli('cdc', ['start', '--slot', SLOT, '--topic-prefix', services.topicPrefix], { ...env, LOG_LEVEL: 'info' });
-    sink = startCli('sink', ['start', '--topic-prefix', services.topicPrefix, '--linger-ms', '200'], { ...env, LOG_LEVEL: 'info' });
+    sink = startCli('sink', ['start', '--topic-prefix', services.topicPrefix, '--linger-ms', '200'], { ...env, LOG_LEVEL: process.env.SINK_LOG_LEVEL ?? 'info' });
     const writer = startWriter(services.databaseUrl);
     try {
       await waitFor('rows in ClickHouse', async () => (Number(await clickhouse(REPLICA_URLS[0]!, `SELECT count() FROM ${services.name}.user_logins`)) > 0 ? true : undefined), 60_000)

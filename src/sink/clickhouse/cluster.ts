@@ -115,8 +115,11 @@ export async function checkCluster(client: ClickHouseClient, cluster: string): P
   try {
     await client.query({ query: `SELECT name FROM system.zookeeper WHERE path = ${quoteString('/')} LIMIT 1`, format: 'JSONEachRow' }).then((r) => r.json());
   } catch (error) {
+    // Without <zookeeper> the server has no system.zookeeper (60, checked on 18.16); 225 NO_ZOOKEEPER,
+    // 999 KEEPER_EXCEPTION: none reachable. 18.16 puts the code in the message, current servers in ClickHouseError.code.
     const message = (error as Error).message;
-    if (/No ZooKeeper|zookeeper.*not|Code: (225|999)\b/i.test(message)) {
+    const code = (error as { code?: string }).code ?? /^Code: (\d+)/.exec(message)?.[1];
+    if ((code === '60' && /system\.zookeeper/.test(message)) || code === '225' || code === '999') {
       throw new ConfigError(`ClickHouse has no ZooKeeper configured or reachable (${message.split('\n')[0]}): --cluster ${cluster} needs it for ` +
         'replicated tables and ON CLUSTER DDL; add <zookeeper> to the servers\' config, or drop --cluster for a single server');
     }
