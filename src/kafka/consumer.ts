@@ -173,7 +173,10 @@ export async function openTopicReader(kafka: Kafka, options: { topics: readonly 
         }
         // A broker that died under the commit (the group coordinator killed: "Broker N not found in the cached
         // metadata", seen in test/cluster): kafkajs' retries ran out, the next batch's commit tries again.
-        if (err.retriable !== true && err.originalError?.retriable !== true) throw error;
+        // kafkajs wraps it (KafkaJSNonRetriableError, retriable false) with the broker's error as its cause.
+        let root: { retriable?: boolean; cause?: unknown } = err;
+        while (root.cause) root = root.cause as typeof root;
+        if (err.retriable !== true && err.originalError?.retriable !== true && root.retriable !== true) throw error;
         logger.warn({ err: err.message }, `offset commit failed on a Kafka failure; skipped, the next batch's commit covers it (until then those messages would be read again, applying them is idempotent)`);
         return;
       }
