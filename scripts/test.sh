@@ -8,6 +8,11 @@
 #
 #   scripts/test.sh                                  all suites
 #   scripts/test.sh dist/test/unit/lsn.test.js ...   chosen compiled files
+#
+# STACK_KAFKA_BROKERS=3 STACK_CLICKHOUSE_REPLICAS=2 give the stack it starts
+# the cluster shape (`npm run test:cluster` runs test/cluster on such a stack,
+# prefix 3 unless WALBRIDGE_TEST_PORT_PREFIX says otherwise); its cluster
+# reaches the tests as WALBRIDGE_TEST_CLICKHOUSE_CLUSTER and _REPLICA_URLS.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -16,6 +21,7 @@ if [ "${1:-}" = "--on-stack" ]; then  # re-entered by scripts/with-stack.sh belo
   shift
   export WALBRIDGE_TEST_DATABASE_URL=$DATABASE_URL WALBRIDGE_TEST_KAFKA_BROKERS=$KAFKA_BROKERS
   export WALBRIDGE_TEST_CLICKHOUSE_URL=$CLICKHOUSE_URL WALBRIDGE_TEST_STACK_DIR=$STACK_DIR
+  export WALBRIDGE_TEST_CLICKHOUSE_CLUSTER=${CLICKHOUSE_CLUSTER:-} WALBRIDGE_TEST_CLICKHOUSE_REPLICA_URLS=${CLICKHOUSE_REPLICA_URLS:-}
 else
   [ -d node_modules ] || npm ci --no-audit --no-fund
   npx tsc -p tsconfig.json
@@ -42,9 +48,9 @@ for f in "$@"; do
   if [[ "$stack_disruptive" == *" $(basename "$f" .test.js) "* ]]; then alone+=("$f"); else shared+=("$f"); fi
 done
 # The code under test must not fall back to a developer's stack (or its Kafka security, ClickHouse CA
-# or personal-data settings) by accident.
+# or personal-data settings, or a cluster stack's CLICKHOUSE_CLUSTER) by accident.
 run_tests() {
-  env -u DATABASE_URL -u KAFKA_BROKERS -u CLICKHOUSE_URL -u KAFKA_SSL -u KAFKA_SSL_CA -u KAFKA_SSL_CERT -u KAFKA_SSL_KEY \
+  env -u DATABASE_URL -u KAFKA_BROKERS -u CLICKHOUSE_URL -u CLICKHOUSE_CLUSTER -u CLICKHOUSE_REPLICA_URLS -u KAFKA_SSL -u KAFKA_SSL_CA -u KAFKA_SSL_CERT -u KAFKA_SSL_KEY \
     -u KAFKA_SSL_VERIFY_HOSTNAME -u KAFKA_SASL_MECHANISM -u KAFKA_SASL_USERNAME -u KAFKA_SASL_PASSWORD -u KAFKA_SASL_PASSWORD_FILE \
     -u CLICKHOUSE_CA_FILE -u CDC_EXCLUDE_COLUMNS -u CDC_HASH_COLUMNS -u CDC_HASH_KEY -u CDC_HASH_KEY_FILE \
     node --test --test-timeout=600000 "$@"

@@ -5,6 +5,9 @@
 -- server's version (src/sink/clickhouse/schema.ts): DateTime64(6) and
 -- ReplacingMergeTree(_version, _is_deleted) where the server has them,
 -- DateTime and ReplacingMergeTree(_version) on older servers such as 18.16.
+-- {{DATABASE}} is the target database: with `migrate --cluster` each replica
+-- runs the DDL in its own session, where an unqualified name means `default`
+-- (src/sink/clickhouse/cluster.ts also makes the table Replicated there).
 CREATE TABLE IF NOT EXISTS user_logins (
     id Int32,
     username Nullable(String),
@@ -19,5 +22,5 @@ ORDER BY id;
 -- What PostgreSQL holds now: the latest version of each id, deletes removed.
 CREATE VIEW IF NOT EXISTS user_logins_current AS
 SELECT id, username, event_type, event_time, _version, _synced_at
-FROM user_logins FINAL
+FROM {{DATABASE}}.user_logins FINAL
 WHERE _is_deleted = 0;

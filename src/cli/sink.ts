@@ -21,6 +21,7 @@ import { runSink, type SinkRunOptions, type SinkRunResult } from '../sink/run-si
 import { DEFAULT_MAX_DEAD_LETTER_RATIO, MIN_FLOOD_LETTERS } from '../sink/batch-applier.js';
 import { TableSelection, type SelectionRules } from '../sink/table-selection.js';
 import { postgresTables, verifyTables, formatVerifyReport } from '../verify/verify.js';
+import { clusterFrom } from '../sink/clickhouse/cluster.js';
 import { topicName } from '../core/envelope.js';
 import { checkKafkaReachable } from '../kafka/reachability.js';
 import { DEFAULT_SESSION_TIMEOUT_MS } from '../kafka/consumer.js';
@@ -80,8 +81,11 @@ function sinkOptions<T>(y: Argv<T>) {
     .option('max-dead-letter-ratio', { type: 'string', default: String(DEFAULT_MAX_DEAD_LETTER_RATIO),
       describe: `stop (exit 1) instead of dead-lettering when more than this share of one batch's messages (and at least ${MIN_FLOOD_LETTERS}) would go to the DLQ` })
     .option('clickhouse-url', { type: 'string', describe: 'ClickHouse URL with the database as its path (env CLICKHOUSE_URL)' })
-    .option('clickhouse-ca', { type: 'string', describe: 'PEM file of the CA that signed ClickHouse\'s https certificate (env CLICKHOUSE_CA_FILE)' });
+    .option('clickhouse-ca', { type: 'string', describe: 'PEM file of the CA that signed ClickHouse\'s https certificate (env CLICKHOUSE_CA_FILE)' })
+    .option('cluster', { type: 'string', describe: CLUSTER_HELP });
 }
+
+const CLUSTER_HELP = 'ClickHouse cluster (remote_servers) the tables live on: a table the sink creates is created ON CLUSTER, replicated (env CLICKHOUSE_CLUSTER)';
 
 const ONCE_WAIT_TIMEOUT_S = 30;
 
@@ -94,6 +98,7 @@ function ratio(name: string, text: string): number {
 type SinkArgs = TopicArgs & {
   group: string; batchRows: string; batchBytes: string; lingerMs: string; sessionTimeoutMs: string; metricsPort?: string | undefined; waitTimeout?: string | undefined;
   createTables: boolean; maxDeadLetterRatio: string; kafkaBrokers?: string | undefined; clickhouseUrl?: string | undefined; clickhouseCa?: string | undefined;
+  cluster?: string | undefined;
 } & KafkaSecurityFlags;
 
 /** Runs the sink in `mode` with the flags every mode shares. */
@@ -105,7 +110,7 @@ async function runWithArgs(argv: SinkArgs, mode: SinkRunOptions['mode'], fromVer
   return runSink({
     kafka, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
     limits: { maxRows: positiveInteger('batch-rows', argv.batchRows), maxBytes: positiveInteger('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
-    mode, fromVersion, createTables: argv.createTables, waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, mode !== 'follow'),
+    mode, fromVersion, createTables: argv.createTables, cluster: clusterFrom(argv.cluster), waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, mode !== 'follow'),
     maxDeadLetterRatio: ratio('max-dead-letter-ratio', argv.maxDeadLetterRatio),
     sessionTimeoutMs: positiveInteger('session-timeout-ms', argv.sessionTimeoutMs), logger: createLogger('sink'), progressed: health.progressed,
   }).finally(() => health.close());
@@ -185,7 +190,7 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn']))
       .option('hash-column', { type: 'string', array: true, describe: 'a column cdc hashes (its --hash-column): hashed with CDC_HASH_KEY / CDC_HASH_KEY_FILE before comparing; repeatable (env CDC_HASH_COLUMNS)' })
       .option('range-size', { type: 'number', default: 10_000, describe: 'ids per compared range' })
       .option('show', { type: 'number', default: 20, describe: 'name at most this many differing ids' })
-      .option('wait-mutations', { type: 'number', default: 60, describe: 'seconds to wait for pending ClickHouse mutations (truncates) first' }),
+      .option('wait-mutations', { type: 'number', default: 60, describe: 'seconds to wait for pending ClickHouse mutations (truncates), and for a replica to catch up (SYSTEM SYNC REPLICA), first' }),
   (argv) => runCommand(async () => {
     const connections = resolveConnections({ databaseUrl: argv.databaseUrl, clickhouseUrl: argv.clickhouseUrl, clickhouseCa: argv.clickhouseCa });
     const columns = resolveColumnPolicy({ excludeColumn: argv.excludeColumn, hashColumn: argv.hashColumn });

@@ -38,6 +38,7 @@ import { retryWithBackoff, RetryGaveUp } from '../core/retry.js';
 import { installShutdown } from '../core/shutdown.js';
 import { BatchApplier } from './batch-applier.js';
 import { openClickHouse } from './clickhouse/client.js';
+import { checkCluster, type Cluster } from './clickhouse/cluster.js';
 import { detectFeatures } from './clickhouse/schema.js';
 import { ClickHouseWriter } from './clickhouse/writer.js';
 import { isTransientClickHouseError } from './clickhouse/errors.js';
@@ -58,6 +59,8 @@ export interface SinkRunOptions {
   maxDeadLetterRatio: number;
   /** Replay: apply only events with version >= this. */
   fromVersion: bigint;
+  /** --cluster: the cluster the sink creates its tables on (clickhouse/cluster.ts). */
+  cluster?: Cluster;
   /** Create a missing ClickHouse table from the events' schema header. */
   createTables: boolean;
   /** How long to wait for an unreachable ClickHouse before failing (--wait-timeout); undefined: for ever. */
@@ -135,9 +138,11 @@ export async function runSink(options: SinkRunOptions): Promise<SinkRunResult> {
     const features = await waitForClickHouse('the start (reading the server version)', () => detectFeatures(client)).catch((error: unknown) => {
       throw neverReached(error, clickhouseName);
     });
-    const writer = new ClickHouseWriter(client, database, features.omittedFieldDefaults);
-    await waitForClickHouse('the start', () => writer.ensureTruncatesTable());
-    const context: TargetContext = { client, database, features, writer, createTables: options.createTables, logger };
+    const cluster = options.cluster;
+    if (cluster !== undefined) await checkCluster(client, cluster);
+    const writer = new ClickHouseWriter(client, database, features.omittedFieldDefaults, cluster);
+    await waitForClickHouse('the start', () => writer.ensureTruncatesTable(logger));
+    const context: TargetContext = { client, database, features, writer, createTables: options.createTables, cluster, logger };
     const targets = new Map<string, TableTarget>();
     const totals = emptyTotals();
 

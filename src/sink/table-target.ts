@@ -15,6 +15,7 @@ import { parseTableSchema, replicatedSchema, START_POSITION, type EventPosition,
 import { ConfigError } from '../core/exit-codes.js';
 import type { Logger } from '../observability/logger.js';
 import { describeTable, RowMapper, SEQ_COLUMN, targetTableOf, type DescribedColumn, type TargetTable } from './clickhouse/rows.js';
+import { ClusterDdlTimeout, runDdl, type Cluster } from './clickhouse/cluster.js';
 import { fitSchema } from './clickhouse/schema-fit.js';
 import type { ServerFeatures } from './clickhouse/schema.js';
 import { addSeqColumnSql, createTableSql } from './clickhouse/table-ddl.js';
@@ -26,6 +27,8 @@ export interface TargetContext {
   features: ServerFeatures;
   writer: ClickHouseWriter;
   createTables: boolean;
+  /** --cluster: tables are created ON CLUSTER, replicated (clickhouse/cluster.ts). */
+  cluster: Cluster;
   logger: Logger;
 }
 
@@ -152,7 +155,13 @@ export class TableTarget {
       throw new ConfigError(`${schema.schema}.${schema.table} has no primary key: the sink needs one to order and collapse its rows in ClickHouse`);
     }
     const sql = createTableSql(database, this.name, schema, features);
-    await this.context.client.command({ query: sql });
+    try {
+      await runDdl(this.context.client, sql, database, this.context.cluster);
+    } catch (error) {
+      // The replicas that answered have the table; the others create it from the DDL queue when they return.
+      if (!(error instanceof ClusterDdlTimeout)) throw error;
+      logger.warn(error.message);
+    }
     logger.info({ sql }, `created ClickHouse table ${database}.${this.name} from the schema of ${schema.schema}.${schema.table}`);
     await this.refresh();
   }

@@ -13,7 +13,8 @@
  * grouped in runs of `rangeSize` keys. Per group a row count and a SHA-256 of
  * the canonical rows are kept on each side; a group whose count or hash
  * differs is reported, and the differing keys are named (missing, extra,
- * changed). Pending mutations (truncates) are waited for first.
+ * changed). Pending mutations (truncates) are waited for first, and a replica
+ * of a Replicated table first catches up with the others (syncReplica).
  */
 import { createHash, type Hash } from 'node:crypto';
 import pg from 'pg';
@@ -121,6 +122,31 @@ async function waitForMutations(client: ClickHouseClient, database: string, tabl
   }
 }
 
+/**
+ * A replica of a Replicated table receives parts, ALTERs and mutations
+ * written through another replica asynchronously (the sink writes to one).
+ * SYSTEM SYNC REPLICA pulls the shared log and waits until this replica's
+ * queue has worked off what it held, so the FINAL read below sees everything
+ * written before verify started. (select_sequential_consistency would only
+ * help for inserts made with insert_quorum, which the sink does not use: it
+ * would stop writing while a replica is down.) Returns a note when the table
+ * is replicated but the replica did not catch up in time; undefined otherwise.
+ */
+async function syncReplica(client: ClickHouseClient, database: string, table: string, timeoutMs: number): Promise<string | undefined> {
+  const result = await client.query({
+    query: `SELECT count() AS n FROM system.replicas WHERE database = ${quoteString(database)} AND table = ${quoteString(table)}`, format: 'JSONEachRow',
+  });
+  if (Number((await result.json<{ n: string }>())[0]?.n ?? 0) === 0) return undefined;
+  // The server waits up to receive_timeout; the HTTP request (60 s) must outlast it.
+  const seconds = Math.max(1, Math.min(50, Math.round(timeoutMs / 1000)));
+  try {
+    await client.command({ query: `SYSTEM SYNC REPLICA ${quoteIdentifier(database)}.${quoteIdentifier(table)}`, clickhouse_settings: { receive_timeout: seconds } });
+    return undefined;
+  } catch (error) {
+    return `this replica did not catch up with the others within ${seconds}s (${(error as Error).message.split('\n')[0]}): rows written through another replica may be missing`;
+  }
+}
+
 export async function verifyTables(options: VerifyOptions): Promise<VerifyReport> {
   const client = new pg.Client({ connectionString: options.databaseUrl, types: { getTypeParser: () => (value: string) => value } as never });
   const { client: clickhouse, database } = openClickHouse(options.clickhouseUrl, { caFile: options.clickhouseCaFile });
@@ -156,6 +182,8 @@ export async function verifyTables(options: VerifyOptions): Promise<VerifyReport
         : compareColumn(c.name, c.type, chTypes.get(c.name) ?? '', notes)));
     const leftOut = pgColumns.rows.filter((c) => treatment(c.name) === 'exclude').map((c) => c.name);
     if (leftOut.length > 0) notes.push(`not compared (--exclude-column): ${leftOut.join(', ')}`);
+    const behind = await syncReplica(clickhouse, database, options.targetTable, options.waitMutationsMs);
+    if (behind) notes.push(behind);
     const pending = await waitForMutations(clickhouse, database, options.targetTable, options.waitMutationsMs);
     if (pending > 0) notes.push(`${pending} ClickHouse mutation(s) still running after ${options.waitMutationsMs / 1000}s: the result may change`);
 

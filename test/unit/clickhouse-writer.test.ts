@@ -20,3 +20,26 @@ describe('ClickHouseWriter.applyTruncate', () => {
     assert.match(queries[0]!, /DELETE WHERE `_version` < 42$/);
   });
 });
+
+describe('ClickHouseWriter.ensureTruncatesTable on a cluster', () => {
+  const logger = { warn: () => {} } as never;
+  function fakeClient(exists: number, commands: string[]): ClickHouseClient {
+    return {
+      command: async ({ query }: { query: string }) => void commands.push(query.replace(/\s+/g, ' ')),
+      query: async ({ query }: { query: string }) => ({
+        json: async () => (query.startsWith('EXISTS') ? [{ result: exists }] : [{ name: 'table_name' }, { name: 'version' }, { name: 'seq' }]),
+      }),
+    } as unknown as ClickHouseClient;
+  }
+  it('creates the table ON CLUSTER, replicated, when this replica lacks it', async () => {
+    const commands: string[] = [];
+    await new ClickHouseWriter(fakeClient(0, commands), 'db', false, 'walbridge').ensureTruncatesTable(logger);
+    assert.equal(commands.length, 1);
+    assert.match(commands[0]!, /^CREATE TABLE IF NOT EXISTS `db`\.`walbridge_sink_truncates` ON CLUSTER `walbridge` .*ENGINE = ReplicatedMergeTree\('\/clickhouse\/tables\/\{shard\}\/db\/walbridge_sink_truncates', '\{replica\}'\) ORDER BY/);
+  });
+  it('sends no ON CLUSTER DDL when this replica has it (a replica that is down would hold it up)', async () => {
+    const commands: string[] = [];
+    await new ClickHouseWriter(fakeClient(1, commands), 'db', false, 'walbridge').ensureTruncatesTable(logger);
+    assert.deepEqual(commands, []);
+  });
+});

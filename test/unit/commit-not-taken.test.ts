@@ -17,6 +17,11 @@ describe('commitNotTaken', () => {
     const refused = new kafkajs.KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:49192', { broker: '127.0.0.1:49192', code: 'ECONNREFUSED' });
     assert.equal(commitNotTaken(refused), 'Kafka did not answer it');
     assert.equal(commitNotTaken(new kafkajs.KafkaJSNumberOfRetriesExceeded(refused, { retryCount: 5, retryTime: 100 })), 'Kafka did not answer it');
+    // The group coordinator killed (seen in test/cluster): kafkajs wraps the lookup failure as non-retriable.
+    const BrokerNotFound = kafkajs.KafkaJSBrokerNotFound as unknown as new (message: string) => Error;
+    const NonRetriable = kafkajs.KafkaJSNonRetriableError as unknown as new (e: Error, options: { cause: Error }) => Error;
+    const notFound = new BrokerNotFound('Broker 2 not found in the cached metadata');
+    assert.equal(commitNotTaken(new NonRetriable(notFound, { cause: notFound })), 'Kafka did not answer it');
   });
 
   it('does not skip what needs the user: an authorization error, or an error that is not Kafka\'s', () => {

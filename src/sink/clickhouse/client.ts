@@ -5,6 +5,7 @@
  */
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { readClickHouseCa } from '../../config/tls.js';
+import { checkCluster, runDdl, type Cluster } from './cluster.js';
 
 export interface ClickHouseTarget {
   client: ClickHouseClient;
@@ -37,15 +38,19 @@ export function openClickHouse(url: string, options: ClickHouseOptions = {}): Cl
   return { client, database: databaseOf(url) };
 }
 
-/** Creates the URL's database when missing (through `default`, which always exists). */
-export async function ensureDatabase(url: string, caFile?: string): Promise<void> {
+/**
+ * Creates the URL's database when missing (through `default`, which always
+ * exists); with a cluster, on every host of it (ON CLUSTER).
+ */
+export async function ensureDatabase(url: string, caFile?: string, cluster: Cluster = undefined): Promise<void> {
   const database = databaseOf(url);
   if (database === 'default') return;
   const admin = new URL(url);
   admin.pathname = '/default';
   const { client } = openClickHouse(admin.toString(), { caFile });
   try {
-    await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(database)}` });
+    if (cluster !== undefined) await checkCluster(client, cluster);
+    await runDdl(client, `CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(database)}`, 'default', cluster);
   } finally {
     await client.close();
   }
