@@ -133,7 +133,7 @@ export function deadLetterTopic(topic: string): string {
  *
  * Anything else is a PoisonMessage: the caller dead-letters it and carries on.
  */
-import { parseJsonLossless } from './json-text.js';
+import { parseJsonLossless, type InexactPaths } from './json-text.js';
 import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 
 /**
@@ -204,8 +204,14 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Envelope fields the sink never reads that hold integers past 2^53 (nanoseconds): left inexact, see json-text.ts. */
-const UNREAD_BIG_FIELDS: ReadonlySet<string> = new Set(['ts_ns']);
+/**
+ * Envelope fields the sink never reads that hold integers past 2^53
+ * (nanoseconds): left inexact, see json-text.ts. walbridge's and Debezium's
+ * envelopes, and Debezium's inside its {schema, payload} wrapper; never a
+ * field of `before`, `after` or the key (a row's own `ts_ns` stays exact).
+ */
+const ENVELOPE_TIMES: InexactPaths = { ts_ns: true, source: { ts_ns: true } };
+const UNREAD_BIG_FIELDS: InexactPaths = { ...ENVELOPE_TIMES, payload: ENVELOPE_TIMES };
 
 function parseJsonMessage(bytes: Buffer, what: string): unknown {
   try {

@@ -7,26 +7,31 @@
  * lost precision is a double outside the safe range (every integer literal
  * beyond 2^53 parses to one), and only then is the text parsed again by the
  * slow path, lossless-json (integers that do not fit a double exactly become
- * bigint, everything else a number). Values under `inexactKeys` are left out
- * of the walk and may be inexact: a caller names the fields it never reads
- * that always hold big integers (an envelope's `ts_ns`, 19 digits, which sent
- * every message down the slow path when the text was scanned for long digit
- * runs: lossless-json was 29 % of the sink's CPU).
+ * bigint, everything else a number). Values at the paths of `inexact` are
+ * left out of the walk and may be inexact: a caller names the fields it never
+ * reads that always hold big integers (an envelope's `ts_ns`, 19 digits, which
+ * sent every message down the slow path when the text was scanned for long
+ * digit runs: lossless-json was 29 % of the sink's CPU). Paths, not names: a
+ * row's own column called `ts_ns` is walked like any other.
  */
 import { isInteger, isSafeNumber, parse as parseLossless } from 'lossless-json';
 
-const NO_KEYS: ReadonlySet<string> = new Set();
+/** Paths left out of the walk: `{ ts_ns: true, source: { ts_ns: true } }` skips `ts_ns` and `source.ts_ns`. */
+export interface InexactPaths {
+  readonly [key: string]: true | InexactPaths;
+}
 
-/** True when the parsed value holds a number that is an integer outside ±(2^53 − 1), outside `inexactKeys`. */
-function holdsUnsafeInteger(value: unknown, inexactKeys: ReadonlySet<string>): boolean {
+/** True when the parsed value holds a number that is an integer outside ±(2^53 − 1), outside the `inexact` paths. */
+function holdsUnsafeInteger(value: unknown, inexact: InexactPaths | undefined): boolean {
   if (typeof value === 'number') return Number.isInteger(value) && !Number.isSafeInteger(value);
   if (typeof value !== 'object' || value === null) return false;
   if (Array.isArray(value)) {
-    for (const item of value) if (holdsUnsafeInteger(item, inexactKeys)) return true;
+    for (const item of value) if (holdsUnsafeInteger(item, undefined)) return true;
     return false;
   }
   for (const key in value) {
-    if (!inexactKeys.has(key) && holdsUnsafeInteger((value as Record<string, unknown>)[key], inexactKeys)) return true;
+    const rule = inexact?.[key];
+    if (rule !== true && holdsUnsafeInteger((value as Record<string, unknown>)[key], rule)) return true;
   }
   return false;
 }
@@ -36,8 +41,8 @@ function parseNumberText(text: string): number | bigint {
   return Number(text);
 }
 
-export function parseJsonLossless(text: string, inexactKeys: ReadonlySet<string> = NO_KEYS): unknown {
+export function parseJsonLossless(text: string, inexact?: InexactPaths): unknown {
   const fast: unknown = JSON.parse(text);
-  if (!holdsUnsafeInteger(fast, inexactKeys)) return fast;
+  if (!holdsUnsafeInteger(fast, inexact)) return fast;
   return parseLossless(text, null, parseNumberText);
 }

@@ -22,11 +22,15 @@ describe('parseJsonLossless', () => {
     const value = parseJsonLossless('{"a":[1,{"b":12345678901234567890}]}') as { a: [number, { b: unknown }] };
     assert.equal(value.a[1].b, 12345678901234567890n);
   });
-  it('leaves fields named as inexact out of the check, and only those', () => {
-    const fast = parseJsonLossless('{"ts_ns":1764211200000000000,"id":1}', new Set(['ts_ns'])) as Record<string, unknown>;
+  it('leaves the paths named as inexact out of the check, and only those', () => {
+    const inexact = { ts_ns: true, source: { ts_ns: true } } as const;
+    const fast = parseJsonLossless('{"ts_ns":1764211200000000000,"source":{"ts_ns":1764211200000000001},"id":1}', inexact) as Record<string, unknown>;
     assert.equal(typeof fast.ts_ns, 'number');
-    const exact = parseJsonLossless('{"ts_ns":1764211200000000000,"id":9223372036854775807}', new Set(['ts_ns'])) as Record<string, unknown>;
+    const exact = parseJsonLossless('{"ts_ns":1764211200000000000,"id":9223372036854775807}', inexact) as Record<string, unknown>;
     assert.equal(exact.id, 9223372036854775807n);
+    // A row's own column named ts_ns (under after, not a named path) stays exact.
+    const row = parseJsonLossless('{"ts_ns":1,"after":{"ts_ns":1733160000123456789}}', inexact) as { after: Record<string, unknown> };
+    assert.equal(row.after.ts_ns, 1733160000123456789n);
   });
   it('throws on text that is not JSON, on both paths', () => {
     assert.throws(() => parseJsonLossless('not json'));

@@ -10,6 +10,12 @@ describe('decodeEvent', () => {
     const event = decodeEvent(buf({ id: 1 }), buf({ op: 'c', before: null, after: { id: 1 }, source }));
     assert.deepEqual(event, { kind: 'upsert', version: 0x1_0000_00a0n, seq: 0n, after: { id: 1 } });
   });
+  it('keeps a row\'s own big integer exact, also in a column named like the envelope\'s ts_ns', () => {
+    const text = '{"op":"c","ts_ns":1764211200000000000,"source":{"commit_lsn":"1/A0","ts_ns":1764211200000000001},' +
+      '"after":{"id":1,"ts_ns":1733160000123456789}}';
+    const event = decodeEvent(null, Buffer.from(text));
+    assert.equal(event.kind === 'upsert' && event.after.ts_ns, 1733160000123456789n);
+  });
   it('falls back to Debezium source.lsn when there is no commit_lsn', () => {
     const event = decodeEvent(buf({ id: 1 }), buf({ op: 'u', after: { id: 1 }, source: { ...source, commit_lsn: undefined, lsn: 24023128 } }));
     assert.equal(event.kind === 'upsert' && event.version, 24023128n);
