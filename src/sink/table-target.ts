@@ -16,6 +16,7 @@ import { ConfigError } from '../core/exit-codes.js';
 import type { Logger } from '../observability/logger.js';
 import { describeTable, RowMapper, SEQ_COLUMN, targetTableOf, type DescribedColumn, type TargetTable } from './clickhouse/rows.js';
 import { ClusterDdlTimeout, runDdl, type Cluster } from './clickhouse/cluster.js';
+import { isSystemicClickHouseError } from './clickhouse/errors.js';
 import { fitSchema } from './clickhouse/schema-fit.js';
 import type { ServerFeatures } from './clickhouse/schema.js';
 import { addSeqColumnSql, createTableSql } from './clickhouse/table-ddl.js';
@@ -69,9 +70,17 @@ export class TableTarget {
   async prepare(header: Buffer | undefined): Promise<string[]> {
     if (this.ready(header)) return [];
     if (!this.described) {
-      await this.refresh();
-      await this.addSeqColumn();
-      this.truncateFloor = await this.context.writer.truncateFloor(this.name);
+      // All three or none: a ClickHouse lost half-way (the caller retries) must not leave a table read without
+      // its _seq check or its truncate floor.
+      try {
+        await this.refresh();
+        await this.addSeqColumn();
+        this.truncateFloor = await this.context.writer.truncateFloor(this.name);
+      } catch (error) {
+        this.described = undefined;
+        this.mapperValue = undefined;
+        throw error;
+      }
     }
     if (header === undefined) {
       if (!this.described) {
@@ -107,6 +116,7 @@ export class TableTarget {
       await client.command({ query: sql });
       logger.info({ sql }, `ClickHouse table ${database}.${this.name}: added ${SEQ_COLUMN}, the event's position in its transaction`);
     } catch (error) {
+      if (isSystemicClickHouseError(error)) throw error; // ClickHouse away: the whole first look is retried
       // Another member may have added it first: the re-read tells.
       logger.warn({ sql }, `ClickHouse table ${database}.${this.name} has no ${SEQ_COLUMN} and adding it failed (${(error as Error).message.split('\n')[0]}): ` +
         'a truncate then also spares rows written before it in its own transaction; add the column to close that gap');

@@ -61,7 +61,8 @@ export function forCluster(sql: string, database: string, cluster: Cluster): str
     const engine = ENGINE.exec(rest);
     if (!engine) throw new Error(`cannot make this table replicated for --cluster (no MergeTree or ReplacingMergeTree engine): ${sql}`);
     const args = [quoteString(`/clickhouse/tables/{shard}/${db}/${table}`), quoteString('{replica}'), ...(engine[2] ?? '').split(',').map((a) => a.trim()).filter(Boolean)];
-    rest = rest.replace(ENGINE, `ENGINE = Replicated${engine[1]}(${args.join(', ')})`);
+    // A replacer function: a `$` in a name is not a replacement pattern.
+    rest = rest.replace(ENGINE, () => `ENGINE = Replicated${engine[1]}(${args.join(', ')})`);
   }
   return `${head}${qualified} ON CLUSTER ${quoteIdentifier(cluster)}${rest}`;
 }
@@ -76,11 +77,16 @@ export async function runDdl(client: ClickHouseClient, sql: string, database: st
   try {
     // wait_end_of_query: the server holds the per-host answer until every host
     // answered, so a late failure is an HTTP error rather than text after a 200.
-    await client.command({ query: statement, clickhouse_settings: { wait_end_of_query: 1 } });
+    // Nothing is sent meanwhile, so the cluster's wait must end before the
+    // client's idle timeout (request_timeout, client.ts) or the answer is a bare "Timeout error".
+    await client.command({ query: statement, clickhouse_settings: { wait_end_of_query: 1, distributed_ddl_task_timeout: String(ON_CLUSTER_WAIT_S) } });
   } catch (error) {
     throw clusterDdlError(error, cluster ?? '', statement);
   }
 }
+
+/** How long ON CLUSTER DDL waits for every host: under the client's 60-s request timeout. */
+const ON_CLUSTER_WAIT_S = 45;
 
 /** Thrown when ON CLUSTER DDL was not confirmed by every host in time (it still runs on them later). */
 export class ClusterDdlTimeout extends Error {
