@@ -11,6 +11,7 @@
  * waiting would not fix it.
  */
 import { ConfigError } from '../core/exit-codes.js';
+import { leafErrors } from '../core/error-text.js';
 
 export type Dependency = 'postgres' | 'kafka';
 
@@ -84,15 +85,11 @@ export function lostDependency(error: unknown): Dependency | null {
  * What no new attempt fixes: the user's to change (a grant, a login, a size
  * or topic setting, a client feature the broker lacks).
  */
-const PERMANENT_PROTOCOL_ERROR = /AUTHORIZATION_FAILED|SASL|^MESSAGE_TOO_LARGE$|^RECORD_LIST_TOO_LARGE$|^INVALID_(?!PRODUCER_EPOCH$)|^UNSUPPORTED_|^POLICY_VIOLATION$|^SECURITY_DISABLED$/;
-const PERMANENT_CLIENT_ERROR = new Set(['PLT_KFK_AUTHENTICATION', 'PLT_KFK_USER', 'PLT_KFK_UNSUPPORTED', 'PLT_KFK_UNSUPPORTED_API', 'PLT_KFK_UNSUPPORTED_COMPRESSION', 'PLT_KFK_UNSUPPORTED_FORMAT']);
+const PERMANENT_PROTOCOL_ERROR =
+  /AUTHORIZATION_FAILED|SASL|^MESSAGE_TOO_LARGE$|^RECORD_LIST_TOO_LARGE$|^INVALID_(?!PRODUCER_EPOCH$)|^UNSUPPORTED_|^POLICY_VIOLATION$|^SECURITY_DISABLED$|^CORRUPT_MESSAGE$|^PRODUCER_FENCED$/;
+const PERMANENT_CLIENT_ERROR = new Set(['PLT_KFK_AUTHENTICATION', 'PLT_KFK_USER', 'PLT_KFK_UNSUPPORTED', 'PLT_KFK_UNSUPPORTED_API', 'PLT_KFK_UNSUPPORTED_COMPRESSION',
+  'PLT_KFK_UNSUPPORTED_FORMAT', 'PLT_KFK_OUT_OF_BOUNDS']);
 
-/** The errors at the bottom of nested aggregates (a send's "Producing messages failed." holds "produce failed 9 times.", which holds the tries). */
-export function leafErrors(error: unknown, depth = 0): unknown[] {
-  const inner = (error as ErrorFields | undefined)?.errors;
-  if (!Array.isArray(inner) || inner.length === 0 || depth > 5) return [error];
-  return inner.flatMap((e) => leafErrors(e, depth + 1));
-}
 
 /**
  * @platformatic/kafka (cdc's producer): network errors and timeouts, and

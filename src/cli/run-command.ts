@@ -9,7 +9,7 @@ import { ConfigError, EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME } from '../core/exit-co
 import { redactUrl } from '../config/connections.js';
 import { clickHouseUserError } from '../sink/clickhouse/errors.js';
 import { tlsUserError } from '../config/tls.js';
-import { leafErrors } from '../cdc/connection-loss.js';
+import { withInnerErrors } from '../core/error-text.js';
 
 export async function runCommand(body: () => Promise<number | void>): Promise<never> {
   let code: number;
@@ -98,19 +98,4 @@ export function positiveInteger(name: string, text: string | number): number {
   const value = Number(text);
   if (!/^\s*\d+\s*$/.test(String(text)) || value <= 0) throw new ConfigError(`--${name} must be a positive integer, got '${text}'`);
   return value;
-}
-
-/**
- * The message, and for an aggregate (a Kafka client's "Producing messages
- * failed.", an AggregateError) the errors inside it: the outer message alone
- * does not say what failed.
- */
-export function withInnerErrors(error: Error): string {
-  const inner = leafErrors(error);
-  if (inner.length === 1 && inner[0] === error) return error.message;
-  const described = [...new Set(inner.map((e) => {
-    const fields = (e ?? {}) as { apiId?: string; message?: string };
-    return fields.apiId ? `${fields.apiId}: ${fields.message ?? ''}` : fields.message ?? String(e);
-  }))];
-  return `${error.message} (${described.slice(0, 5).join('; ')}${described.length > 5 ? `; and ${described.length - 5} more` : ''})`;
 }

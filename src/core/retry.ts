@@ -11,6 +11,7 @@
  */
 import type { Logger } from '../observability/logger.js';
 import { retryMetrics } from '../observability/metrics.js';
+import { withInnerErrors } from './error-text.js';
 
 export interface RetryOptions extends OutageOptions, Waiting {
   isTransient: (error: unknown) => boolean;
@@ -95,7 +96,7 @@ export class Outage {
    */
   async failed(error: unknown, waiting: Waiting): Promise<void> {
     const { options } = this;
-    const message = (error as Error)?.message ?? String(error);
+    const message = error instanceof Error ? withInnerErrors(error) : String(error);
     if (options.signal?.aborted) throw new RetryAborted(`stopped while waiting for ${waiting.waitingFor}`);
     this.since ??= Date.now();
     if (this.waiting?.dependency && this.waiting.dependency !== waiting.dependency) clearWaiting(this.waiting.dependency);

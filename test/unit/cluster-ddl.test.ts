@@ -48,11 +48,11 @@ describe('runDdl on a cluster', () => {
       'CREATE VIEW v AS SELECT * FROM t', 'db', 'walbridge').catch((e: Error) => e);
     assert.match((error as Error).message, /^ON CLUSTER DDL failed on 127\.0\.0\.1:39000 of cluster walbridge: /);
   });
-  it('asks the server to hold the per-host answer until every host answered', async () => {
+  it('asks the server to hold the per-host answer until every host answered, for less than the client waits', async () => {
     const seen: unknown[] = [];
     const client = { command: async (params: unknown) => void seen.push(params) } as unknown as ClickHouseClient;
     await runDdl(client, 'CREATE DATABASE IF NOT EXISTS x', 'default', 'c');
-    assert.deepEqual(seen, [{ query: 'CREATE DATABASE IF NOT EXISTS x ON CLUSTER `c`', clickhouse_settings: { wait_end_of_query: 1 } }]);
+    assert.deepEqual(seen, [{ query: 'CREATE DATABASE IF NOT EXISTS x ON CLUSTER `c`', clickhouse_settings: { wait_end_of_query: 1, distributed_ddl_task_timeout: '45' } }]);
   });
 });
 

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KafkaUnreachable, lostDependency, StreamEnded } from '../../src/cdc/connection-loss.js';
 import { ConfigError } from '../../src/core/exit-codes.js';
-import { withInnerErrors } from '../../src/cli/run-command.js';
+import { withInnerErrors } from '../../src/core/error-text.js';
 
 const withFields = (message: string, fields: Record<string, unknown>): Error => Object.assign(new Error(message), fields);
 /** @platformatic/kafka's error for a broken connection. */
