@@ -85,6 +85,8 @@ run_entry() {
 
 # Up to $jobs entries at once, each holding one port digit until it ends.
 declare -A running=()  # pid → port digit
+# Stopped (Ctrl-C, a CI cancel): stop the running entries too; with-stack.sh stops their stacks.
+trap 'kill "${!running[@]}" 2>/dev/null; wait; exit 130' INT TERM
 for entry in "${entries[@]}"; do
   while [ ${#running[@]} -ge "$jobs" ]; do
     wait -n || true

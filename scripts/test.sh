@@ -55,6 +55,7 @@ run_tests() {
     -u CLICKHOUSE_CA_FILE -u CDC_EXCLUDE_COLUMNS -u CDC_HASH_COLUMNS -u CDC_HASH_KEY -u CDC_HASH_KEY_FILE \
     node --test --test-timeout=600000 "$@"
 }
+[ $((${#shared[@]} + ${#alone[@]})) -gt 0 ] || { echo "[test] none of these test files exists (run through npm test, which builds dist/ first): $*" >&2; exit 2; }
 status=0
 [ ${#shared[@]} -eq 0 ] || run_tests --test-concurrency="$concurrency" "${shared[@]}" || status=$?
 [ ${#alone[@]} -eq 0 ] || run_tests --test-concurrency=1 "${alone[@]}" || status=$?

@@ -72,7 +72,7 @@ function sinkOptions<T>(y: Argv<T>) {
     // Strings, parsed by positiveInteger() (run-command.ts): yargs turns `abc` into NaN, losing what the user typed.
     .option('batch-rows', { type: 'string', default: String(DEFAULT_LIMITS.maxRows), describe: 'flush a batch at this many rows' })
     .option('batch-bytes', { type: 'string', default: String(DEFAULT_LIMITS.maxBytes), describe: 'flush a batch at this many bytes of row text' })
-    .option('linger-ms', { type: 'string', default: String(DEFAULT_LIMITS.lingerMs), describe: 'once caught up with the topic, write at most one batch per this many ms (a trickle gathers)' })
+    .option('linger-ms', { type: 'string', default: String(DEFAULT_LIMITS.lingerMs), describe: 'write at most one batch per this many ms, as soon as no insert is running (rows gather while one runs)' })
     .option('session-timeout-ms', { type: 'string', default: String(DEFAULT_SESSION_TIMEOUT_MS),
       describe: 'consumer group session timeout: how long a member that died keeps its partitions (the broker allows 6000 to 1800000 by default)' })
     .option('metrics-port', { type: 'string', describe: 'serve Prometheus /metrics, /healthz and /readyz on this port (env METRICS_PORT)' })
@@ -112,8 +112,17 @@ async function runWithArgs(argv: SinkArgs, mode: SinkRunOptions['mode'], fromVer
     limits: { maxRows: positiveInteger('batch-rows', argv.batchRows), maxBytes: positiveInteger('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
     mode, fromVersion, createTables: argv.createTables, cluster: clusterFrom(argv.cluster), waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, mode !== 'follow'),
     maxDeadLetterRatio: ratio('max-dead-letter-ratio', argv.maxDeadLetterRatio),
-    sessionTimeoutMs: positiveInteger('session-timeout-ms', argv.sessionTimeoutMs), logger: createLogger('sink'), progressed: health.progressed,
+    sessionTimeoutMs: sessionTimeout(argv.sessionTimeoutMs), logger: createLogger('sink'), progressed: health.progressed,
   }).finally(() => health.close());
+}
+
+/** The broker's default group.min.session.timeout.ms: a lower one is refused at the group join, after start-up. */
+const MIN_SESSION_TIMEOUT_MS = 6_000;
+
+function sessionTimeout(text: string): number {
+  const ms = positiveInteger('session-timeout-ms', text);
+  if (ms < MIN_SESSION_TIMEOUT_MS) throw new ConfigError(`--session-timeout-ms must be at least ${MIN_SESSION_TIMEOUT_MS} (Kafka brokers refuse less by default), got ${ms}`);
+  return ms;
 }
 
 function nonNegative(name: string, text: string): number {
