@@ -6,6 +6,7 @@
  *   cdc snapshot --slot X --table T                     incremental snapshot of tables while cdc streams
  *   cdc drop --slot X --yes                             remove the slot, publication, origins
  */
+import './heap-growth.js';
 import pg from 'pg';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';

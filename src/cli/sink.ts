@@ -8,6 +8,7 @@
  * Tables: --table (repeatable, `*` patterns, env SINK_TABLES comma-separated),
  * --exclude-table (SINK_EXCLUDE_TABLES), or --topic-pattern (SINK_TOPIC_PATTERN).
  */
+import './heap-growth.js';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveConnections } from '../config/connections.js';
