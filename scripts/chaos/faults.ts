@@ -39,10 +39,28 @@ async function stack(args: string[], services?: string): Promise<void> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Starts services again, trying a few times: the stack's ports lie in
+ * Linux's ephemeral range, so a client's outgoing connection can hold one
+ * for a moment ("Address already in use: 127.0.0.1:49000", seen when
+ * ClickHouse came back in a 30-minute run). A fault that cannot be undone is
+ * the harness's failure, not walbridge's.
+ */
+async function startAgain(services: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await stack(['up'], services);
+    } catch (error) {
+      if (attempt === 5) throw error;
+      await sleep(2_000 * attempt);
+    }
+  }
+}
+
 export async function restartPostgres(mode: 'fast' | 'immediate'): Promise<void> {
   if (mode === 'fast') await stack(['down'], 'postgres');
   else await stack(['kill', 'postgres']);
-  await stack(['up'], 'postgres');
+  await startAgain('postgres');
 }
 
 /** Kills the broker leading partition 0 of `topic` (its node number = its node.id), waits, starts it again; returns the node. */
@@ -58,7 +76,7 @@ export async function killKafkaLeader(control: StackControl, topic: string): Pro
   }
   await stack(['kill', `kafka:${leader}`]);
   await sleep(control.brokerDownMs);
-  await stack(['up'], 'kafka');
+  await startAgain('kafka');
   return leader;
 }
 
@@ -74,5 +92,5 @@ export async function pauseClickHouse(control: StackControl): Promise<void> {
 
 export async function restartClickHouse(): Promise<void> {
   await stack(['kill', 'clickhouse']);
-  await stack(['up'], 'clickhouse');
+  await startAgain('clickhouse');
 }
