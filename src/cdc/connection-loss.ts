@@ -88,7 +88,14 @@ export function lostDependency(error: unknown): Dependency | null {
 const PERMANENT_PROTOCOL_ERROR =
   /AUTHORIZATION_FAILED|SASL|^MESSAGE_TOO_LARGE$|^RECORD_LIST_TOO_LARGE$|^INVALID_(?!PRODUCER_EPOCH$)|^UNSUPPORTED_|^POLICY_VIOLATION$|^SECURITY_DISABLED$|^CORRUPT_MESSAGE$|^PRODUCER_FENCED$/;
 const PERMANENT_CLIENT_ERROR = new Set(['PLT_KFK_AUTHENTICATION', 'PLT_KFK_USER', 'PLT_KFK_UNSUPPORTED', 'PLT_KFK_UNSUPPORTED_API', 'PLT_KFK_UNSUPPORTED_COMPRESSION',
-  'PLT_KFK_UNSUPPORTED_FORMAT', 'PLT_KFK_OUT_OF_BOUNDS']);
+  'PLT_KFK_UNSUPPORTED_FORMAT']);
+/**
+ * A response the producer could not read (@platformatic/dynamic-buffer's
+ * "Out of bounds."): every send of one cdc process failed with it for
+ * minutes after a broker's restart in the chaos runs, and a new process
+ * (new producer, new connections) sent at once. A new attempt is that.
+ */
+const UNREADABLE_RESPONSE = new Set(['OUT_OF_BOUNDS', 'PLT_KFK_OUT_OF_BOUNDS']);
 
 
 /**
@@ -103,6 +110,7 @@ function platformaticRetriable(err: ErrorFields): boolean {
   if (Array.isArray(err.errors) && err.errors.length > 0) {
     return leafErrors(err).every((inner) => {
       const fields = (inner ?? {}) as ErrorFields;
+      if (fields.code !== undefined && UNREADABLE_RESPONSE.has(fields.code)) return true;
       if (typeof fields.code !== 'string' || !fields.code.startsWith('PLT_KFK_')) return lostDependency(inner) !== null;
       return !PERMANENT_CLIENT_ERROR.has(fields.code) && !PERMANENT_PROTOCOL_ERROR.test(fields.apiId ?? '');
     });

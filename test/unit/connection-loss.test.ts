@@ -38,6 +38,8 @@ describe('lostDependency: an outage to ride through, or a real failure', () => {
         withFields('timed out', { code: 'PLT_KFK_NETWORK' }),
         withFields('replica not available', { code: 'PLT_KFK_PROTOCOL', apiId: 'REPLICA_NOT_AVAILABLE', canRetry: false }),
       ] })] }),
+      // Seen in the chaos run: the producer could not read a broker's answer (dynamic-buffer's error); a new producer could.
+      withFields('Producing messages failed.', { code: 'PLT_KFK_MULTIPLE', errors: [withFields('Out of bounds.', { code: 'OUT_OF_BOUNDS' })] }),
       withFields('Connection error', { name: 'KafkaJSConnectionError', retriable: true }),
       withFields('retries exceeded', { name: 'KafkaJSNumberOfRetriesExceeded', retriable: false, cause: withFields('refused', { name: 'KafkaJSConnectionError', retriable: true }) }),
     ]) assert.equal(lostDependency(error), 'kafka', error.message);
