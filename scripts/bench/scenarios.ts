@@ -70,18 +70,26 @@ async function waitForRows(ws: Workspace, rows: number, timeoutMs: number, inter
   }
 }
 
-/** N rows in transactions of `perTransaction` rows, written server-side. */
-async function writeBacklog(ws: Workspace, rows: number, perTransaction: number): Promise<void> {
+/**
+ * N rows in transactions of `perTransaction` rows, written server-side, into
+ * user_logins; or into `wide.table`, each row with a `payload` text of
+ * `wide.payloadBytes` (md5 hex: incompressible).
+ */
+async function writeBacklog(ws: Workspace, rows: number, perTransaction: number, wide?: { table: string; payloadBytes: number }): Promise<void> {
   const client = new pg.Client({ connectionString: ws.databaseUrl });
   await client.connect();
+  const row = `i * ${perTransaction} + g`;
+  const [table, payloadColumn, payload] = wide
+    ? [wide.table, ', payload', `, (SELECT string_agg(md5((${row})::text || ':' || k), '') FROM generate_series(1, ${wide.payloadBytes / 32}) AS k)`]
+    : ['user_logins', '', ''];
   try {
     // Commit durability is not what is measured; the WAL written is the same.
     await client.query('SET synchronous_commit = off');
     await client.query(`DO $$
       BEGIN
         FOR i IN 1..${Math.ceil(rows / perTransaction)} LOOP
-          INSERT INTO user_logins (username, event_type, event_time)
-          SELECT 'user_' || (i * ${perTransaction} + g), 'login', clock_timestamp() FROM generate_series(1, ${perTransaction}) AS g;
+          INSERT INTO ${table} (username, event_type, event_time${payloadColumn})
+          SELECT 'user_' || (${row}), 'login', clock_timestamp()${payload} FROM generate_series(1, ${perTransaction}) AS g;
           COMMIT;
         END LOOP;
       END $$`);
@@ -404,23 +412,7 @@ export async function wideRows(base: ServiceUrls, rows: number,
     await ws.sql('ALTER TABLE bench_wide ADD COLUMN payload text');
     const selection = ['--table', 'public.bench_wide'];
     await runToEnd(startCli('cdc', cdcArgs(ws, ['--once', '--snapshot', 'none', ...selection]), ws.env), 'cdc (slot creation)');
-    const client = new pg.Client({ connectionString: ws.databaseUrl });
-    await client.connect();
-    try {
-      await client.query('SET synchronous_commit = off');
-      await client.query(`DO $$
-        BEGIN
-          FOR i IN 1..${Math.ceil(rows / 10)} LOOP
-            INSERT INTO bench_wide (username, event_type, event_time, payload)
-            SELECT 'user_' || (i * 10 + g), 'login', clock_timestamp(),
-                   (SELECT string_agg(md5((i * 10 + g)::text || ':' || k), '') FROM generate_series(1, ${WIDE_PAYLOAD_BYTES / 32}) AS k)
-            FROM generate_series(1, 10) AS g;
-            COMMIT;
-          END LOOP;
-        END $$`);
-    } finally {
-      await client.end();
-    }
+    await writeBacklog(ws, rows, 10, { table: 'bench_wide', payloadBytes: WIDE_PAYLOAD_BYTES });
     const total = Math.ceil(rows / 10) * 10;
     const started = performance.now();
     const sink = startCli('sink', sinkArgs(ws, selection), ws.env);

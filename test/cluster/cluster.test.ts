@@ -17,11 +17,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
-import pg from 'pg';
 import { withDatabase } from '../../src/config/connections.js';
 import { cliEnv, runCli, startCli, type RunningCli } from '../support/cli.js';
 import { sql, waitFor } from '../support/cdc.js';
 import { isolatedServices, type IsolatedServices } from '../support/services.js';
+import { startWriter, type Writer } from '../support/writer.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const SLOT = 'cluster';
@@ -49,34 +49,12 @@ async function clickhouse(url: string, query: string): Promise<string> {
   return text.trim();
 }
 
-/** Inserts rows on its own session until stopped, with an update and a delete now and then; reconnects through outages. */
-function startWriter(databaseUrl: string): { committed(): number; stop(): Promise<void> } {
-  let stopped = false;
-  let committed = 0;
-  const loop = (async () => {
-    let client: pg.Client | null = null;
-    while (!stopped) {
-      try {
-        if (!client) {
-          client = new pg.Client({ connectionString: databaseUrl });
-          client.on('error', () => {});
-          await client.connect();
-        }
-        await client.query(`INSERT INTO user_logins (username, event_type, event_time) SELECT 'writer', 'login', now() FROM generate_series(1, 5)`);
-        if (committed % 7 === 0) await client.query(`UPDATE user_logins SET event_type = 'updated' WHERE id = (SELECT max(id) - 3 FROM user_logins)`);
-        if (committed % 11 === 0) await client.query('DELETE FROM user_logins WHERE id = (SELECT min(id) FROM user_logins)');
-        committed++;
-      } catch {
-        await client?.end().catch(() => {});
-        client = null;
-        await sleep(200);
-      }
-      await sleep(30);
-    }
-    await client?.end().catch(() => {});
-  })();
-  return { committed: () => committed, stop: async () => { stopped = true; await loop; } };
-}
+/** Inserts rows until stopped, with an update and a delete now and then; reconnects through outages. */
+const startLoginWriter = (databaseUrl: string): Writer => startWriter(databaseUrl, (n) => [
+  `INSERT INTO user_logins (username, event_type, event_time) SELECT 'writer', 'login', now() FROM generate_series(1, 5)`,
+  ...(n % 7 === 0 ? [`UPDATE user_logins SET event_type = 'updated' WHERE id = (SELECT max(id) - 3 FROM user_logins)`] : []),
+  ...(n % 11 === 0 ? ['DELETE FROM user_logins WHERE id = (SELECT min(id) FROM user_logins)'] : []),
+], 30);
 
 describe('a replicated ClickHouse and a 3-broker Kafka', () => {
   let services: IsolatedServices;
@@ -132,7 +110,7 @@ describe('a replicated ClickHouse and a 3-broker Kafka', () => {
   it('(a) cdc and sink stream into both replicas, a truncate included', async () => {
     cdc = startCli('cdc', ['start', '--slot', SLOT, '--topic-prefix', services.topicPrefix], { ...env, LOG_LEVEL: 'info' });
     sink = startCli('sink', ['start', '--topic-prefix', services.topicPrefix, '--linger-ms', '200'], { ...env, LOG_LEVEL: process.env.SINK_LOG_LEVEL ?? 'info' });
-    const writer = startWriter(services.databaseUrl);
+    const writer = startLoginWriter(services.databaseUrl);
     try {
       await waitFor('rows in ClickHouse', async () => (Number(await clickhouse(REPLICA_URLS[0]!, `SELECT count() FROM ${services.name}.user_logins`)) > 0 ? true : undefined), 60_000)
         .catch((error: Error) => { throw new Error(`${error.message}\n${logs()}`); });
@@ -150,7 +128,7 @@ describe('a replicated ClickHouse and a 3-broker Kafka', () => {
   });
 
   it('(b) ClickHouse replica 2 killed -9 while inserts (and a truncate) go on, then started again: nothing lost on either', async () => {
-    const writer = startWriter(services.databaseUrl);
+    const writer = startLoginWriter(services.databaseUrl);
     try {
       await sleep(1_000);
       await stack(['kill', 'clickhouse:2']);
@@ -181,7 +159,7 @@ describe('a replicated ClickHouse and a 3-broker Kafka', () => {
     } finally {
       await admin.disconnect();
     }
-    const writer = startWriter(services.databaseUrl);
+    const writer = startLoginWriter(services.databaseUrl);
     try {
       await sleep(1_000);
       await stack(['kill', `kafka:${leader}`]);

@@ -13,10 +13,10 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { cliEnv, runCli, startCli, type RunningCli } from '../support/cli.js';
 import { slotRow, sql, waitFor } from '../support/cdc.js';
 import { isolatedServices, serviceUrls, type IsolatedServices } from '../support/services.js';
+import { startWriter } from '../support/writer.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const SLOT = 'outages';
@@ -32,38 +32,9 @@ async function stack(args: string[], services?: string): Promise<void> {
   });
 }
 
-/** Inserts a row every few ms on its own session until stopped, reconnecting through outages; counts the committed rows. */
-function startWriter(databaseUrl: string): { committed(): number; stop(): Promise<void> } {
-  let stopped = false;
-  let committed = 0;
-  const loop = (async () => {
-    let client: pg.Client | null = null;
-    while (!stopped) {
-      try {
-        if (!client) {
-          client = new pg.Client({ connectionString: databaseUrl });
-          client.on('error', () => {});
-          await client.connect();
-        }
-        await client.query(`INSERT INTO user_logins (username, event_type, event_time) VALUES ('writer', 'login', now())`);
-        committed++;
-      } catch {
-        await client?.end().catch(() => {});
-        client = null;
-        await sleep(200);
-      }
-      await sleep(20);
-    }
-    await client?.end().catch(() => {});
-  })();
-  return {
-    committed: () => committed,
-    stop: async () => {
-      stopped = true;
-      await loop;
-    },
-  };
-}
+/** Inserts a row every few ms until stopped, reconnecting through outages; counts the committed rows. */
+const startLoginWriter = (databaseUrl: string) =>
+  startWriter(databaseUrl, () => [`INSERT INTO user_logins (username, event_type, event_time) VALUES ('writer', 'login', now())`], 20);
 
 describe('cdc rides through outages', () => {
   let services: IsolatedServices;
@@ -87,7 +58,7 @@ describe('cdc rides through outages', () => {
    */
   async function rideThrough(outage: () => Promise<void>, waitedFor: RegExp): Promise<string> {
     const cdc: RunningCli = startCli('cdc', ['start', '--slot', SLOT, '--topic-prefix', services.topicPrefix], { ...env, LOG_LEVEL: 'info' });
-    const writer = startWriter(services.databaseUrl);
+    const writer = startLoginWriter(services.databaseUrl);
     const withLog = (error: Error): never => {
       throw new Error(`${error.message}; cdc's log:\n${cdc.output().stderr}`);
     };
