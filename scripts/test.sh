@@ -52,7 +52,7 @@ done
 run_tests() {
   env -u DATABASE_URL -u KAFKA_BROKERS -u CLICKHOUSE_URL -u CLICKHOUSE_CLUSTER -u CLICKHOUSE_REPLICA_URLS -u KAFKA_SSL -u KAFKA_SSL_CA -u KAFKA_SSL_CERT -u KAFKA_SSL_KEY \
     -u KAFKA_SSL_VERIFY_HOSTNAME -u KAFKA_SASL_MECHANISM -u KAFKA_SASL_USERNAME -u KAFKA_SASL_PASSWORD -u KAFKA_SASL_PASSWORD_FILE \
-    -u CLICKHOUSE_CA_FILE -u CDC_EXCLUDE_COLUMNS -u CDC_HASH_COLUMNS -u CDC_HASH_KEY -u CDC_HASH_KEY_FILE \
+    -u CLICKHOUSE_CA_FILE -u SINK_GROUP -u CDC_EXCLUDE_COLUMNS -u CDC_HASH_COLUMNS -u CDC_HASH_KEY -u CDC_HASH_KEY_FILE \
     node --test --test-timeout=600000 "$@"
 }
 [ $((${#shared[@]} + ${#alone[@]})) -gt 0 ] || { echo "[test] none of these test files exists (run through npm test, which builds dist/ first): $*" >&2; exit 2; }

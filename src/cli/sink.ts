@@ -69,7 +69,7 @@ function selectionRules(args: TopicArgs, env: NodeJS.ProcessEnv = process.env): 
 
 function sinkOptions<T>(y: Argv<T>) {
   return kafkaOptions(topicOptions(y))
-    .option('group', { type: 'string', default: 'walbridge-sink', describe: 'Kafka consumer group' })
+    .option('group', { type: 'string', describe: `Kafka consumer group (env SINK_GROUP; default ${DEFAULT_GROUP}); sinks reading different topics are best given different groups` })
     // Strings, parsed by positiveInteger() (run-command.ts): yargs turns `abc` into NaN, losing what the user typed.
     .option('batch-rows', { type: 'string', default: String(DEFAULT_LIMITS.maxRows), describe: 'flush a batch at this many rows' })
     .option('batch-bytes', { type: 'string', default: String(DEFAULT_LIMITS.maxBytes), describe: 'flush a batch at this many bytes of row text' })
@@ -86,6 +86,8 @@ function sinkOptions<T>(y: Argv<T>) {
     .option('cluster', { type: 'string', describe: CLUSTER_HELP });
 }
 
+const DEFAULT_GROUP = 'walbridge-sink';
+
 const CLUSTER_HELP = 'ClickHouse cluster (remote_servers) the tables live on: a table the sink creates is created ON CLUSTER, replicated (env CLICKHOUSE_CLUSTER)';
 
 const ONCE_WAIT_TIMEOUT_S = 30;
@@ -97,7 +99,7 @@ function ratio(name: string, text: string): number {
 }
 
 type SinkArgs = TopicArgs & {
-  group: string; batchRows: string; batchBytes: string; lingerMs: string; sessionTimeoutMs: string; metricsPort?: string | undefined; waitTimeout?: string | undefined;
+  group?: string | undefined; batchRows: string; batchBytes: string; lingerMs: string; sessionTimeoutMs: string; metricsPort?: string | undefined; waitTimeout?: string | undefined;
   createTables: boolean; maxDeadLetterRatio: string; kafkaBrokers?: string | undefined; clickhouseUrl?: string | undefined; clickhouseCa?: string | undefined;
   cluster?: string | undefined;
 } & KafkaSecurityFlags;
@@ -109,7 +111,7 @@ async function runWithArgs(argv: SinkArgs, mode: SinkRunOptions['mode'], fromVer
   await checkKafkaReachable(kafka);
   const health = await serveHealth(metricsPort(argv.metricsPort));
   return runSink({
-    kafka, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, selection: new TableSelection(selectionRules(argv)), groupId: argv.group,
+    kafka, clickhouseUrl: connections.clickhouseUrl, clickhouseCaFile: connections.clickhouseCaFile, selection: new TableSelection(selectionRules(argv)), groupId: argv.group || process.env.SINK_GROUP || DEFAULT_GROUP,
     limits: { maxRows: positiveInteger('batch-rows', argv.batchRows), maxBytes: positiveInteger('batch-bytes', argv.batchBytes), lingerMs: nonNegative('linger-ms', argv.lingerMs) },
     mode, fromVersion, createTables: argv.createTables, cluster: clusterFrom(argv.cluster), waitTimeoutMs: waitTimeoutMs(argv.waitTimeout, mode !== 'follow'),
     maxDeadLetterRatio: ratio('max-dead-letter-ratio', argv.maxDeadLetterRatio),

@@ -30,6 +30,7 @@
 import kafkajs from 'kafkajs';
 import type { Logger } from '../observability/logger.js';
 import type { Kafka } from './client.js';
+import { subscriptionAssigner } from './subscription-assigner.js';
 
 export interface ConsumedMessage {
   topic: string;
@@ -110,6 +111,7 @@ export async function openTopicReader(
     // Leaving the group waits for the fetch in flight: a long poll would
     // add its whole wait to every --once run and every SIGTERM.
     maxWaitTimeInMs: 1_000,
+    partitionAssigners: [subscriptionAssigner, kafkajs.PartitionAssigners.roundRobin],
   });
   const assigned = new Map<string, Set<number>>();
   const committed = new Map<string, Map<number, bigint>>();
@@ -140,6 +142,12 @@ export async function openTopicReader(
     committedRead = readCommitted();
     const text = [...assigned].map(([topic, partitions]) => `${topic} [${[...partitions].join(', ')}]`).join(', ');
     logger.info(`joined group ${groupId}: assigned ${text || 'nothing'}`);
+  });
+  consumer.on(consumer.events.RECEIVED_UNSUBSCRIBED_TOPICS, ({ payload }) => {
+    // Only with a member that still uses kafkajs' round robin (an older walbridge): see subscription-assigner.ts.
+    logger.warn(`group ${groupId} gave this member partitions of topics it does not read (${payload.topicsNotSubscribed.join(', ')}), ` +
+      'so the group leader reads other topics and assigns without looking at subscriptions: partitions may go unread. ' +
+      'Give each sink with its own topic selection its own --group.');
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     if (!payload.restart) {

@@ -19,7 +19,7 @@ async function lag(f: SinkFixture): Promise<bigint> {
   await admin.connect();
   try {
     const ends = await admin.fetchTopicOffsets(f.topic);
-    const [group] = await admin.fetchOffsets({ groupId: 'walbridge-sink', topics: [f.topic] });
+    const [group] = await admin.fetchOffsets({ groupId: f.env.SINK_GROUP!, topics: [f.topic] });
     let total = 0n;
     for (const end of ends) {
       const done = group?.partitions.find((p) => p.partition === end.partition)?.offset ?? '-1';

@@ -75,7 +75,7 @@ describe('sink start --once, replay, verify', () => {
     await f.feed.insert(logins(6000, 20, 'late'));
     await f.feed.delete(6000);
     assert.equal((await f.sink(['start', '--once'])).code, 0);
-    const before = await committed(f, 'walbridge-sink');
+    const before = await committed(f, f.env.SINK_GROUP!);
     await f.clickhouseCommand('TRUNCATE TABLE user_logins');
     for (let round = 0; round < 2; round += 1) {
       const replay = await f.sink(['replay', '--from-lsn', '0/0']);
@@ -84,7 +84,7 @@ describe('sink start --once, replay, verify', () => {
       const verify = await f.sink(['verify']);
       assert.equal(verify.code, 0, verify.stdout);
     }
-    assert.equal(await committed(f, 'walbridge-sink'), before);
+    assert.equal(await committed(f, f.env.SINK_GROUP!), before);
   });
 
   it('replay --from-lsn applies only events at or above that LSN', async () => {

@@ -103,9 +103,12 @@ export async function runCli(cli: CliName, args: string[], env: NodeJS.ProcessEn
 }
 
 /** The environment that points the CLIs at a test's isolated services. */
-export function cliEnv(services: { databaseUrl: string; kafkaBrokers: string; clickhouseUrl: string; clickhouseCaFile?: string | undefined }): NodeJS.ProcessEnv {
+export function cliEnv(services: { databaseUrl: string; kafkaBrokers: string; clickhouseUrl: string; clickhouseCaFile?: string | undefined; name?: string }): NodeJS.ProcessEnv {
   return {
     DATABASE_URL: services.databaseUrl, KAFKA_BROKERS: services.kafkaBrokers, CLICKHOUSE_URL: services.clickhouseUrl,
     ...(services.clickhouseCaFile === undefined ? {} : { CLICKHOUSE_CA_FILE: services.clickhouseCaFile }),
+    // A consumer group of the scenario's own: test files run side by side, and members of one group
+    // wait for each other at every rebalance (a killed one for its whole session).
+    ...(services.name === undefined ? {} : { SINK_GROUP: `${services.name}_sink` }),
   };
 }
