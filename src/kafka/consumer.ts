@@ -22,6 +22,8 @@
  * - `generation` counts the group's rebalances as this member sees them (one
  *   more when a rebalance starts, one more when it has its new assignment,
  *   one more when kafkajs restarts the consumer after a broker failure).
+ *   A batch kafkajs fetches between a rebalance's start and its new
+ *   assignment is refused, so that it rejoins (see `rejoinPending`).
  *   kafkajs has no revocation callback; with its eager protocol every
  *   partition is revoked at a rebalance and fetched again from its committed
  *   offset, so a message read in an earlier generation must not be written
