@@ -23,7 +23,11 @@
  *   more when a rebalance starts, one more when it has its new assignment,
  *   one more when kafkajs restarts the consumer after a broker failure).
  *   A batch kafkajs fetches between a rebalance's start and its new
- *   assignment is refused, so that it rejoins (see `rejoinPending`).
+ *   assignment is refused, so that it rejoins (see `rejoinPending`); so is
+ *   a batch that starts past where this member's reading of its partition
+ *   stands in this generation (see `nextExpected`).
+ * - rewind(topic, partition): rows of the partition read in an earlier
+ *   generation were dropped; the reader makes sure they are fetched again.
  *   kafkajs has no revocation callback; with its eager protocol every
  *   partition is revoked at a rebalance and fetched again from its committed
  *   offset, so a message read in an earlier generation must not be written
@@ -64,6 +68,8 @@ export interface TopicReader {
   onFatal(listener: (error: Error) => void): void;
   /** The current group generation, as this member counts it (see above). */
   readonly generation: number;
+  /** Rows of this partition read in an earlier generation were dropped: have it read again from its committed offset. */
+  rewind(topic: string, partition: number): void;
 }
 
 const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR']);
@@ -123,19 +129,46 @@ export async function openTopicReader(
   const assigned = new Map<string, Set<number>>();
   const committed = new Map<string, Map<number, bigint>>();
   const fatalListeners: ((error: Error) => void)[] = [];
+  // Where kafkajs starts each partition in this generation: its committed offset, or the log's start
+  // when there is none or retention removed it (topic\0partition → offset). Empty when unknown.
+  const startAt = new Map<string, bigint>();
+  // The offset this member must be delivered next, per partition, in this generation: one past the
+  // last message taken (before the first, startAt). kafkajs can rejoin from inside a fetcher (stale
+  // metadata after a broker died) without REBALANCING, and a batch another fetcher read from the old
+  // positions then arrives after the rejoin; taking it would move past messages whose rows the fence
+  // dropped. A batch that starts past this offset is refused with a rebalance error instead.
+  const nextExpected = new Map<string, bigint>();
+  // Partitions sought back while a rejoin was pending; sought again to their start at the next join,
+  // since kafkajs keeps a seek of a partition it no longer holds until it next fetches it.
+  const soughtBack = new Set<string>();
   // A batch still being written when its partition moved away and came back
   // holds offsets that another member may have committed past meanwhile.
   let committedRead: Promise<void> = Promise.resolve();
   const readCommitted = async (): Promise<void> => {
+    startAt.clear();
     try {
-      for (const [topic, offsets] of await groupOffsets(kafka, groupId, topics)) {
+      const groupCommitted = await groupOffsets(kafka, groupId, topics);
+      for (const [topic, offsets] of groupCommitted) {
         const known = committed.get(topic) ?? new Map<number, bigint>();
         committed.set(topic, known);
         for (const [partition, offset] of offsets) if (offset > (known.get(partition) ?? -1n)) known.set(partition, offset);
       }
+      for (const [topic, lows] of await logStartOffsets(kafka, topics)) {
+        for (const [partition, low] of lows) {
+          const offset = groupCommitted.get(topic)?.get(partition) ?? -1n;
+          startAt.set(slotOf(topic, partition), offset > low ? offset : low);
+        }
+      }
     } catch (error) {
+      startAt.clear(); // not known: a first batch is not checked (later ones still are)
       logger.warn(`could not read group ${groupId}'s committed offsets after a rebalance: ${(error as Error).message}`);
     }
+  };
+  const seekToStart = (topic: string, partition: number): boolean => {
+    const start = startAt.get(slotOf(topic, partition)) ?? committed.get(topic)?.get(partition);
+    if (start === undefined) return false;
+    consumer.seek({ topic, partition, offset: start.toString() });
+    return true;
   };
   let generation = 0;
   // Between kafkajs' REBALANCING and the GROUP_JOIN that ends it. kafkajs treats NOT_COORDINATOR (the
@@ -145,17 +178,28 @@ export async function openTopicReader(
   // is pending is therefore refused with a rebalance error, so kafkajs rejoins, and every partition is
   // read again from its committed offset.
   let rejoinPending = false;
+  // What this member held before the pending rejoin: kafkajs goes on fetching it when the rejoin fails.
+  let heldBeforeRejoin = new Map<string, Set<number>>();
   consumer.on(consumer.events.REBALANCING, () => {
     generation += 1;
     rejoinPending = true;
+    if (assigned.size > 0) heldBeforeRejoin = new Map(assigned);
     assigned.clear();
   });
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     generation += 1;
     rejoinPending = false;
     assigned.clear();
+    nextExpected.clear();
     for (const [topic, partitions] of Object.entries(payload.memberAssignment)) assigned.set(topic, new Set(partitions));
-    committedRead = readCommitted();
+    const held = new Map(assigned);
+    committedRead = readCommitted().then(() => {
+      for (const [topic, partitions] of held) {
+        for (const partition of partitions) {
+          if (soughtBack.has(slotOf(topic, partition)) && seekToStart(topic, partition)) soughtBack.delete(slotOf(topic, partition));
+        }
+      }
+    });
     const text = [...assigned].map(([topic, partitions]) => `${topic} [${[...partitions].join(', ')}]`).join(', ');
     logger.info(`joined group ${groupId}: assigned ${text || 'nothing'}`);
   });
@@ -175,7 +219,13 @@ export async function openTopicReader(
     // what was read before belongs to an old generation (read again after the rejoin).
     generation += 1;
     assigned.clear();
+    nextExpected.clear();
     logger.warn({ err: payload.error.message }, `consumer restarting after a Kafka failure; rejoining group ${groupId} (messages in hand are read again)`);
+  });
+  consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
+    // A batch of control records or compacted-away messages only: kafkajs moves past it itself, without
+    // eachBatch. (walbridge's cdc writes neither; a topic written by another producer may hold them.)
+    if (payload.batchSize === 0) nextExpected.set(slotOf(payload.topic, payload.partition), BigInt(payload.lastOffset) + 1n);
   });
   await consumer.connect();
   await consumer.subscribe({ topics: [...topics], fromBeginning: true });
@@ -191,6 +241,18 @@ export async function openTopicReader(
             logger.warn(`Kafka resumed fetching for group ${groupId} without the rejoin its rebalance needs; rejoining (messages in hand are read again)`);
             throw rebalanceNeeded();
           }
+          const readIn = generation;
+          await keepingAlive(committedRead, heartbeat); // this generation's start offsets
+          if (generation !== readIn) return; // a rejoin completed meanwhile: nothing taken, so fetched again
+          const slot = slotOf(batch.topic, batch.partition);
+          // Batch.fetchedOffset: the offset kafkajs asked for (not in its type definitions).
+          const fetched = BigInt((batch as unknown as { fetchedOffset: string }).fetchedOffset);
+          const expected = nextExpected.get(slot) ?? startAt.get(slot);
+          if (expected !== undefined && fetched > expected) {
+            logger.warn(`Kafka delivered ${batch.topic} [${batch.partition}] from offset ${fetched}, past offset ${expected} where this member's ` +
+              `reading of it stands (a batch fetched before a rejoin); rejoining so that it is read from its committed offset`);
+            throw rebalanceNeeded();
+          }
           const messages: ConsumedMessage[] = batch.messages.map((m) => ({
             topic: batch.topic,
             partition: batch.partition,
@@ -202,7 +264,13 @@ export async function openTopicReader(
           const lastOffset = BigInt(batch.lastOffset());
           await handler(batch.topic, batch.partition, messages, {
             lastOffset,
-            taken: (offset) => resolveOffset(offset.toString()),
+            taken: (offset) => {
+              // Read before a rejoin that completed meanwhile (kafkajs rejoins from its fetchers too): its
+              // rows are dropped, so kafkajs' new positions must not move past it.
+              if (generation !== readIn) return;
+              resolveOffset(offset.toString());
+              nextExpected.set(slot, offset + 1n);
+            },
             keepAlive: heartbeat,
           });
         },
@@ -239,7 +307,18 @@ export async function openTopicReader(
     get generation() {
       return generation;
     },
+    rewind(topic, partition) {
+      // After a join kafkajs reads every partition from its committed offset (nextExpected holds it to
+      // that). While a rejoin is pending it may go on fetching the old assignment past the dropped rows,
+      // and only a fetched batch (refused) makes it rejoin: seek back, so that one comes at once.
+      if (!rejoinPending || !heldBeforeRejoin.get(topic)?.has(partition)) return;
+      if (seekToStart(topic, partition)) soughtBack.add(slotOf(topic, partition));
+    },
   };
+}
+
+function slotOf(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
 }
 
 /**
@@ -266,6 +345,34 @@ export async function groupOffsets(kafka: Kafka, groupId: string, topics: readon
     return result;
   } finally {
     await admin.disconnect();
+  }
+}
+
+/** The first offset still in the log, per topic and partition (retention moves it). */
+async function logStartOffsets(kafka: Kafka, topics: readonly string[]): Promise<Map<string, Map<number, bigint>>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const result = new Map<string, Map<number, bigint>>();
+    for (const topic of topics) {
+      const offsets = await fetchOffsetsRetrying(() => admin.fetchTopicOffsets(topic));
+      result.set(topic, new Map(offsets.map((o) => [o.partition, BigInt(o.low)])));
+    }
+    return result;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Waits for `work`, sending the group heartbeat every 2 s meanwhile (it throws when the group rebalances). */
+async function keepingAlive(work: Promise<void>, heartbeat: () => Promise<void>): Promise<void> {
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const tick = new Promise<'tick'>((resolve) => (timer = setTimeout(() => resolve('tick'), 2_000)));
+    const outcome = await Promise.race([work.then(() => 'done' as const), tick]);
+    clearTimeout(timer);
+    if (outcome === 'done') return;
+    await heartbeat();
   }
 }
 

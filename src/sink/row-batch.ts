@@ -102,6 +102,17 @@ export class RowBatch<M> {
     return result;
   }
 
+  /** The partitions whose last message taken here was read in another generation than `current`: their rows are dropped. */
+  readBefore(current: number): Array<[topic: string, partition: number]> {
+    return [...this.taken].flatMap(([topic, partitions]) =>
+      [...partitions].filter(([, taken]) => taken.generation !== current).map(([partition]) => [topic, partition] as [string, number]));
+  }
+
+  /** Whether a message of the partition was last taken here in generation `current`. */
+  takenIn(topic: string, partition: number, current: number): boolean {
+    return this.taken.get(topic)?.get(partition)?.generation === current;
+  }
+
   /** Adds a row; a row with the same key already here is replaced. A null key never collapses. */
   addRow(key: string | null, row: PendingRow<M>): void {
     const slot = key ?? `\u0000unkeyed:${this.unkeyed++}`;

@@ -136,7 +136,8 @@ export class SinkWorker {
 
   private async onMessages(topic: string, partition: number, messages: ConsumedMessage[], control: BatchControl): Promise<void> {
     const slot = `${topic}\u0000${partition}`;
-    // No rebalance can complete while this handler runs (kafkajs rejoins after it returns): its messages are of this generation.
+    // The generation the messages were read in. Should a rejoin complete while this handler runs (kafkajs can rejoin
+    // from a fetcher), they are of an older one: the applier drops their rows and the reader reads them again.
     const generation = this.reader.generation;
     try {
       const end = this.options.drainTo?.get(topic)?.get(partition);
@@ -316,7 +317,13 @@ export class SinkWorker {
   private async flush(batch: RowBatch<ConsumedMessage>): Promise<void> {
     const started = Date.now();
     const counts = await this.applier.apply(batch, () => this.reader.generation);
-    if (this.options.commit) await this.reader.commit(batch.nextOffsets(this.reader.generation));
+    const generation = this.reader.generation;
+    if (this.options.commit) await this.reader.commit(batch.nextOffsets(generation));
+    for (const [topic, partition] of batch.readBefore(generation)) {
+      // Its rows were dropped (the fence): they must be read again before this partition counts as drained.
+      this.reader.rewind(topic, partition);
+      if (!this.current.takenIn(topic, partition, generation)) this.reached.delete(`${topic}\u0000${partition}`);
+    }
     this.totals.upserts += counts.upserts;
     this.totals.deletes += counts.deletes;
     this.totals.truncates += counts.truncates;

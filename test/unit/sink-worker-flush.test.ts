@@ -38,6 +38,7 @@ describe('SinkWorker flush rule', () => {
       commit: async () => undefined,
       disconnect: async () => undefined,
       onFatal: () => undefined,
+      rewind: () => undefined,
     };
     // Each row's line is the time it was taken; the applier notes how long it waited.
     const target = {
