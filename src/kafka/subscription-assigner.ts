@@ -37,7 +37,8 @@ export function assignBySubscription(
   let next = 0;
   for (const topic of topics) {
     for (const partition of [...partitionsOf(topic)].sort((a, b) => a - b)) {
-      // Some member is subscribed to every topic in the list: the search ends within one round.
+      // Some member is subscribed to every topic in the list: the search ends within one round. (With
+      // different subscriptions the shared counter can leave members uneven; every partition has a reader.)
       while (!subscribed[next % sorted.length]?.has(topic)) next += 1;
       const member = plan.get(sorted[next % sorted.length]!.memberId)!;
       const owned = member.get(topic);
@@ -49,7 +50,7 @@ export function assignBySubscription(
   return plan;
 }
 
-export const subscriptionAssigner: kafkajs.PartitionAssigner = ({ cluster }) => ({
+export const subscriptionAssigner: kafkajs.PartitionAssigner = ({ cluster, logger }) => ({
   name: SUBSCRIPTION_ASSIGNER_NAME,
   version: 0,
   async assign({ members }) {
@@ -58,7 +59,14 @@ export const subscriptionAssigner: kafkajs.PartitionAssigner = ({ cluster }) => 
       topics: kafkajs.AssignerProtocol.MemberMetadata.decode(memberMetadata)?.topics ?? [],
     }));
     // The leader's metadata covers its own topics only: add the others' (a metadata refresh when new).
-    await cluster.addMultipleTargetTopics([...new Set(subscriptions.flatMap((s) => s.topics))]);
+    // When the leader may not describe one (ACLs per deployment), the plan leaves that topic's partitions
+    // out rather than failing the join of the whole group.
+    try {
+      await cluster.addMultipleTargetTopics([...new Set(subscriptions.flatMap((s) => s.topics))]);
+    } catch (error) {
+      logger.warn(`the group leader could not load the metadata of every member's topics (${(error as Error).message}): ` +
+        'partitions of a topic it cannot see go unassigned; give sinks with their own topic selection their own --group');
+    }
     const plan = assignBySubscription(subscriptions, (topic) => cluster.findTopicPartitionMetadata(topic).map((p) => p.partitionId));
     return [...plan].map(([memberId, topics]) => ({
       memberId,
