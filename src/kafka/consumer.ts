@@ -144,6 +144,7 @@ export async function openTopicReader(
   // A batch still being written when its partition moved away and came back
   // holds offsets that another member may have committed past meanwhile.
   let committedRead: Promise<void> = Promise.resolve();
+  let readingCommitted = false;
   const readCommitted = async (): Promise<void> => {
     startAt.clear();
     try {
@@ -193,13 +194,16 @@ export async function openTopicReader(
     nextExpected.clear();
     for (const [topic, partitions] of Object.entries(payload.memberAssignment)) assigned.set(topic, new Set(partitions));
     const held = new Map(assigned);
-    committedRead = readCommitted().then(() => {
+    readingCommitted = true;
+    const reading = readCommitted().then(() => {
       for (const [topic, partitions] of held) {
         for (const partition of partitions) {
           if (soughtBack.has(slotOf(topic, partition)) && seekToStart(topic, partition)) soughtBack.delete(slotOf(topic, partition));
         }
       }
+      if (committedRead === reading) readingCommitted = false;
     });
+    committedRead = reading;
     const text = [...assigned].map(([topic, partitions]) => `${topic} [${[...partitions].join(', ')}]`).join(', ');
     logger.info(`joined group ${groupId}: assigned ${text || 'nothing'}`);
   });
@@ -242,7 +246,7 @@ export async function openTopicReader(
             throw rebalanceNeeded();
           }
           const readIn = generation;
-          await keepingAlive(committedRead, heartbeat); // this generation's start offsets
+          if (readingCommitted) await keepingAlive(committedRead, heartbeat); // this generation's start offsets
           if (generation !== readIn) return; // a rejoin completed meanwhile: nothing taken, so fetched again
           const slot = slotOf(batch.topic, batch.partition);
           // Batch.fetchedOffset: the offset kafkajs asked for (not in its type definitions).

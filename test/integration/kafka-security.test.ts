@@ -103,18 +103,25 @@ describe('Kafka over SASL_SSL', () => {
     assert.match(status.stdout, /topic .*\.public\.user_logins: p0=3/);
   });
 
+  // cdc's producer (@platformatic/kafka), the sink's consumer and cdc status's admin client (kafkajs) alike.
+  const everyClient: Array<[CliName, string[]]> = [['cdc', ['start', '--slot', slot]], ['sink', ['start', '--once']], ['cdc', ['status', '--slot', slot]]];
+
   it('a wrong password: exit 2 naming Kafka and the SASL authentication', async (t) => {
     const wrong = { KAFKA_SASL_PASSWORD_FILE: '', KAFKA_SASL_PASSWORD: `${kafka.password}-wrong` };
-    assert.match(await refused(t, 'cdc', ['start', '--slot', slot], wrong),
-      /Kafka at 127\.0\.0\.1:\d+ refused the SASL SCRAM-SHA-512 authentication of user walbridge .*KAFKA_SASL_PASSWORD/);
+    for (const [cli, args] of everyClient) {
+      assert.match(await refused(t, cli, args, wrong),
+        /Kafka at 127\.0\.0\.1:\d+ refused the SASL SCRAM-SHA-512 authentication of user walbridge .*KAFKA_SASL_PASSWORD/);
+    }
   });
 
   it('a CA that did not sign the broker\'s certificate: exit 2 naming TLS and the certificate', async (t) => {
     const otherCa = path.join(kafka.tlsDir, 'other-ca.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=another CA',
       '-keyout', path.join(kafka.tlsDir, 'other-ca.key'), '-out', otherCa], { stdio: 'ignore' });
-    assert.match(await refused(t, 'cdc', ['start', '--slot', slot], { KAFKA_SSL_CA: otherCa }),
-      /Kafka is not reachable at 127\.0\.0\.1:\d+ \(TLS: the broker's certificate is not trusted .*--kafka-ssl-ca/);
+    for (const [cli, args] of everyClient) {
+      assert.match(await refused(t, cli, args, { KAFKA_SSL_CA: otherCa }),
+        /Kafka is not reachable at 127\.0\.0\.1:\d+ \(TLS: the broker's certificate is not trusted .*--kafka-ssl-ca/);
+    }
   });
 
   it('a host name the broker\'s certificate does not hold: exit 2; --no-kafka-ssl-verify-hostname lets it through', async (t) => {
