@@ -11,7 +11,7 @@ import pg from 'pg';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { topicName } from '../core/envelope.js';
-import { ConfigError, EXIT_RUNTIME } from '../core/exit-codes.js';
+import { ConfigError, EXIT_CONFIG, EXIT_RUNTIME } from '../core/exit-codes.js';
 import { parseLsn, type Lsn } from '../core/lsn.js';
 import { resolveConnections } from '../config/connections.js';
 import { resolveColumnPolicy } from '../config/column-policy.js';
@@ -161,7 +161,8 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn', '--retention-
     try {
       const statuses = await slotStatuses(client, argv.slot, (slot) => argv.publication ?? defaultPublication(slot));
       // The slot's facts come from PostgreSQL: an unreachable Kafka only blanks the topics' offsets.
-      const kafkaError = await checkKafkaReachable(kafkaConnection).then(() => null, (error: Error) => error.message);
+      const kafkaFailure = await checkKafkaReachable(kafkaConnection).then(() => null, (error: Error) => error);
+      const kafkaError = kafkaFailure?.message ?? null;
       const kafka = createKafka(kafkaConnection, 'walbridge-cdc-status', logger);
       const topicOf = (table: string) => {
         const { schema, table: name } = parseTableName(table);
@@ -198,9 +199,10 @@ await yargs(joinDashedValues(hideBin(process.argv), ['--from-lsn', '--retention-
           }
         }
       }
-      if (kafkaError !== null) {
-        process.stderr.write(`error: ${kafkaError}\n`);
-        return EXIT_RUNTIME;
+      if (kafkaFailure !== null) {
+        process.stderr.write(`error: ${kafkaFailure.message}\n`);
+        // A refused connection, login or certificate is the settings' to fix; a timeout may pass.
+        return kafkaFailure instanceof ConfigError ? EXIT_CONFIG : EXIT_RUNTIME;
       }
     } finally {
       await client.end();

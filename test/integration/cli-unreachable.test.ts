@@ -58,7 +58,7 @@ describe('CLI against unreachable or misnamed services', () => {
   it('cdc status with Kafka unreachable prints the slot facts from PostgreSQL and says Kafka is unreachable', async () => {
     const env = { ...cliEnv(services), KAFKA_BROKERS: NOWHERE };
     const { result, seconds } = await timed(() => runCli('cdc', ['status', '--slot', 'status_probe', '--publication', 'none_here'], env, 60_000));
-    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.code, 2, result.stderr);
     assert.match(result.stdout, /slot status_probe: inactive; confirmed \d+\/[0-9A-F]+/);
     assert.match(result.stderr, /Kafka is not reachable at 127\.0\.0\.1:1/);
     assert.ok(seconds < 10, `took ${seconds}s`);
