@@ -165,8 +165,10 @@ export async function openTopicReader(
       logger.warn(`could not read group ${groupId}'s committed offsets after a rebalance: ${(error as Error).message}`);
     }
   };
+  // Everything before the later of the two is written (this member commits only what it wrote).
   const seekToStart = (topic: string, partition: number): boolean => {
-    const start = startAt.get(slotOf(topic, partition)) ?? committed.get(topic)?.get(partition);
+    const [atJoin, ownCommit] = [startAt.get(slotOf(topic, partition)), committed.get(topic)?.get(partition)];
+    const start = atJoin === undefined ? ownCommit : ownCommit === undefined || atJoin > ownCommit ? atJoin : ownCommit;
     if (start === undefined) return false;
     consumer.seek({ topic, partition, offset: start.toString() });
     return true;
