@@ -8,7 +8,7 @@
  * let garbage pile up to 150–250 MB of old space between full GCs: most of
  * their peak RSS. A smaller percentage means more full GCs: in quiet A/B runs
  * (docs/performance.md, "Fourth round") 100 kept catch-up within ~5 % of V8's
- * own sizing at 80–120 MB less cdc RSS, while 50 saved another 20–40 MB but
+ * own sizing at 55–140 MB less cdc RSS, while 50 saved another 20–40 MB but
  * cost 20–30 % of catch-up throughput. The flag is read at each GC, so
  * setting it at start-up takes effect (unlike the young generation's size,
  * fixed when the heap is created). Node refuses the flag in NODE_OPTIONS,

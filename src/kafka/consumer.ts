@@ -145,8 +145,11 @@ export async function openTopicReader(
   // holds offsets that another member may have committed past meanwhile.
   let committedRead: Promise<void> = Promise.resolve();
   let readingCommitted = false;
+  let reads = 0;
   const readCommitted = async (): Promise<void> => {
+    const read = ++reads; // a read a later join started supersedes this one
     startAt.clear();
+    const starts = new Map<string, bigint>();
     try {
       const groupCommitted = await groupOffsets(kafka, groupId, topics);
       for (const [topic, offsets] of groupCommitted) {
@@ -157,13 +160,17 @@ export async function openTopicReader(
       for (const [topic, lows] of await logStartOffsets(kafka, topics)) {
         for (const [partition, low] of lows) {
           const offset = groupCommitted.get(topic)?.get(partition) ?? -1n;
-          startAt.set(slotOf(topic, partition), offset > low ? offset : low);
+          starts.set(slotOf(topic, partition), offset > low ? offset : low);
         }
       }
     } catch (error) {
-      startAt.clear(); // not known: a first batch is not checked (later ones still are)
+      // The offsets known from earlier reads and this member's commits stand in: at worst too low,
+      // which costs a refused batch and a rejoin, never a skipped message.
+      for (const [topic, offsets] of committed) for (const [partition, offset] of offsets) starts.set(slotOf(topic, partition), offset);
       logger.warn(`could not read group ${groupId}'s committed offsets after a rebalance: ${(error as Error).message}`);
     }
+    if (read !== reads) return;
+    for (const [slot, offset] of starts) startAt.set(slot, offset);
   };
   // Everything before the later of the two is written (this member commits only what it wrote).
   const seekToStart = (topic: string, partition: number): boolean => {
@@ -268,6 +275,7 @@ export async function openTopicReader(
             headers: m.headers ?? {},
           }));
           const lastOffset = BigInt(batch.lastOffset());
+          const lastMessage = messages.at(-1)?.offset;
           await handler(batch.topic, batch.partition, messages, {
             lastOffset,
             taken: (offset) => {
@@ -275,7 +283,8 @@ export async function openTopicReader(
               // rows are dropped, so kafkajs' new positions must not move past it.
               if (generation !== readIn) return;
               resolveOffset(offset.toString());
-              nextExpected.set(slot, offset + 1n);
+              // kafkajs resolves the batch's last offset (control records after it) when its last message is taken.
+              nextExpected.set(slot, (offset === lastMessage ? lastOffset : offset) + 1n);
             },
             keepAlive: heartbeat,
           });

@@ -59,11 +59,12 @@ export const subscriptionAssigner: kafkajs.PartitionAssigner = ({ cluster, logge
       topics: kafkajs.AssignerProtocol.MemberMetadata.decode(memberMetadata)?.topics ?? [],
     }));
     // The leader's metadata covers its own topics only: add the others' (a metadata refresh when new).
-    // When the leader may not describe one (ACLs per deployment), the plan leaves that topic's partitions
-    // out rather than failing the join of the whole group.
+    // When the leader may not describe one (ACLs per deployment), the plan leaves out the topics it could not
+    // load rather than failing every join of the group.
     try {
       await cluster.addMultipleTargetTopics([...new Set(subscriptions.flatMap((s) => s.topics))]);
     } catch (error) {
+      if ((error as { type?: string }).type !== 'TOPIC_AUTHORIZATION_FAILED') throw error; // the join is retried
       logger.warn(`the group leader could not load the metadata of every member's topics (${(error as Error).message}): ` +
         'partitions of a topic it cannot see go unassigned; give sinks with their own topic selection their own --group');
     }

@@ -57,9 +57,9 @@ function fakeKafka() {
   const kafka = { consumer: () => consumer, admin: () => admin } as unknown as Kafka;
   const resolved: string[] = [];
   /** Delivers a batch as kafkajs' runner would; resolves to the error it threw, if any. */
-  const deliver = async (partition: number, fetchedOffset: number, count = 1): Promise<(Error & { type?: string }) | undefined> => {
+  const deliver = async (partition: number, fetchedOffset: number, count = 1, controlRecords = 0): Promise<(Error & { type?: string }) | undefined> => {
     const messages = Array.from({ length: count }, (_, i) => ({ offset: String(fetchedOffset + i), key: Buffer.from('k'), value: Buffer.from('v'), headers: {} }));
-    const batch: FakeBatch = { topic: 't', partition, fetchedOffset: String(fetchedOffset), messages, lastOffset: () => String(fetchedOffset + count - 1) };
+    const batch: FakeBatch = { topic: 't', partition, fetchedOffset: String(fetchedOffset), messages, lastOffset: () => String(fetchedOffset + count - 1 + controlRecords) };
     try {
       await eachBatch!({ batch, resolveOffset: (offset) => resolved.push(`${partition}:${offset}`), heartbeat: async () => {} });
       return undefined;
@@ -127,8 +127,9 @@ describe('topic reader', () => {
     assert.equal(await f.deliver(0, 12), undefined, 'reading again is harmless');
     assert.equal((await f.deliver(0, 20))?.type, 'REBALANCE_IN_PROGRESS', 'skips 13..19');
     assert.equal((await f.deliver(1, 7))?.type, 'REBALANCE_IN_PROGRESS', 'nothing committed: the log starts at 5');
-    assert.equal(await f.deliver(1, 5), undefined);
-    assert.deepEqual(seen, ['0:10', '0:11', '0:12', '0:13', '0:14', '0:12', '1:5']);
+    assert.equal(await f.deliver(1, 5, 1, 1), undefined, 'a transaction marker at 6 ends the batch');
+    assert.equal(await f.deliver(1, 7), undefined, 'kafkajs resolves past the marker when the last message is taken');
+    assert.deepEqual(seen, ['0:10', '0:11', '0:12', '0:13', '0:14', '0:12', '1:5', '1:7']);
   });
 
   it('a message taken after a rejoin completed under its batch leaves kafkajs\' position alone', async () => {
