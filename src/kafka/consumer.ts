@@ -160,23 +160,23 @@ export async function openTopicReader(
       for (const [topic, lows] of await logStartOffsets(kafka, topics)) {
         for (const [partition, low] of lows) {
           const offset = groupCommitted.get(topic)?.get(partition) ?? -1n;
-          starts.set(slotOf(topic, partition), offset > low ? offset : low);
+          starts.set(partitionKey(topic, partition), offset > low ? offset : low);
         }
       }
     } catch (error) {
       // The offsets known from earlier reads and this member's commits stand in: at worst too low,
       // which costs a refused batch and a rejoin, never a skipped message.
-      for (const [topic, offsets] of committed) for (const [partition, offset] of offsets) starts.set(slotOf(topic, partition), offset);
+      for (const [topic, offsets] of committed) for (const [partition, offset] of offsets) starts.set(partitionKey(topic, partition), offset);
       logger.warn(`could not read group ${groupId}'s committed offsets after a rebalance: ${(error as Error).message}`);
     }
     if (read !== reads) return;
     for (const [slot, offset] of starts) startAt.set(slot, offset);
   };
-  // Everything before the later of the two is written (this member commits only what it wrote).
+  // To the later of the join's start and this member's own last commit: everything before either is written.
   const seekToStart = (topic: string, partition: number): boolean => {
-    const [atJoin, ownCommit] = [startAt.get(slotOf(topic, partition)), committed.get(topic)?.get(partition)];
-    const start = atJoin === undefined ? ownCommit : ownCommit === undefined || atJoin > ownCommit ? atJoin : ownCommit;
-    if (start === undefined) return false;
+    const known = [startAt.get(partitionKey(topic, partition)), committed.get(topic)?.get(partition)].filter((o) => o !== undefined);
+    if (known.length === 0) return false;
+    const start = known.reduce((a, b) => (a > b ? a : b));
     consumer.seek({ topic, partition, offset: start.toString() });
     return true;
   };
@@ -207,7 +207,7 @@ export async function openTopicReader(
     const reading = readCommitted().then(() => {
       for (const [topic, partitions] of held) {
         for (const partition of partitions) {
-          if (soughtBack.has(slotOf(topic, partition)) && seekToStart(topic, partition)) soughtBack.delete(slotOf(topic, partition));
+          if (soughtBack.has(partitionKey(topic, partition)) && seekToStart(topic, partition)) soughtBack.delete(partitionKey(topic, partition));
         }
       }
       if (committedRead === reading) readingCommitted = false;
@@ -238,7 +238,7 @@ export async function openTopicReader(
   consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
     // A batch of control records or compacted-away messages only: kafkajs moves past it itself, without
     // eachBatch. (walbridge's cdc writes neither; a topic written by another producer may hold them.)
-    if (payload.batchSize === 0) nextExpected.set(slotOf(payload.topic, payload.partition), BigInt(payload.lastOffset) + 1n);
+    if (payload.batchSize === 0) nextExpected.set(partitionKey(payload.topic, payload.partition), BigInt(payload.lastOffset) + 1n);
   });
   await consumer.connect();
   await consumer.subscribe({ topics: [...topics], fromBeginning: true });
@@ -257,7 +257,7 @@ export async function openTopicReader(
           const readIn = generation;
           if (readingCommitted) await keepingAlive(committedRead, heartbeat); // this generation's start offsets
           if (generation !== readIn) return; // a rejoin completed meanwhile: nothing taken, so fetched again
-          const slot = slotOf(batch.topic, batch.partition);
+          const slot = partitionKey(batch.topic, batch.partition);
           // Batch.fetchedOffset: the offset kafkajs asked for (not in its type definitions).
           const fetched = BigInt((batch as unknown as { fetchedOffset: string }).fetchedOffset);
           const expected = nextExpected.get(slot) ?? startAt.get(slot);
@@ -275,19 +275,25 @@ export async function openTopicReader(
             headers: m.headers ?? {},
           }));
           const lastOffset = BigInt(batch.lastOffset());
-          const lastMessage = messages.at(-1)?.offset;
-          await handler(batch.topic, batch.partition, messages, {
-            lastOffset,
-            taken: (offset) => {
-              // Read before a rejoin that completed meanwhile (kafkajs rejoins from its fetchers too): its
-              // rows are dropped, so kafkajs' new positions must not move past it.
-              if (generation !== readIn) return;
-              resolveOffset(offset.toString());
+          let lastTaken: bigint | undefined;
+          try {
+            await handler(batch.topic, batch.partition, messages, {
+              lastOffset,
+              taken: (offset) => {
+                // Read before a rejoin that completed meanwhile (kafkajs rejoins from its fetchers too): its
+                // rows are dropped, so kafkajs' new positions must not move past it.
+                if (generation !== readIn) return;
+                resolveOffset(offset.toString());
+                lastTaken = offset;
+              },
+              keepAlive: heartbeat,
+            });
+          } finally {
+            if (lastTaken !== undefined && generation === readIn) {
               // kafkajs resolves the batch's last offset (control records after it) when its last message is taken.
-              nextExpected.set(slot, (offset === lastMessage ? lastOffset : offset) + 1n);
-            },
-            keepAlive: heartbeat,
-          });
+              nextExpected.set(slot, (lastTaken === messages.at(-1)?.offset ? lastOffset : lastTaken) + 1n);
+            }
+          }
         },
       });
     },
@@ -327,12 +333,13 @@ export async function openTopicReader(
       // that). While a rejoin is pending it may go on fetching the old assignment past the dropped rows,
       // and only a fetched batch (refused) makes it rejoin: seek back, so that one comes at once.
       if (!rejoinPending || !heldBeforeRejoin.get(topic)?.has(partition)) return;
-      if (seekToStart(topic, partition)) soughtBack.add(slotOf(topic, partition));
+      if (seekToStart(topic, partition)) soughtBack.add(partitionKey(topic, partition));
     },
   };
 }
 
-function slotOf(topic: string, partition: number): string {
+/** One string per topic partition, for maps keyed by both. */
+export function partitionKey(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
 }
 

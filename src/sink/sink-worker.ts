@@ -39,7 +39,7 @@
  * message and everything after it are not.
  */
 import { recordSinkBatch } from '../observability/metrics.js';
-import type { BatchControl, ConsumedMessage, TopicReader } from '../kafka/consumer.js';
+import { partitionKey, type BatchControl, type ConsumedMessage, type TopicReader } from '../kafka/consumer.js';
 import type { Logger } from '../observability/logger.js';
 import { RowBatch, type BatchLimits } from './row-batch.js';
 import { comparePositions, decodeEvent, PoisonMessage, SCHEMA_HEADER } from '../core/envelope.js';
@@ -135,7 +135,7 @@ export class SinkWorker {
   }
 
   private async onMessages(topic: string, partition: number, messages: ConsumedMessage[], control: BatchControl): Promise<void> {
-    const slot = `${topic}\u0000${partition}`;
+    const slot = partitionKey(topic, partition);
     // The generation the messages were read in. Should a rejoin complete while this handler runs (kafkajs can rejoin
     // from a fetcher), they are of an older one: the applier drops their rows and the reader reads them again.
     const generation = this.reader.generation;
@@ -242,7 +242,7 @@ export class SinkWorker {
   private drained(): boolean {
     for (const [topic, ends] of this.options.drainTo ?? []) {
       for (const [partition, end] of ends) {
-        if ((this.reached.get(`${topic}\u0000${partition}`) ?? -1n) < end) return false;
+        if ((this.reached.get(partitionKey(topic, partition)) ?? -1n) < end) return false;
       }
     }
     return true;
@@ -322,7 +322,7 @@ export class SinkWorker {
     for (const [topic, partition] of batch.readBefore(generation)) {
       // Its rows were dropped (the fence): they must be read again before this partition counts as drained.
       this.reader.rewind(topic, partition);
-      if (!this.current.takenIn(topic, partition, generation)) this.reached.delete(`${topic}\u0000${partition}`);
+      if (!this.current.takenIn(topic, partition, generation)) this.reached.delete(partitionKey(topic, partition));
     }
     this.totals.upserts += counts.upserts;
     this.totals.deletes += counts.deletes;
