@@ -459,6 +459,7 @@ clickhouse_up() {
     if alive "$dir/clickhouse.pid"; then
       say "clickhouse replica $n: already running on $(ch_http_port "$n")"
     else
+      rm -f "$dir/restarted"
       clickhouse_start_replica "$n"
     fi
   done
@@ -497,7 +498,17 @@ EOF
 
 clickhouse_ready() {
   local dir; dir=$(ch_dir "$1")
-  alive "$dir/clickhouse.pid" || fail "clickhouse replica $1 exited during start-up; see $dir/log/clickhouse-server.err.log and $dir/log/stdout.log"
+  if ! alive "$dir/clickhouse.pid"; then
+    # Seen once from a fresh clone: the server gone before its first line of output, no log at all.
+    # One more start is cheap; a real fault (a port taken, a bad config) fails again, with its log.
+    if [ ! -s "$dir/log/stdout.log" ] && [ ! -e "$dir/restarted" ]; then
+      touch "$dir/restarted"
+      say "clickhouse replica $1 exited before writing any output; starting it once more"
+      clickhouse_start_replica "$1"
+      return 1
+    fi
+    fail "clickhouse replica $1 exited during start-up; see $dir/log/clickhouse-server.err.log and $dir/log/stdout.log"
+  fi
   [ "$(curl -fsS "http://127.0.0.1:$(ch_http_port "$1")/ping" 2>/dev/null)" = "Ok." ]
 }
 
