@@ -9,8 +9,9 @@
  * committed (in batch order, overlapping the next send), and only then
  * `onDelivered(n)` reports that the first n events pushed are done.
  * One marking runs at a time; the batches acknowledged while it runs are
- * marked together by the next one (one UPDATE per table), so marking keeps up
- * with any send rate instead of paying one commit per small batch.
+ * marked together by the next one (one UPDATE per table): the commit's cost
+ * is shared by more rows the further marking lags, instead of one commit per
+ * small batch.
  * Memory is bounded: past `highWaterBytes` of undelivered events
  * `onPressure(true)` asks the source to stop reading, below `lowWaterBytes`
  * `onPressure(false)` lets it go on. The first failure is final: it is
@@ -170,10 +171,13 @@ export class Batcher {
     const batches = this.acknowledged;
     this.acknowledged = [];
     this.marking = true;
-    void this.markAndReport(batches).then(() => {
-      this.marking = false;
-      this.markAcknowledged();
-    });
+    this.markAndReport(batches).then(
+      () => {
+        this.marking = false;
+        this.markAcknowledged();
+      },
+      (error: Error) => this.fail(error), // a throwing callback: final, like any failure
+    );
   }
 
   /** Marks consecutive acknowledged batches in one go, then reports them delivered. */
@@ -186,6 +190,7 @@ export class Batcher {
       this.fail(error as Error);
       return;
     }
+    if (this.failure) return; // a send failed while marking: nothing is delivered after the first failure
     this.delivered = batches.at(-1)!.end;
     for (const batch of batches) this.buffered -= batch.bytes;
     this.options.onDelivered(this.delivered);
