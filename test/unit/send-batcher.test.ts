@@ -129,29 +129,6 @@ describe('send batcher', () => {
     assert.deepEqual(log.slice(5), ['delivered 4']);
   });
 
-  it('batches acknowledged while a marking runs are marked together by the next one, then delivered at once', async () => {
-    const log: string[] = [];
-    const f = fakes(log);
-    const { b } = batcher({ producer: f.producer, marker: f.marker, maxBatchMessages: 1 }, log);
-    for (const id of ['1', '2', '3', '4']) b.push(message(id, true));
-    await settle();
-    f.sends[0]!.done.resolve();
-    await settle();
-    assert.deepEqual(f.marks.map((m) => m.ids), [['1']]);
-    for (const i of [1, 2, 3]) {
-      f.sends[i]!.done.resolve();
-      await settle();
-    }
-    assert.equal(f.marks.length, 1, 'one marking at a time');
-    f.marks[0]!.done.resolve();
-    await settle();
-    assert.deepEqual(f.marks.map((m) => m.ids), [['1'], ['2', '3', '4']], 'the three batches acknowledged meanwhile: one marking');
-    assert.deepEqual(log.filter((line) => line.startsWith('delivered')), ['delivered 1']);
-    f.marks[1]!.done.resolve();
-    await b.drain();
-    assert.deepEqual(log.filter((line) => line.startsWith('delivered')), ['delivered 1', 'delivered 4']);
-  });
-
   it('the first failure is final: reported once, drain rejects, nothing is delivered after it', async () => {
     const log: string[] = [];
     const f = fakes(log);
