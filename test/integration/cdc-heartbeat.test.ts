@@ -62,7 +62,9 @@ describe('cdc heartbeat', () => {
       const text = (await get(port, '/metrics')).text;
       return sample(text, 'walbridge_cdc_heartbeats_total')! >= sample(first, 'walbridge_cdc_heartbeats_total')! + 3 ? text : undefined;
     }, 30_000);
-    assert.ok(sample(later, 'walbridge_cdc_heartbeats_written_total')! >= sample(later, 'walbridge_cdc_heartbeats_total')!);
+    // Every confirmed heartbeat was written; the one being written may be streamed and confirmed
+    // before its own session's reply is read (one at a time, so at most one).
+    assert.ok(sample(later, 'walbridge_cdc_heartbeats_written_total')! + 1 >= sample(later, 'walbridge_cdc_heartbeats_total')!);
     const age = Date.now() / 1000 - sample(later, 'walbridge_cdc_heartbeat_timestamp_seconds')!;
     assert.ok(age >= 0 && age < 5, `last heartbeat ${age}s old`);
     assert.ok(sample(later, 'walbridge_cdc_commit_to_kafka_ack_seconds_count')! > sample(first, 'walbridge_cdc_commit_to_kafka_ack_seconds_count')!,
