@@ -450,10 +450,10 @@ function lazyMarker(open: () => Promise<Marker>, closers: Run['closers']): Marke
     if (opened) await (await opened).close();
   });
   return {
-    mark: async (keys) => {
+    mark: async (keys, writers) => {
       if (closed) throw new Error('marking after the attempt was torn down (nothing is confirmed by it)');
       opened ??= open();
-      await (await opened).mark(keys);
+      await (await opened).mark(keys, writers);
     },
     close: async () => {},
   };

@@ -8,6 +8,10 @@
  * ready. After a batch is acknowledged, its `sent_to_kafka` marks are
  * committed (in batch order, overlapping the next send), and only then
  * `onDelivered(n)` reports that the first n events pushed are done.
+ * One marking runs at a time; the batches acknowledged while it runs are
+ * marked together by the next one (one UPDATE per table): the commit's cost
+ * is shared by more rows the further marking lags, instead of one commit per
+ * small batch.
  * Memory is bounded: past `highWaterBytes` of undelivered events
  * `onPressure(true)` asks the source to stop reading, below `lowWaterBytes`
  * `onPressure(false)` lets it go on. The first failure is final: it is
@@ -35,6 +39,8 @@ interface Batch {
   /** The partition of each change sent to an explicit one (truncates), by index. */
   partitions: Map<number, number>;
   marks: MarkKeys;
+  /** The streamed transactions that wrote the rows in `marks`. */
+  writers: Set<number>;
   /** Schema headers of the batch not ready when pushed. */
   pendingSchemas: Set<SchemaHeader>;
   bytes: number;
@@ -47,7 +53,9 @@ export class Batcher {
   private readonly sealed: Batch[] = [];
   private sending = false;
   private pumpScheduled = false;
-  private marks: Promise<void> = Promise.resolve();
+  /** Acknowledged batches waiting for the marking that runs now to end. */
+  private acknowledged: Batch[] = [];
+  private marking = false;
   private pushed = 0;
   private delivered = 0;
   private buffered = 0;
@@ -74,6 +82,7 @@ export class Batcher {
       const keys = batch.marks.get(change.table);
       if (keys) keys.push(change.markKey);
       else batch.marks.set(change.table, [change.markKey]);
+      if (change.xid !== null) batch.writers.add(change.xid);
     }
     if (change.schema && change.schema.value === null) batch.pendingSchemas.add(change.schema);
     batch.bytes += bytes;
@@ -120,8 +129,9 @@ export class Batcher {
       () => {
         this.sending = false;
         batch.changes = [];
-        this.marks = this.marks.then(() => this.markAndReport(batch));
-        this.pump();
+        this.acknowledged.push(batch);
+        this.pump(); // the next send first: it overlaps this batch's marking
+        this.markAcknowledged();
       },
       (error: Error) => this.fail(error),
     );
@@ -159,16 +169,35 @@ export class Batcher {
     return headers;
   }
 
-  private async markAndReport(batch: Batch): Promise<void> {
+  private markAcknowledged(): void {
+    if (this.marking || this.failure || this.acknowledged.length === 0) return;
+    const batches = this.acknowledged;
+    this.acknowledged = [];
+    this.marking = true;
+    this.markAndReport(batches).then(
+      () => {
+        this.marking = false;
+        this.markAcknowledged();
+      },
+      (error: Error) => this.fail(error), // a throwing callback: final, like any failure
+    );
+  }
+
+  /** Marks consecutive acknowledged batches in one go, then reports them delivered. */
+  private async markAndReport(batches: Batch[]): Promise<void> {
     if (this.failure) return;
     try {
-      if (this.options.marker && batch.marks.size > 0) await this.options.marker.mark(batch.marks);
+      if (this.options.marker) {
+        const [marks, writers] = batches.length === 1 ? [batches[0]!.marks, batches[0]!.writers] : mergeMarks(batches);
+        if (marks.size > 0) await this.options.marker.mark(marks, writers);
+      }
     } catch (error) {
       this.fail(error as Error);
       return;
     }
-    this.delivered = batch.end;
-    this.buffered -= batch.bytes;
+    if (this.failure) return; // a send failed while marking: nothing is delivered after the first failure
+    this.delivered = batches.at(-1)!.end;
+    for (const batch of batches) this.buffered -= batch.bytes;
     this.options.onDelivered(this.delivered);
     if (this.paused && this.buffered < this.options.lowWaterBytes) {
       this.paused = false;
@@ -193,6 +222,20 @@ export class Batcher {
 const SCHEMA_HEADER_KEY = Buffer.from(SCHEMA_HEADER);
 const NO_HEADERS: Map<Buffer, Buffer> = new Map();
 
+function mergeMarks(batches: Batch[]): [MarkKeys, Set<number>] {
+  const merged: MarkKeys = new Map();
+  const writers = new Set<number>();
+  for (const batch of batches) {
+    for (const [table, keys] of batch.marks) {
+      const into = merged.get(table);
+      if (into) for (const key of keys) into.push(key);
+      else merged.set(table, keys.slice());
+    }
+    for (const xid of batch.writers) writers.add(xid);
+  }
+  return [merged, writers];
+}
+
 function emptyBatch(end: number): Batch {
-  return { changes: [], partitions: new Map(), marks: new Map(), pendingSchemas: new Set(), bytes: 0, end };
+  return { changes: [], partitions: new Map(), marks: new Map(), writers: new Set(), pendingSchemas: new Set(), bytes: 0, end };
 }

@@ -31,7 +31,7 @@ const settle = async (): Promise<void> => {
 /** A producer whose sends complete when the test says so; the log records the order of events. */
 function fakes(log: string[]) {
   const sends: { messages: OutgoingMessage[]; done: Deferred }[] = [];
-  const marks: { ids: string[]; done: Deferred }[] = [];
+  const marks: { ids: string[]; writers: number[]; done: Deferred }[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
   const producer: EventProducer = {
@@ -46,10 +46,10 @@ function fakes(log: string[]) {
     disconnect: async () => {},
   };
   const marker: Marker = {
-    mark: (keys) => {
+    mark: (keys, writers) => {
       const ids = [...keys.values()].flat().map((key) => key.join('|'));
       const done = deferred();
-      marks.push({ ids, done });
+      marks.push({ ids, writers: [...writers].sort((a, b) => a - b), done });
       log.push(`mark ${ids.join(',')}`);
       return done.promise;
     },
@@ -76,9 +76,9 @@ function batcher(overrides: Partial<BatcherOptions> & Pick<BatcherOptions, 'prod
 }
 
 const TABLE = { qualified: 'public.t', primaryKey: ['id'] } as CapturedTable;
-/** An event of table t; `marked`: its row is to be flagged sent_to_kafka. */
-const message = (value: string, marked = false): DecodedChange =>
-  ({ op: 'c', table: TABLE, topic: 't', key: `{"id":${value}}`, value, markKey: marked ? [value] : null, schema: null, headers: null });
+/** An event of table t, written by transaction `xid`; `marked`: its row is to be flagged sent_to_kafka. */
+const message = (value: string, marked = false, xid = 700): DecodedChange =>
+  ({ op: 'c', table: TABLE, topic: 't', key: `{"id":${value}}`, value, markKey: marked ? [value] : null, xid, schema: null, headers: null });
 
 describe('send batcher', () => {
   it('keeps one send in flight; events pushed meanwhile form the next batch', async () => {
@@ -127,6 +127,31 @@ describe('send batcher', () => {
     f.marks[1]!.done.resolve();
     await b.drain();
     assert.deepEqual(log.slice(5), ['delivered 4']);
+  });
+
+  it('batches acknowledged while a marking runs are marked together by the next one, then delivered at once', async () => {
+    const log: string[] = [];
+    const f = fakes(log);
+    const { b } = batcher({ producer: f.producer, marker: f.marker, maxBatchMessages: 1 }, log);
+    for (const id of ['1', '2', '3', '4']) b.push(message(id, true, 700 + (Number(id) % 3)));
+    b.push(message('5', false, 799)); // written, not to be marked: not a writer to wait for
+    await settle();
+    f.sends[0]!.done.resolve();
+    await settle();
+    assert.deepEqual(f.marks.map((m) => m.ids), [['1']]);
+    for (const i of [1, 2, 3, 4]) {
+      f.sends[i]!.done.resolve();
+      await settle();
+    }
+    assert.equal(f.marks.length, 1, 'one marking at a time');
+    f.marks[0]!.done.resolve();
+    await settle();
+    assert.deepEqual(f.marks.map((m) => m.ids), [['1'], ['2', '3', '4']], 'the batches acknowledged meanwhile: one marking');
+    assert.deepEqual(f.marks.map((m) => m.writers), [[701], [700, 701, 702]], 'with the transactions that wrote their rows');
+    assert.deepEqual(log.filter((line) => line.startsWith('delivered')), ['delivered 1']);
+    f.marks[1]!.done.resolve();
+    await b.drain();
+    assert.deepEqual(log.filter((line) => line.startsWith('delivered')), ['delivered 1', 'delivered 5']);
   });
 
   it('the first failure is final: reported once, drain rejects, nothing is delivered after it', async () => {

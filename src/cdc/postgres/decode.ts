@@ -44,6 +44,8 @@ export interface DecodedChange {
   value: string | null;
   /** The primary key texts of a row to flag `sent_to_kafka`, or null. */
   markKey: string[] | null;
+  /** The id of the streamed transaction of the change (null for snapshot rows): the marker waits until it is visible (marker.ts). */
+  xid: number | null;
   schema: SchemaHeader | null;
   /** Debezium's headers on the delete/create pair of a primary-key change, else null. */
   headers: [string, string][] | null;
@@ -232,7 +234,7 @@ export class ChangeDecoder {
   truncate(relationOid: number, lsn: Lsn, txn: TransactionContext): DecodedChange {
     const layout = this.layoutOf(relationOid);
     const value = this.envelope('null', 'null', 't', this.streamSource(layout, lsn, txn), txn);
-    return { op: 't', table: layout.table, topic: this.state(layout.table).topic, key: null, value, markKey: null, schema: layout.schema, headers: null };
+    return { op: 't', table: layout.table, topic: this.state(layout.table).topic, key: null, value, markKey: null, xid: txn.xid, schema: layout.schema, headers: null };
   }
 
   /** The layout of a snapshot query's columns (once per fetched batch; cached by the columns' signature). */
@@ -253,20 +255,20 @@ export class ChangeDecoder {
     const source = `${this.sourceHead},${timesText(context.tsMs * 1000)},"snapshot":"${marker}"${this.sourceDb}` +
       `,"sequence":"[null,\\"${context.version}\\"]"${sourceTailText(state.fields, context.txId, context.version, context.version)}`;
     const value = envelopeText('null', this.image(layout, row, null), source, 'r', 'null');
-    return { op: 'r', table: layout.table, topic: state.topic, key: this.key(layout, row), value, markKey: this.markKey(layout, row), schema: layout.schema, headers: null };
+    return { op: 'r', table: layout.table, topic: state.topic, key: this.key(layout, row), value, markKey: this.markKey(layout, row), xid: null, schema: layout.schema, headers: null };
   }
 
   private deletion(layout: ColumnLayout, key: string, before: string, lsn: Lsn, txn: TransactionContext, headers: [string, string][] | null): DecodedChange[] {
     const topic = this.state(layout.table).topic;
     const value = this.envelope(before, 'null', 'd', this.streamSource(layout, lsn, txn), txn);
-    const deletion: DecodedChange = { op: 'd', table: layout.table, topic, key, value, markKey: null, schema: layout.schema, headers };
+    const deletion: DecodedChange = { op: 'd', table: layout.table, topic, key, value, markKey: null, xid: txn.xid, schema: layout.schema, headers };
     if (!this.options.tombstones) return [deletion];
-    return [deletion, { op: 'd', table: layout.table, topic, key, value: null, markKey: null, schema: layout.schema, headers: null }];
+    return [deletion, { op: 'd', table: layout.table, topic, key, value: null, markKey: null, xid: txn.xid, schema: layout.schema, headers: null }];
   }
 
   private change(layout: ColumnLayout, op: Operation, before: string, after: string, key: string, row: Tuple, lsn: Lsn, txn: TransactionContext, headers: [string, string][] | null): DecodedChange {
     const value = this.envelope(before, after, op, this.streamSource(layout, lsn, txn), txn);
-    return { op, table: layout.table, topic: this.state(layout.table).topic, key, value, markKey: this.markKey(layout, row), schema: layout.schema, headers };
+    return { op, table: layout.table, topic: this.state(layout.table).topic, key, value, markKey: this.markKey(layout, row), xid: txn.xid, schema: layout.schema, headers };
   }
 
   private envelope(before: string, after: string, op: Operation, source: string, txn: TransactionContext): string {

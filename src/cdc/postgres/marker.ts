@@ -13,6 +13,16 @@
  * takes: confirmation waits meanwhile, so nothing is confirmed unmarked, and
  * the wait is never silent.
  *
+ * Visibility: the stream can hand over a committed transaction before other
+ * sessions see it. PostgreSQL writes and flushes the commit record (which
+ * the walsender then decodes) before it takes the transaction out of the
+ * running set, so a backend descheduled in between leaves its rows invisible
+ * to new snapshots for a moment, long enough for Kafka to acknowledge them.
+ * An UPDATE in that moment finds nothing for an inserted row and silently
+ * leaves it unmarked. So each UPDATE also returns the snapshot it ran with,
+ * and it runs again (it is idempotent) until every transaction that wrote
+ * the rows (`writers`) was visible to it.
+ *
  * Grants a non-superuser role needs (the local stack's bootstrap gives them):
  * EXECUTE on MARKER_FUNCTIONS below, and UPDATE on the table's sent_to_kafka
  * column. (The snapshot flag and `cdc drop` also need
@@ -27,12 +37,13 @@ export type MarkKeys = Map<CapturedTable, string[][]>;
 
 /**
  * Contract: `mark` resolves once the UPDATEs for those primary keys have
- * committed, one per table (rows already flagged are left alone). The caller
- * serializes calls; a rejection leaves the flags unknown and must stop
- * confirmation.
+ * committed, one per table (rows already flagged are left alone), each with
+ * a snapshot that sees every transaction in `writers` (the streamed
+ * transactions that wrote those rows, by xid). The caller serializes calls;
+ * a rejection leaves the flags unknown and must stop confirmation.
  */
 export interface Marker {
-  mark(keys: MarkKeys): Promise<void>;
+  mark(keys: MarkKeys, writers: ReadonlySet<number>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -54,6 +65,10 @@ const LOCK_NOT_AVAILABLE = '55P03';
 export const LOCK_TIMEOUT_MS = 5_000;
 /** How long into the UPDATE's next wait the blockers are looked up (it is waiting by then). */
 const BLOCKERS_LOOKUP_DELAY_MS = 250;
+/** Pause before an UPDATE runs again for writers not visible yet (a moment, normally: see Visibility above). */
+const VISIBILITY_RETRY_MS = 2;
+/** A writer still invisible after this long is logged (a stuck backend, not the usual moment). */
+const VISIBILITY_PATIENCE_MS = 5_000;
 
 /** A session holding a lock the marker waits for. */
 interface Blocker {
@@ -93,40 +108,57 @@ export async function openMarker(databaseUrl: string, slot: string, logger: Logg
     }
     return statement;
   };
+  /** One table's UPDATE, retried through lock waits and deadlocks; resolves with the snapshot it ran with. */
+  const execute = async (table: CapturedTable, values: string[][]): Promise<string> => {
+    const statement = statementOf(table);
+    const update = (): Promise<pg.QueryResult<{ snapshot: string }>> => client.query<{ snapshot: string }>({ ...statement, values });
+    let pending = update();
+    let lockWaitSince: number | null = null;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await pending;
+        if (lockWaitSince !== null) logger.info({ table: table.qualified, waitedMs: Date.now() - lockWaitSince }, 'marking sent_to_kafka: the row lock was released; marked');
+        return result.rows[0]!.snapshot;
+      } catch (error) {
+        const err = error as { code?: string; message: string };
+        if (err.code === LOCK_NOT_AVAILABLE) {
+          lockWaitSince ??= Date.now() - LOCK_TIMEOUT_MS;
+          pending = update();
+          pending.catch(() => {}); // awaited on the next turn
+          const holders = await blockers.during(pending);
+          logger.warn(
+            { table: table.qualified, waitedMs: Date.now() - lockWaitSince, blockingPids: holders?.map((b) => b.pid) ?? null, blockers: holders },
+            `marking sent_to_kafka on ${table.qualified} waits for a row lock (lock_timeout ${LOCK_TIMEOUT_MS / 1000}s) held by ${describeBlockers(holders)}; ` +
+              'retrying; nothing after these rows is confirmed until they are marked',
+          );
+          attempt = 0;
+          continue;
+        }
+        if (!RETRYABLE.has(err.code ?? '') || attempt >= MARK_ATTEMPTS) throw error;
+        logger.warn({ attempt, table: table.qualified, reason: err.message }, 'marking sent_to_kafka: retrying');
+        pending = update();
+      }
+    }
+  };
   return {
-    mark: async (keys) => {
+    mark: async (keys, writers) => {
+      let unseen = [...writers];
+      const since = Date.now();
+      let logged = false;
       for (const [table, rows] of keys) {
         if (rows.length === 0) continue;
         // One array parameter per key column: column i of every key.
-        const values = table.primaryKey.map((_, i) => rows.map((row) => row[i]));
-        const statement = statementOf(table);
-        const update = (): Promise<unknown> => client.query({ ...statement, values });
-        let pending = update();
-        let lockWaitSince: number | null = null;
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await pending;
-            if (lockWaitSince !== null) logger.info({ table: table.qualified, waitedMs: Date.now() - lockWaitSince }, 'marking sent_to_kafka: the row lock was released; marked');
-            break;
-          } catch (error) {
-            const err = error as { code?: string; message: string };
-            if (err.code === LOCK_NOT_AVAILABLE) {
-              lockWaitSince ??= Date.now() - LOCK_TIMEOUT_MS;
-              pending = update();
-              pending.catch(() => {}); // awaited on the next turn
-              const holders = await blockers.during(pending);
-              logger.warn(
-                { table: table.qualified, waitedMs: Date.now() - lockWaitSince, blockingPids: holders?.map((b) => b.pid) ?? null, blockers: holders },
-                `marking sent_to_kafka on ${table.qualified} waits for a row lock (lock_timeout ${LOCK_TIMEOUT_MS / 1000}s) held by ${describeBlockers(holders)}; ` +
-                  'retrying; nothing after these rows is confirmed until they are marked',
-              );
-              attempt = 0;
-              continue;
-            }
-            if (!RETRYABLE.has(err.code ?? '') || attempt >= MARK_ATTEMPTS) throw error;
-            logger.warn({ attempt, table: table.qualified, reason: err.message }, 'marking sent_to_kafka: retrying');
-            pending = update();
+        const values = table.primaryKey.map((_, i) => rows.map((row) => row[i]!));
+        for (;;) {
+          // Seen once, seen by every later snapshot: only the first UPDATEs can run again.
+          unseen = invisibleIn(await execute(table, values), unseen);
+          if (unseen.length === 0) break;
+          if (!logged && Date.now() - since > VISIBILITY_PATIENCE_MS) {
+            logged = true;
+            logger.warn({ table: table.qualified, xids: unseen.slice(0, 10), waitedMs: Date.now() - since },
+              `marking sent_to_kafka on ${table.qualified} waits for ${unseen.length} committed transaction(s) to become visible; nothing after them is confirmed until then`);
           }
+          await new Promise((resolve) => setTimeout(resolve, VISIBILITY_RETRY_MS));
         }
       }
     },
@@ -186,17 +218,38 @@ function describeBlockers(blockers: Blocker[] | null): string {
     .join(', ');
 }
 
-/** `UPDATE … SET sent_to_kafka = true` for the rows whose keys come as one array per key column. */
+/**
+ * `UPDATE … SET sent_to_kafka = true` for the rows whose keys come as one
+ * array per key column, returning the statement's snapshot (the UPDATE's own).
+ */
 function markStatement(client: pg.Client, table: CapturedTable): string {
   const flag = client.escapeIdentifier(table.sentFlag ?? 'sent_to_kafka');
   const columns = table.primaryKey.map((column) => client.escapeIdentifier(column));
+  const snapshot = 'SELECT pg_current_snapshot()::text AS snapshot';
   if (columns.length === 1) {
-    return `UPDATE ${qualifiedName(client, table)} SET ${flag} = true WHERE ${columns[0]} = ANY($1::${table.primaryKeyTypes[0]}[]) AND ${flag} = false`;
+    return `WITH marked AS (UPDATE ${qualifiedName(client, table)} SET ${flag} = true WHERE ${columns[0]} = ANY($1::${table.primaryKeyTypes[0]}[]) AND ${flag} = false) ${snapshot}`;
   }
   const arrays = table.primaryKeyTypes.map((type, i) => `$${i + 1}::${type}[]`).join(', ');
   const join = columns.map((column) => `t.${column} = k.${column}`).join(' AND ');
-  return `UPDATE ${qualifiedName(client, table)} AS t SET ${flag} = true FROM unnest(${arrays}) AS k(${columns.join(', ')}) ` +
-    `WHERE ${join} AND t.${flag} = false`;
+  return `WITH marked AS (UPDATE ${qualifiedName(client, table)} AS t SET ${flag} = true FROM unnest(${arrays}) AS k(${columns.join(', ')}) ` +
+    `WHERE ${join} AND t.${flag} = false) ${snapshot}`;
+}
+
+/**
+ * The xids (32-bit, as the stream gives them) not visible in a snapshot
+ * (`pg_current_snapshot()` text, `xmin:xmax:xip,…` with 64-bit ids): those
+ * at or past xmax, or still running in it. Only the low 32 bits are
+ * compared: every xid here is within 2^31 of xmax.
+ */
+export function invisibleIn(snapshot: string, xids: number[]): number[] {
+  if (xids.length === 0) return xids;
+  const [, xmaxText, xipText] = snapshot.split(':');
+  const xmax = Number(BigInt(xmaxText!) & 0xffffffffn);
+  const running = new Set(xipText ? xipText.split(',').map((xid) => Number(BigInt(xid) & 0xffffffffn)) : []);
+  return xids.filter((xid) => {
+    const behindXmax = (xmax - xid) >>> 0; // how far the xid lies before xmax, modulo 2^32
+    return behindXmax === 0 || behindXmax >= 2 ** 31 || running.has(xid);
+  });
 }
 
 async function setupSession(client: pg.Client, origin: string, logger: Logger): Promise<void> {
