@@ -19,9 +19,10 @@
  * running set, so a backend descheduled in between leaves its rows invisible
  * to new snapshots for a moment, long enough for Kafka to acknowledge them.
  * An UPDATE in that moment finds nothing for an inserted row and silently
- * leaves it unmarked. So each UPDATE also returns the snapshot it ran with,
- * and it runs again (it is idempotent) until every transaction that wrote
- * the rows (`writers`) was visible to it.
+ * leaves it unmarked. So a marking first reads the current snapshot, again
+ * until every transaction that wrote its rows (`writers`) is visible in it
+ * (a moment, normally; as long as a synchronous standby takes to answer
+ * with synchronous replication); the UPDATEs after it see them too.
  *
  * Grants a non-superuser role needs (the local stack's bootstrap gives them):
  * EXECUTE on MARKER_FUNCTIONS below, and UPDATE on the table's sent_to_kafka
@@ -65,10 +66,11 @@ const LOCK_NOT_AVAILABLE = '55P03';
 export const LOCK_TIMEOUT_MS = 5_000;
 /** How long into the UPDATE's next wait the blockers are looked up (it is waiting by then). */
 const BLOCKERS_LOOKUP_DELAY_MS = 250;
-/** Pause before an UPDATE runs again for writers not visible yet (a moment, normally: see Visibility above). */
-const VISIBILITY_RETRY_MS = 2;
-/** A writer still invisible after this long is logged (a stuck backend, not the usual moment). */
-const VISIBILITY_PATIENCE_MS = 5_000;
+/** Pauses while writers are not visible yet (see Visibility above): from 1 ms, doubling up to this. */
+const VISIBILITY_MAX_PAUSE_MS = 250;
+/** While writers stay invisible, a warning this often (not the usual moment: a backend stuck in its commit). */
+const VISIBILITY_REPORT_MS = 5_000;
+const SNAPSHOT_QUERY = { name: 'walbridge_mark_snapshot', text: 'SELECT pg_current_snapshot()::text AS snapshot' };
 
 /** A session holding a lock the marker waits for. */
 interface Blocker {
@@ -108,17 +110,34 @@ export async function openMarker(databaseUrl: string, slot: string, logger: Logg
     }
     return statement;
   };
-  /** One table's UPDATE, retried through lock waits and deadlocks; resolves with the snapshot it ran with. */
-  const execute = async (table: CapturedTable, values: string[][]): Promise<string> => {
+  /** Resolves once every transaction in `writers` is visible to a new snapshot of this session. */
+  const awaitVisible = async (writers: ReadonlySet<number>): Promise<void> => {
+    let unseen = [...writers];
+    const since = Date.now();
+    let reported = since;
+    for (let pause = 1; ; pause = Math.min(pause * 2, VISIBILITY_MAX_PAUSE_MS)) {
+      unseen = invisibleIn((await client.query<{ snapshot: string }>(SNAPSHOT_QUERY)).rows[0]!.snapshot, unseen);
+      if (unseen.length === 0) return;
+      if (Date.now() - reported >= VISIBILITY_REPORT_MS) {
+        reported = Date.now();
+        logger.warn({ xids: unseen.slice(0, 10), waitedMs: reported - since },
+          `marking sent_to_kafka waits for ${unseen.length} streamed transaction(s) to become visible to other sessions ` +
+            '(committed, not yet out of the running set: a backend stuck in its commit, or a synchronous standby not answering); nothing after them is confirmed until then');
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  };
+  /** One table's UPDATE, retried through lock waits and deadlocks. */
+  const execute = async (table: CapturedTable, values: string[][]): Promise<void> => {
     const statement = statementOf(table);
-    const update = (): Promise<pg.QueryResult<{ snapshot: string }>> => client.query<{ snapshot: string }>({ ...statement, values });
+    const update = (): Promise<unknown> => client.query({ ...statement, values });
     let pending = update();
     let lockWaitSince: number | null = null;
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await pending;
+        await pending;
         if (lockWaitSince !== null) logger.info({ table: table.qualified, waitedMs: Date.now() - lockWaitSince }, 'marking sent_to_kafka: the row lock was released; marked');
-        return result.rows[0]!.snapshot;
+        return;
       } catch (error) {
         const err = error as { code?: string; message: string };
         if (err.code === LOCK_NOT_AVAILABLE) {
@@ -142,24 +161,11 @@ export async function openMarker(databaseUrl: string, slot: string, logger: Logg
   };
   return {
     mark: async (keys, writers) => {
-      let unseen = [...writers];
-      const since = Date.now();
-      let logged = false;
+      if (writers.size > 0) await awaitVisible(writers);
       for (const [table, rows] of keys) {
         if (rows.length === 0) continue;
         // One array parameter per key column: column i of every key.
-        const values = table.primaryKey.map((_, i) => rows.map((row) => row[i]!));
-        for (;;) {
-          // Seen once, seen by every later snapshot: only the first UPDATEs can run again.
-          unseen = invisibleIn(await execute(table, values), unseen);
-          if (unseen.length === 0) break;
-          if (!logged && Date.now() - since > VISIBILITY_PATIENCE_MS) {
-            logged = true;
-            logger.warn({ table: table.qualified, xids: unseen.slice(0, 10), waitedMs: Date.now() - since },
-              `marking sent_to_kafka on ${table.qualified} waits for ${unseen.length} committed transaction(s) to become visible; nothing after them is confirmed until then`);
-          }
-          await new Promise((resolve) => setTimeout(resolve, VISIBILITY_RETRY_MS));
-        }
+        await execute(table, table.primaryKey.map((_, i) => rows.map((row) => row[i]!)));
       }
     },
     close: async () => {
@@ -218,21 +224,17 @@ function describeBlockers(blockers: Blocker[] | null): string {
     .join(', ');
 }
 
-/**
- * `UPDATE … SET sent_to_kafka = true` for the rows whose keys come as one
- * array per key column, returning the statement's snapshot (the UPDATE's own).
- */
+/** `UPDATE … SET sent_to_kafka = true` for the rows whose keys come as one array per key column. */
 function markStatement(client: pg.Client, table: CapturedTable): string {
   const flag = client.escapeIdentifier(table.sentFlag ?? 'sent_to_kafka');
   const columns = table.primaryKey.map((column) => client.escapeIdentifier(column));
-  const snapshot = 'SELECT pg_current_snapshot()::text AS snapshot';
   if (columns.length === 1) {
-    return `WITH marked AS (UPDATE ${qualifiedName(client, table)} SET ${flag} = true WHERE ${columns[0]} = ANY($1::${table.primaryKeyTypes[0]}[]) AND ${flag} = false) ${snapshot}`;
+    return `UPDATE ${qualifiedName(client, table)} SET ${flag} = true WHERE ${columns[0]} = ANY($1::${table.primaryKeyTypes[0]}[]) AND ${flag} = false`;
   }
   const arrays = table.primaryKeyTypes.map((type, i) => `$${i + 1}::${type}[]`).join(', ');
   const join = columns.map((column) => `t.${column} = k.${column}`).join(' AND ');
-  return `WITH marked AS (UPDATE ${qualifiedName(client, table)} AS t SET ${flag} = true FROM unnest(${arrays}) AS k(${columns.join(', ')}) ` +
-    `WHERE ${join} AND t.${flag} = false) ${snapshot}`;
+  return `UPDATE ${qualifiedName(client, table)} AS t SET ${flag} = true FROM unnest(${arrays}) AS k(${columns.join(', ')}) ` +
+    `WHERE ${join} AND t.${flag} = false`;
 }
 
 /**
