@@ -14,20 +14,34 @@
  * version. A truncate of the table in the window drops the whole chunk (its
  * rows would otherwise outlive the truncate downstream).
  *
+ * Changes streamed before the low watermark are normally in the read. Not
+ * always: PostgreSQL streams a commit a moment before other sessions see it
+ * (postgres/visibility.ts), so a read just after the low watermark can miss
+ * a transaction committed just before it, and its chunk row would be older
+ * than the event already sent, yet win downstream with its higher version.
+ * So the changes streamed from `open` to the low watermark are kept while
+ * the read's snapshot may not see their transaction, and those it does not
+ * see count as changed in the window. Not covered: a transaction streamed
+ * before `open` and still invisible at the read (a backend stuck in its
+ * commit since before the chunk was opened).
+ *
  * Contract: `open` before the low watermark is emitted; `rowsRead` before the
  * high watermark is emitted; `observe` for every streamed change in stream
- * order; `watermark` when the stream meets one, synchronously, before the
+ * order, with its transaction's xid; `watermark` when the stream meets one, synchronously, before the
  * next change. The promise of `open` resolves once the chunk's surviving rows
  * are pushed (with their count); `abort` rejects every open chunk.
  */
 import type { Lsn } from '../core/lsn.js';
 import type { DecodedChange } from './postgres/decode.js';
 import type { RelationColumn } from './postgres/pgoutput-reader.js';
+import { visibilityIn, type Visibility } from './postgres/visibility.js';
 import type { Watermark } from './postgres/watermarks.js';
 
 export interface ChunkRows {
   columns: RelationColumn[];
   rows: (string | null)[][];
+  /** The read's snapshot, `pg_current_snapshot()` text. */
+  snapshot: string;
 }
 
 export interface ChunkWindowOptions {
@@ -45,6 +59,10 @@ interface OpenChunk {
   open: boolean;
   changed: Set<string>;
   truncated: boolean;
+  /** Changes streamed after `open`, before the low watermark, that the read may not see (key null: a truncate). */
+  early: { key: string | null; xid: number }[];
+  /** What the read's snapshot sees (once the rows are read). */
+  visible: Visibility | null;
   rows: ChunkRows | null;
   resolve(pushed: number): void;
   reject(error: Error): void;
@@ -60,7 +78,7 @@ export class ChunkWindows {
   open(table: string, chunk: number): Promise<number> {
     if (this.chunks.has(table)) throw new Error(`a chunk of ${table} is already being read`);
     return new Promise<number>((resolve, reject) => {
-      this.chunks.set(table, { chunk, open: false, changed: new Set(), truncated: false, rows: null, resolve, reject });
+      this.chunks.set(table, { chunk, open: false, changed: new Set(), truncated: false, early: [], visible: null, rows: null, resolve, reject });
     });
   }
 
@@ -68,12 +86,19 @@ export class ChunkWindows {
     const pending = this.chunks.get(table);
     if (pending?.chunk !== chunk) throw new Error(`rows of chunk ${chunk} of ${table}, which is not open`);
     pending.rows = rows;
+    const visible = visibilityIn(rows.snapshot);
+    pending.visible = visible;
+    pending.early = pending.early.filter((change) => !visible(change.xid));
   }
 
-  /** A streamed change of `table` (key text; null for a truncate). */
-  observe(table: string, key: string | null): void {
+  /** A streamed change of `table` (key text; null for a truncate) in transaction `xid` (null: none, nothing to check). */
+  observe(table: string, key: string | null, xid: number | null): void {
     const pending = this.chunks.get(table);
-    if (!pending?.open) return;
+    if (!pending) return;
+    if (!pending.open) {
+      if (xid !== null && (pending.visible === null || !pending.visible(xid))) pending.early.push({ key, xid });
+      return;
+    }
     if (key === null) pending.truncated = true;
     else pending.changed.add(key);
   }
@@ -92,6 +117,11 @@ export class ChunkWindows {
       // Emitted in this order on one session, so the stream cannot show them otherwise.
       pending.reject(new Error(`high watermark of chunk ${watermark.chunk} of ${watermark.table} before its ${pending.open ? 'rows' : 'low watermark'}`));
       return;
+    }
+    for (const { key } of pending.early) {
+      // Streamed before the window, missing from the read: as if changed in it.
+      if (key === null) pending.truncated = true;
+      else pending.changed.add(key);
     }
     let pushed = 0;
     if (!pending.truncated) {

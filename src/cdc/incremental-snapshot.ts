@@ -119,7 +119,7 @@ export class IncrementalSnapshot {
       try {
         await source.emit(mark('low'));
         read = await source.read({ table, after, upTo, unsentOnly, maxRows: this.options.chunkRows, maxBytes: this.options.chunkBytes });
-        windows.rowsRead(name, chunk, { columns: read.columns, rows: read.rows });
+        windows.rowsRead(name, chunk, { columns: read.columns, rows: read.rows, snapshot: read.snapshot });
         await source.emit(mark('high'));
       } catch (error) {
         if (this.stopping) return false; // `stop` closed the window under the read

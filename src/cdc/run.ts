@@ -369,7 +369,7 @@ async function stream(run: Run, startLsn: Lsn, delivery: Delivery): Promise<Capt
     checkpointer,
     partitionsOf: (table) => run.partitions.get(table) ?? 1,
     push: (change, partition) => {
-      snapshots?.observe(change.table.qualified, change.key);
+      snapshots?.observe(change.table.qualified, change.key, change.xid);
       delivery.push(change, partition);
     },
     onCommit: freshness.committed,

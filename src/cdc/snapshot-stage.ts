@@ -55,7 +55,7 @@ export interface SnapshotStageOptions {
 
 export interface SnapshotStage {
   onLogicalMessage(message: LogicalMessage, txn: TransactionContext): void;
-  observe(table: string, key: string | null): void;
+  observe(table: string, key: string | null, xid: number | null): void;
   /** Resolves when no request is left (only with `untilIdle`). */
   readonly idle: Promise<void>;
   stop(): Promise<void>;
@@ -111,7 +111,7 @@ export async function startSnapshotStage(options: SnapshotStageOptions): Promise
       const watermark = readWatermark(message, options.slot);
       if (watermark) windows.watermark(watermark, txn.finalLsn);
     },
-    observe: (table, key) => windows.observe(table, key),
+    observe: (table, key, xid) => windows.observe(table, key, xid),
     idle: running,
     stop: () =>
       (stopped ??= (async () => {

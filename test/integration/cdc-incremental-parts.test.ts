@@ -137,6 +137,7 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
         const chunk = await readChunk(client, { table, after, upTo, unsentOnly, maxRows, maxBytes });
         chunks++;
         assert.ok(chunk.rows.length <= maxRows);
+        assert.match(chunk.snapshot, /^\d+:\d+:[\d,]*$/, 'the snapshot it read with');
         for (const row of chunk.rows) keys.push(`${row[0]}|${row[1]}`);
         if (chunk.rows.length) assert.deepEqual(chunk.lastKey, [chunk.rows.at(-1)![0], chunk.rows.at(-1)![1]]);
         if (chunk.last) break;
@@ -222,7 +223,7 @@ describe('incremental snapshot parts (real PostgreSQL)', () => {
     let windows: ChunkWindows;
     const snapshotRows: string[] = [];
     const s = await stream(url, 'busy', 'busy', (change) => {
-      windows.observe('public.busy', change.key);
+      windows.observe('public.busy', change.key, change.xid);
       fold(change);
     }, (message, version) => {
       const watermark = readWatermark(message, 'busy');

@@ -9,6 +9,8 @@ const TABLE = 'public.t';
 const columns = [{ name: 'id', typeOid: 23, typmod: -1 }, { name: 'v', typeOid: 25, typmod: -1 }];
 const row = (id: number, v = `v${id}`): (string | null)[] => [String(id), v];
 const mark = (chunk: number, kind: Watermark['kind'], run = 'run1', table = TABLE): Watermark => ({ slot: 's', run, table, chunk, kind });
+/** The read's snapshot in most tests: sees every transaction below 1000. */
+const SEES_ALL = '900:1000:';
 
 function windows(): { w: ChunkWindows; pushed: { key: string; value: string }[] } {
   const pushed: { key: string; value: string }[] = [];
@@ -25,7 +27,7 @@ describe('ChunkWindows', () => {
     const { w, pushed } = windows();
     const done = w.open(TABLE, 1);
     w.watermark(mark(1, 'low'), 100n);
-    w.rowsRead(TABLE, 1, { columns, rows: [row(1), row(2)] });
+    w.rowsRead(TABLE, 1, { columns, rows: [row(1), row(2)], snapshot: SEES_ALL });
     assert.equal(pushed.length, 0, 'nothing before the high watermark');
     w.watermark(mark(1, 'high'), 200n);
     assert.equal(await done, 2);
@@ -35,12 +37,12 @@ describe('ChunkWindows', () => {
   it('drops rows whose key changed inside the window, not before it, and ignores other tables', async () => {
     const { w, pushed } = windows();
     const done = w.open(TABLE, 1);
-    w.observe(TABLE, '{"id":1}'); // before the low watermark: the read already has it
+    w.observe(TABLE, '{"id":1}', 950); // before the low watermark: the read already has it
     w.watermark(mark(1, 'low'), 100n);
-    w.observe(TABLE, '{"id":2}');
-    w.observe('public.other', '{"id":3}');
-    w.rowsRead(TABLE, 1, { columns, rows: [row(1), row(2), row(3)] });
-    w.observe(TABLE, '{"id":9}'); // not in the chunk: nothing to drop
+    w.observe(TABLE, '{"id":2}', 951);
+    w.observe('public.other', '{"id":3}', 951);
+    w.rowsRead(TABLE, 1, { columns, rows: [row(1), row(2), row(3)], snapshot: SEES_ALL });
+    w.observe(TABLE, '{"id":9}', 952); // not in the chunk: nothing to drop
     w.watermark(mark(1, 'high'), 200n);
     assert.equal(await done, 2);
     assert.deepEqual(pushed.map((p) => p.key), ['{"id":1}', '{"id":3}']);
@@ -50,8 +52,8 @@ describe('ChunkWindows', () => {
     const { w, pushed } = windows();
     const done = w.open(TABLE, 1);
     w.watermark(mark(1, 'low'), 100n);
-    w.observe(TABLE, null);
-    w.rowsRead(TABLE, 1, { columns, rows: [row(1)] });
+    w.observe(TABLE, null, 951);
+    w.rowsRead(TABLE, 1, { columns, rows: [row(1)], snapshot: SEES_ALL });
     w.watermark(mark(1, 'high'), 200n);
     assert.equal(await done, 0);
     assert.equal(pushed.length, 0);
@@ -62,14 +64,46 @@ describe('ChunkWindows', () => {
     const done = w.open(TABLE, 2);
     w.watermark(mark(2, 'low', 'old-run'), 50n);
     w.watermark(mark(1, 'low'), 60n);
-    w.observe(TABLE, '{"id":1}'); // window not open yet
+    w.observe(TABLE, '{"id":1}', 950); // window not open yet
     w.watermark(mark(2, 'low'), 100n);
-    w.rowsRead(TABLE, 2, { columns, rows: [row(1)] });
+    w.rowsRead(TABLE, 2, { columns, rows: [row(1)], snapshot: SEES_ALL });
     w.watermark(mark(2, 'high', 'old-run'), 150n);
     w.watermark(mark(1, 'high'), 160n);
     assert.equal(pushed.length, 0);
     w.watermark(mark(2, 'high'), 200n);
     assert.equal(await done, 1);
+  });
+
+  it('a change streamed before the low watermark that the read did not see yet counts as changed in the window', async () => {
+    // PostgreSQL streams a commit a moment before other sessions see it: 951 (running in the read's
+    // snapshot) and 1001 (past its xmax) were streamed before the low watermark, yet missing from the read.
+    const { w, pushed } = windows();
+    const done = w.open(TABLE, 1);
+    w.observe(TABLE, '{"id":1}', 950);
+    w.observe(TABLE, '{"id":2}', 951);
+    w.watermark(mark(1, 'low'), 100n);
+    w.rowsRead(TABLE, 1, { columns, rows: [row(1), row(2), row(3), row(4)], snapshot: '940:1000:951' });
+    w.watermark(mark(1, 'high'), 200n);
+    assert.equal(await done, 3);
+    assert.deepEqual(pushed.map((p) => p.key), ['{"id":1}', '{"id":3}', '{"id":4}']);
+
+    // Streamed before the low watermark but after the rows were read (the stream lags): checked at once.
+    const later = w.open(TABLE, 2);
+    w.rowsRead(TABLE, 2, { columns, rows: [row(5), row(6), row(7)], snapshot: '940:1000:951' });
+    w.observe(TABLE, '{"id":5}', 999);
+    w.observe(TABLE, '{"id":6}', 1001);
+    w.watermark(mark(2, 'low'), 300n);
+    w.watermark(mark(2, 'high'), 400n);
+    assert.equal(await later, 2);
+    assert.deepEqual(pushed.slice(3).map((p) => p.key), ['{"id":5}', '{"id":7}']);
+
+    // An invisible truncate before the window: the read shows rows the truncate removed.
+    const third = w.open(TABLE, 3);
+    w.observe(TABLE, null, 951);
+    w.watermark(mark(3, 'low'), 500n);
+    w.rowsRead(TABLE, 3, { columns, rows: [row(8)], snapshot: '940:1000:951' });
+    w.watermark(mark(3, 'high'), 600n);
+    assert.equal(await third, 0);
   });
 
   it('a high watermark without its low one or rows is a failure, not a silent loss', async () => {

@@ -37,7 +37,7 @@ class FakeDatabase implements ChunkSource {
     const rows = this.ids.filter((id) => id > after && id <= upTo).slice(0, query.maxRows).map((id) => [String(id)]);
     this.log.push(`read>${query.after?.[0] ?? '-'}`);
     const lastKey = rows.length ? [rows.at(-1)![0]!] : null;
-    return { columns, rows, lastKey, last: rows.length < query.maxRows };
+    return { columns, rows, snapshot: '900:1000:', lastKey, last: rows.length < query.maxRows };
   }
 }
 

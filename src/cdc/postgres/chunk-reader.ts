@@ -6,11 +6,13 @@
  * session must use TEXT_OUTPUT_OPTIONS; key values go back to the server as
  * that same text, which it parses as the key columns' own types.
  *
- * Contract: one statement snapshot per chunk (a cursor inside one
- * transaction), taken when `readChunk` starts, so a watermark the session
- * emitted just before is ordered before it. Rows come in key order; `lastKey`
- * is the key of the last row returned (the next chunk starts after it);
- * `last` is true only when no row can follow it.
+ * Contract: one snapshot per chunk (a REPEATABLE READ transaction), taken
+ * when `readChunk` starts, so a watermark the session emitted just before is
+ * ordered before it, and returned with the rows (`snapshot`: a transaction
+ * streamed before that watermark may still be invisible to it, which the
+ * window checks: chunk-window.ts). Rows come in key order; `lastKey` is the
+ * key of the last row returned (the next chunk starts after it); `last` is
+ * true only when no row can follow it.
  */
 import type pg from 'pg';
 import type { RelationColumn } from './pgoutput-reader.js';
@@ -44,6 +46,8 @@ export interface ChunkQuery {
 export interface Chunk {
   columns: RelationColumn[];
   rows: (string | null)[][];
+  /** The snapshot the rows were read with, as `pg_current_snapshot()` text. */
+  snapshot: string;
   lastKey: string[] | null;
   last: boolean;
 }
@@ -78,8 +82,11 @@ export async function readChunk(client: pg.Client, query: ChunkQuery): Promise<C
   let bytes = 0;
   let cut = false;
   let exhausted = false;
-  await client.query('BEGIN READ ONLY');
+  let snapshot: string;
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
+    // The first statement takes the transaction's snapshot; the cursor reads with the same one.
+    snapshot = (await client.query<{ snapshot: string }>('SELECT pg_current_snapshot()::text AS snapshot')).rows[0]!.snapshot;
     await client.query(text, values);
     while (!cut && !exhausted) {
       const batch = await client.query({ text: `FETCH ${FETCH_ROWS} FROM ${CURSOR}`, rowMode: 'array', types: RAW_TEXT });
@@ -104,7 +111,7 @@ export async function readChunk(client: pg.Client, query: ChunkQuery): Promise<C
   const lastKey = lastRow ? keyIndexes.map((i) => lastRow[i] as string) : null;
   // Exhausted by the LIMIT itself (exactly maxRows) proves nothing: the next chunk may find more.
   const last = !cut && rows.length < query.maxRows;
-  return { columns, rows, lastKey, last };
+  return { columns, rows, snapshot, lastKey, last };
 }
 
 /** The table's highest primary key now (text per key column; among unsent rows with `unsentOnly`), or null when it has no such row. */

@@ -14,12 +14,9 @@
  * the wait is never silent.
  *
  * Visibility: the stream can hand over a committed transaction before other
- * sessions see it. PostgreSQL writes and flushes the commit record (which
- * the walsender then decodes) before it takes the transaction out of the
- * running set, so a backend descheduled in between leaves its rows invisible
- * to new snapshots for a moment, long enough for Kafka to acknowledge them.
- * An UPDATE in that moment finds nothing for an inserted row and silently
- * leaves it unmarked. So a marking first reads the current snapshot, again
+ * sessions see it (visibility.ts), for long enough that Kafka acknowledged
+ * its rows. An UPDATE in that moment finds nothing for an inserted row and
+ * silently leaves it unmarked. So a marking first reads the current snapshot, again
  * until every transaction that wrote its rows (`writers`) is visible in it
  * (a moment, normally; as long as a synchronous standby takes to answer
  * with synchronous replication); the UPDATEs after it see them too.
@@ -32,6 +29,7 @@
 import pg from 'pg';
 import type { Logger } from '../../observability/logger.js';
 import { qualifiedName, type CapturedTable } from './table.js';
+import { invisibleIn } from './visibility.js';
 
 /** Per table, the primary keys (each as its columns' texts, in key order) of rows to flag. */
 export type MarkKeys = Map<CapturedTable, string[][]>;
@@ -235,23 +233,6 @@ function markStatement(client: pg.Client, table: CapturedTable): string {
   const join = columns.map((column) => `t.${column} = k.${column}`).join(' AND ');
   return `UPDATE ${qualifiedName(client, table)} AS t SET ${flag} = true FROM unnest(${arrays}) AS k(${columns.join(', ')}) ` +
     `WHERE ${join} AND t.${flag} = false`;
-}
-
-/**
- * The xids (32-bit, as the stream gives them) not visible in a snapshot
- * (`pg_current_snapshot()` text, `xmin:xmax:xip,…` with 64-bit ids): those
- * at or past xmax, or still running in it. Only the low 32 bits are
- * compared: every xid here is within 2^31 of xmax.
- */
-export function invisibleIn(snapshot: string, xids: number[]): number[] {
-  if (xids.length === 0) return xids;
-  const [, xmaxText, xipText] = snapshot.split(':');
-  const xmax = Number(BigInt(xmaxText!) & 0xffffffffn);
-  const running = new Set(xipText ? xipText.split(',').map((xid) => Number(BigInt(xid) & 0xffffffffn)) : []);
-  return xids.filter((xid) => {
-    const behindXmax = (xmax - xid) >>> 0; // how far the xid lies before xmax, modulo 2^32
-    return behindXmax === 0 || behindXmax >= 2 ** 31 || running.has(xid);
-  });
 }
 
 async function setupSession(client: pg.Client, origin: string, logger: Logger): Promise<void> {

@@ -1,9 +1,9 @@
-/** Which streamed transactions a marking UPDATE's snapshot did not see yet (src/cdc/postgres/marker.ts, invisibleIn). */
+/** Which streamed transactions (32-bit xids) a snapshot does not see yet (src/cdc/postgres/visibility.ts). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { invisibleIn } from '../../src/cdc/postgres/marker.js';
+import { invisibleIn, visibilityIn } from '../../src/cdc/postgres/visibility.js';
 
-describe('marker visibility', () => {
+describe('visibility in a snapshot', () => {
   it('a committed xid below xmax and not running is visible; running ones and those at or past xmax are not', () => {
     assert.deepEqual(invisibleIn('100:110:', [90, 100, 109]), []);
     assert.deepEqual(invisibleIn('100:110:103,107', [103, 104, 107]), [103, 107]);
@@ -14,10 +14,12 @@ describe('marker visibility', () => {
     const epoch = 2n ** 32n;
     // xmax just past the wrap: the stream's 4294967290 is the previous epoch's, visible; 5 is running.
     assert.deepEqual(invisibleIn(`${epoch - 20n}:${epoch + 10n}:${epoch + 5n}`, [4294967290, 5, 9, 10]), [5, 10]);
-    assert.deepEqual(invisibleIn(`${3n * epoch + 1n}:${3n * epoch + 2n}:`, [1]), []);
+    // Just before the wrap: 4294967295 committed, 3 (after the wrap, ids 0-2 are never assigned) not yet.
+    assert.deepEqual(invisibleIn(`${3n * epoch - 10n}:${3n * epoch + 3n}:`, [4294967295, 3]), [3]);
   });
 
-  it('nothing to wait for: no xids', () => {
+  it('nothing to wait for: no xids; not a snapshot: an error', () => {
     assert.deepEqual(invisibleIn('1:2:', []), []);
+    assert.throws(() => visibilityIn('garbage'), /not a snapshot/);
   });
 });
