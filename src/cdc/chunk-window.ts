@@ -19,13 +19,15 @@
  * (postgres/visibility.ts), so a read just after the low watermark can miss
  * a transaction committed just before it, and its chunk row would be older
  * than the event already sent, yet win downstream with its higher version.
- * So the changes streamed from `open` to the low watermark are kept while
- * the read's snapshot may not see their transaction, and those it does not
- * see count as changed in the window. Not covered: a transaction streamed
- * before `open` and still invisible at the read (a backend stuck in its
- * commit since before the chunk was opened).
+ * So while a table is tracked (`track`, from the start of its request's
+ * chunks to their end), its changes streamed since the previous chunk's high
+ * watermark (the first chunk: since `track`) up to the low watermark are kept
+ * while the read's snapshot may not see their transaction, and those it does
+ * not see count as changed in the window. Not covered: a transaction
+ * streamed before `track` and still invisible at the first chunk's read.
  *
- * Contract: `open` before the low watermark is emitted; `rowsRead` before the
+ * Contract: `track` before the first `open` of a table, `untrack` after its
+ * last chunk; `open` before the low watermark is emitted; `rowsRead` before the
  * high watermark is emitted; `observe` for every streamed change in stream
  * order, with its transaction's xid; `watermark` when the stream meets one, synchronously, before the
  * next change. The promise of `open` resolves once the chunk's surviving rows
@@ -59,8 +61,8 @@ interface OpenChunk {
   open: boolean;
   changed: Set<string>;
   truncated: boolean;
-  /** Changes streamed after `open`, before the low watermark, that the read may not see (key null: a truncate). */
-  early: { key: string | null; xid: number }[];
+  /** Changes streamed before the low watermark (since the previous chunk) that the read may not see. */
+  early: Early[];
   /** What the read's snapshot sees (once the rows are read). */
   visible: Visibility | null;
   rows: ChunkRows | null;
@@ -68,17 +70,35 @@ interface OpenChunk {
   reject(error: Error): void;
 }
 
+/** A streamed change kept until a chunk read shows it saw its transaction (key null: a truncate). */
+interface Early {
+  key: string | null;
+  xid: number;
+}
+
 export class ChunkWindows {
   /** At most one chunk per table at a time, by `schema.table`. */
   private readonly chunks = new Map<string, OpenChunk>();
+  /** Tracked tables: their changes streamed since the last high watermark while no chunk is registered. */
+  private readonly tracked = new Map<string, Early[]>();
 
   constructor(private readonly options: ChunkWindowOptions) {}
+
+  /** Keeps `table`'s streamed changes from now on until `untrack`, so a chunk read that misses one is caught. */
+  track(table: string): void {
+    if (!this.tracked.has(table)) this.tracked.set(table, []);
+  }
+
+  untrack(table: string): void {
+    this.tracked.delete(table);
+  }
 
   /** Registers the chunk about to be read; resolves with the number of rows pushed at its high watermark. */
   open(table: string, chunk: number): Promise<number> {
     if (this.chunks.has(table)) throw new Error(`a chunk of ${table} is already being read`);
+    const early = this.tracked.get(table)?.splice(0) ?? [];
     return new Promise<number>((resolve, reject) => {
-      this.chunks.set(table, { chunk, open: false, changed: new Set(), truncated: false, early: [], visible: null, rows: null, resolve, reject });
+      this.chunks.set(table, { chunk, open: false, changed: new Set(), truncated: false, early, visible: null, rows: null, resolve, reject });
     });
   }
 
@@ -94,13 +114,15 @@ export class ChunkWindows {
   /** A streamed change of `table` (key text; null for a truncate) in transaction `xid` (null: none, nothing to check). */
   observe(table: string, key: string | null, xid: number | null): void {
     const pending = this.chunks.get(table);
-    if (!pending) return;
-    if (!pending.open) {
-      if (xid !== null && (pending.visible === null || !pending.visible(xid))) pending.early.push({ key, xid });
+    if (pending?.open) {
+      if (key === null) pending.truncated = true;
+      else pending.changed.add(key);
       return;
     }
-    if (key === null) pending.truncated = true;
-    else pending.changed.add(key);
+    // Before the low watermark, or between chunks: kept while a read may not see it.
+    const early = pending ? pending.early : this.tracked.get(table);
+    if (early === undefined || xid === null || pending?.visible?.(xid)) return;
+    early.push({ key, xid });
   }
 
   /** The stream met a watermark in a transaction committed at `version`. */
@@ -140,5 +162,6 @@ export class ChunkWindows {
   abort(error: Error): void {
     for (const pending of this.chunks.values()) pending.reject(error);
     this.chunks.clear();
+    this.tracked.clear();
   }
 }

@@ -9,8 +9,9 @@
  * A request finishes with the chunk that reaches the end of the table.
  *
  * Contract: one chunk in flight at a time, so memory is one chunk (rows and
- * bytes bounded) plus the keys changed during its window; the stream is
- * never paused for it. Progress is recorded only after delivery, so a killed
+ * bytes bounded) plus the keys changed during its window and the table's
+ * changes streamed since the previous chunk that its read may not see
+ * (chunk-window.ts); the stream is never paused for it. Progress is recorded only after delivery, so a killed
  * cdc resumes after the last delivered chunk. `run` resolves when `stop` is
  * called (or, with `untilIdle`, when no request is left); it rejects on a
  * database failure.
@@ -109,45 +110,51 @@ export class IncrementalSnapshot {
     let after = request.lastKey;
     let chunk = request.chunks;
     logger.info({ table: name, mode: request.mode, resumedAfterChunk: chunk || undefined }, chunk ? 'incremental snapshot: resuming' : 'incremental snapshot: starting');
-    for (;;) {
-      if (this.stopping) return false;
-      chunk++;
-      const mark = (kind: Watermark['kind']): Watermark => ({ slot, run, table: name, chunk, kind });
-      const pushed = windows.open(name, chunk);
-      pushed.catch(() => {}); // awaited below; a stop may reject it while the chunk is still being read
-      let read: Chunk;
-      try {
-        await source.emit(mark('low'));
-        read = await source.read({ table, after, upTo, unsentOnly, maxRows: this.options.chunkRows, maxBytes: this.options.chunkBytes });
-        windows.rowsRead(name, chunk, { columns: read.columns, rows: read.rows, snapshot: read.snapshot });
-        await source.emit(mark('high'));
-      } catch (error) {
-        if (this.stopping) return false; // `stop` closed the window under the read
-        windows.abort(error as Error);
-        throw error;
-      }
-      let count: number;
-      try {
-        count = await pushed;
-        await this.options.delivered();
-      } catch (error) {
-        // Not recorded: the chunk is read again next time. Only a stop ends quietly.
-        logger.info({ table: name, chunk, reason: (error as Error).message }, 'incremental snapshot: chunk not completed');
+    // Changes of the table streamed from here on are kept while a chunk read may not see them (chunk-window.ts).
+    windows.track(name);
+    try {
+      for (;;) {
         if (this.stopping) return false;
-        throw error;
+        chunk++;
+        const mark = (kind: Watermark['kind']): Watermark => ({ slot, run, table: name, chunk, kind });
+        const pushed = windows.open(name, chunk);
+        pushed.catch(() => {}); // awaited below; a stop may reject it while the chunk is still being read
+        let read: Chunk;
+        try {
+          await source.emit(mark('low'));
+          read = await source.read({ table, after, upTo, unsentOnly, maxRows: this.options.chunkRows, maxBytes: this.options.chunkBytes });
+          windows.rowsRead(name, chunk, { columns: read.columns, rows: read.rows, snapshot: read.snapshot });
+          await source.emit(mark('high'));
+        } catch (error) {
+          if (this.stopping) return false; // `stop` closed the window under the read
+          windows.abort(error as Error);
+          throw error;
+        }
+        let count: number;
+        try {
+          count = await pushed;
+          await this.options.delivered();
+        } catch (error) {
+          // Not recorded: the chunk is read again next time. Only a stop ends quietly.
+          logger.info({ table: name, chunk, reason: (error as Error).message }, 'incremental snapshot: chunk not completed');
+          if (this.stopping) return false;
+          throw error;
+        }
+        const recorded = read.lastKey === null ? true : await store.record(request, read.lastKey, count);
+        if (!recorded) {
+          logger.info({ table: name }, 'incremental snapshot: request replaced while running; starting over');
+          return true;
+        }
+        logger.debug({ table: name, chunk, read: read.rows.length, pushed: count }, 'incremental snapshot: chunk delivered');
+        after = read.lastKey ?? after;
+        if (read.last) {
+          await store.finish(request);
+          logger.info({ table: name, chunks: chunk }, 'incremental snapshot: done');
+          return true;
+        }
       }
-      const recorded = read.lastKey === null ? true : await store.record(request, read.lastKey, count);
-      if (!recorded) {
-        logger.info({ table: name }, 'incremental snapshot: request replaced while running; starting over');
-        return true;
-      }
-      logger.debug({ table: name, chunk, read: read.rows.length, pushed: count }, 'incremental snapshot: chunk delivered');
-      after = read.lastKey ?? after;
-      if (read.last) {
-        await store.finish(request);
-        logger.info({ table: name, chunks: chunk }, 'incremental snapshot: done');
-        return true;
-      }
+    } finally {
+      windows.untrack(name);
     }
   }
 

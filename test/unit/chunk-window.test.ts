@@ -106,6 +106,33 @@ describe('ChunkWindows', () => {
     assert.equal(await third, 0);
   });
 
+  it('a tracked table keeps its changes from the previous high watermark on, for the next chunk', async () => {
+    const { w, pushed } = windows();
+    w.track(TABLE);
+    w.observe(TABLE, '{"id":1}', 951); // before the first chunk was opened
+    const first = w.open(TABLE, 1);
+    w.watermark(mark(1, 'low'), 100n);
+    w.rowsRead(TABLE, 1, { columns, rows: [row(1), row(2)], snapshot: '940:1000:951' });
+    w.watermark(mark(1, 'high'), 200n);
+    assert.equal(await first, 1);
+    w.observe(TABLE, '{"id":3}', 960); // between the chunks
+    w.observe(TABLE, '{"id":4}', 961);
+    const second = w.open(TABLE, 2);
+    w.watermark(mark(2, 'low'), 300n);
+    w.rowsRead(TABLE, 2, { columns, rows: [row(3), row(4), row(5)], snapshot: '940:1000:960' });
+    w.watermark(mark(2, 'high'), 400n);
+    assert.equal(await second, 2);
+    assert.deepEqual(pushed.map((p) => p.key), ['{"id":2}', '{"id":4}', '{"id":5}']);
+
+    w.untrack(TABLE);
+    w.observe(TABLE, '{"id":6}', 970); // no longer tracked, no chunk registered: not kept
+    const third = w.open(TABLE, 3);
+    w.watermark(mark(3, 'low'), 500n);
+    w.rowsRead(TABLE, 3, { columns, rows: [row(6)], snapshot: '940:1000:970' });
+    w.watermark(mark(3, 'high'), 600n);
+    assert.equal(await third, 1);
+  });
+
   it('a high watermark without its low one or rows is a failure, not a silent loss', async () => {
     const { w } = windows();
     const done = w.open(TABLE, 1);

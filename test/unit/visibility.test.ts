@@ -1,7 +1,7 @@
 /** Which streamed transactions (32-bit xids) a snapshot does not see yet (src/cdc/postgres/visibility.ts). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { invisibleIn, visibilityIn } from '../../src/cdc/postgres/visibility.js';
+import { awaitVisible, invisibleIn, visibilityIn } from '../../src/cdc/postgres/visibility.js';
 
 describe('visibility in a snapshot', () => {
   it('a committed xid below xmax and not running is visible; running ones and those at or past xmax are not', () => {
@@ -21,5 +21,19 @@ describe('visibility in a snapshot', () => {
   it('nothing to wait for: no xids; not a snapshot: an error', () => {
     assert.deepEqual(invisibleIn('1:2:', []), []);
     assert.throws(() => visibilityIn('garbage'), /not a snapshot/);
+  });
+
+  it('awaitVisible reads snapshots until every transaction is visible, and only then resolves', async () => {
+    // 7 running, then visible; 11 at xmax, then visible; 8 visible from the start.
+    const snapshots = ['5:10:7', '5:10:7', '5:11:', '5:12:', '5:13:'];
+    let reads = 0;
+    await awaitVisible(async () => snapshots[reads++]!, [7, 8, 11], () => {});
+    assert.equal(reads, 4, 'read again while one is invisible, up to the first snapshot that sees them all');
+  });
+
+  it('awaitVisible with every transaction visible: one read', async () => {
+    let reads = 0;
+    await awaitVisible(async () => (reads++, '5:10:'), [6, 9], () => {});
+    assert.equal(reads, 1);
   });
 });

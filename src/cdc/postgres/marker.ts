@@ -29,7 +29,7 @@
 import pg from 'pg';
 import type { Logger } from '../../observability/logger.js';
 import { qualifiedName, type CapturedTable } from './table.js';
-import { invisibleIn } from './visibility.js';
+import { awaitVisible } from './visibility.js';
 
 /** Per table, the primary keys (each as its columns' texts, in key order) of rows to flag. */
 export type MarkKeys = Map<CapturedTable, string[][]>;
@@ -64,10 +64,6 @@ const LOCK_NOT_AVAILABLE = '55P03';
 export const LOCK_TIMEOUT_MS = 5_000;
 /** How long into the UPDATE's next wait the blockers are looked up (it is waiting by then). */
 const BLOCKERS_LOOKUP_DELAY_MS = 250;
-/** Pauses while writers are not visible yet (see Visibility above): from 1 ms, doubling up to this. */
-const VISIBILITY_MAX_PAUSE_MS = 250;
-/** While writers stay invisible, a warning this often (not the usual moment: a backend stuck in its commit). */
-const VISIBILITY_REPORT_MS = 5_000;
 const SNAPSHOT_QUERY = { name: 'walbridge_mark_snapshot', text: 'SELECT pg_current_snapshot()::text AS snapshot' };
 
 /** A session holding a lock the marker waits for. */
@@ -108,23 +104,11 @@ export async function openMarker(databaseUrl: string, slot: string, logger: Logg
     }
     return statement;
   };
-  /** Resolves once every transaction in `writers` is visible to a new snapshot of this session. */
-  const awaitVisible = async (writers: ReadonlySet<number>): Promise<void> => {
-    let unseen = [...writers];
-    const since = Date.now();
-    let reported = since;
-    for (let pause = 1; ; pause = Math.min(pause * 2, VISIBILITY_MAX_PAUSE_MS)) {
-      unseen = invisibleIn((await client.query<{ snapshot: string }>(SNAPSHOT_QUERY)).rows[0]!.snapshot, unseen);
-      if (unseen.length === 0) return;
-      if (Date.now() - reported >= VISIBILITY_REPORT_MS) {
-        reported = Date.now();
-        logger.warn({ xids: unseen.slice(0, 10), waitedMs: reported - since },
-          `marking sent_to_kafka waits for ${unseen.length} streamed transaction(s) to become visible to other sessions ` +
-            '(committed, not yet out of the running set: a backend stuck in its commit, or a synchronous standby not answering); nothing after them is confirmed until then');
-      }
-      await new Promise((resolve) => setTimeout(resolve, pause));
-    }
-  };
+  const readSnapshot = async (): Promise<string> => (await client.query<{ snapshot: string }>(SNAPSHOT_QUERY)).rows[0]!.snapshot;
+  const reportInvisible = (unseen: number[], waitedMs: number): void =>
+    logger.warn({ xids: unseen.slice(0, 10), waitedMs },
+      `marking sent_to_kafka waits for ${unseen.length} streamed transaction(s) to become visible to other sessions ` +
+        '(committed, not yet out of the running set: a backend stuck in its commit, or a synchronous standby not answering); nothing after them is confirmed until then');
   /** One table's UPDATE, retried through lock waits and deadlocks. */
   const execute = async (table: CapturedTable, values: string[][]): Promise<void> => {
     const statement = statementOf(table);
@@ -159,7 +143,7 @@ export async function openMarker(databaseUrl: string, slot: string, logger: Logg
   };
   return {
     mark: async (keys, writers) => {
-      if (writers.size > 0) await awaitVisible(writers);
+      if (writers.size > 0) await awaitVisible(readSnapshot, writers, reportInvisible);
       for (const [table, rows] of keys) {
         if (rows.length === 0) continue;
         // One array parameter per key column: column i of every key.

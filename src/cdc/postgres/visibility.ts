@@ -30,6 +30,31 @@ export function visibilityIn(snapshot: string): Visibility {
   };
 }
 
+/** Pauses between snapshot reads while some transaction is not visible: from 1 ms, doubling up to this. */
+const MAX_PAUSE_MS = 250;
+/** While some stay invisible, `onWait` this often (not the usual moment: a backend stuck in its commit). */
+const REPORT_EVERY_MS = 5_000;
+
+/**
+ * Resolves once a snapshot from `readSnapshot` (`pg_current_snapshot()` text
+ * of a new statement) sees every transaction in `xids`; statements that
+ * start after that see them too. Meanwhile `onWait` every 5 s.
+ */
+export async function awaitVisible(readSnapshot: () => Promise<string>, xids: Iterable<number>, onWait: (unseen: number[], waitedMs: number) => void): Promise<void> {
+  let unseen = [...xids];
+  const since = Date.now();
+  let reported = since;
+  for (let pause = 1; ; pause = Math.min(pause * 2, MAX_PAUSE_MS)) {
+    unseen = invisibleIn(await readSnapshot(), unseen);
+    if (unseen.length === 0) return;
+    if (Date.now() - reported >= REPORT_EVERY_MS) {
+      reported = Date.now();
+      onWait(unseen, reported - since);
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
 /** The xids of `xids` that `snapshot` does not see. */
 export function invisibleIn(snapshot: string, xids: number[]): number[] {
   if (xids.length === 0) return xids;
