@@ -45,7 +45,8 @@ concurrency=${WALBRIDGE_TEST_CONCURRENCY:-2}
 # and slot creation waits for every transaction of the cluster, so another file's transaction moves
 # the consistent point past one the test commits only after cdc exits (a deadlock until the timeout,
 # holding back every other slot creation: three files failed together in a CI run).
-stack_disruptive=" cdc-outages sink-clickhouse-down cdc-values "
+# cdc-invisible-commit sets synchronous_standby_names, which holds every commit of the cluster.
+stack_disruptive=" cdc-outages sink-clickhouse-down cdc-values cdc-invisible-commit "
 shared=() alone=()
 for f in "$@"; do
   [ -e "$f" ] || continue
