@@ -20,10 +20,11 @@
  * a transaction committed just before it, and its chunk row would be older
  * than the event already sent, yet win downstream with its higher version.
  * So while a table is tracked (`track`, from the start of its request's
- * chunks to their end), its changes streamed since the previous chunk's high
- * watermark (the first chunk: since `track`) up to the low watermark are kept
- * while the read's snapshot may not see their transaction, and those it does
- * not see count as changed in the window. Not covered: a transaction
+ * chunks to their end), its streamed changes are kept with their xid until
+ * a chunk read shows it sees their transaction: those a read does not see
+ * count as changed in that chunk's window, and stay kept for the next
+ * chunk (the marking makes most of them visible before it; a table without
+ * `sent_to_kafka` has nothing that waits). Not covered: a transaction
  * streamed before `track` and still invisible at the first chunk's read.
  *
  * Contract: `track` before the first `open` of a table, `untrack` after its
@@ -63,6 +64,8 @@ interface OpenChunk {
   truncated: boolean;
   /** Changes streamed before the low watermark (since the previous chunk) that the read may not see. */
   early: Early[];
+  /** Changes in the window of a tracked table, handed on to the next chunk at the high watermark. */
+  inWindow: Early[];
   /** What the read's snapshot sees (once the rows are read). */
   visible: Visibility | null;
   rows: ChunkRows | null;
@@ -98,7 +101,7 @@ export class ChunkWindows {
     if (this.chunks.has(table)) throw new Error(`a chunk of ${table} is already being read`);
     const early = this.tracked.get(table)?.splice(0) ?? [];
     return new Promise<number>((resolve, reject) => {
-      this.chunks.set(table, { chunk, open: false, changed: new Set(), truncated: false, early, visible: null, rows: null, resolve, reject });
+      this.chunks.set(table, { chunk, open: false, changed: new Set(), truncated: false, early, inWindow: [], visible: null, rows: null, resolve, reject });
     });
   }
 
@@ -117,6 +120,7 @@ export class ChunkWindows {
     if (pending?.open) {
       if (key === null) pending.truncated = true;
       else pending.changed.add(key);
+      if (xid !== null && this.tracked.has(table)) pending.inWindow.push({ key, xid });
       return;
     }
     // Before the low watermark, or between chunks: kept while a read may not see it.
@@ -154,6 +158,12 @@ export class ChunkWindows {
         this.options.push(change);
         pushed++;
       }
+    }
+    // Whatever this read did not see, and the window's changes, may still be invisible to the next read.
+    const next = this.tracked.get(watermark.table);
+    if (next) {
+      for (const change of pending.early) next.push(change);
+      for (const change of pending.inWindow) next.push(change);
     }
     pending.resolve(pushed);
   }

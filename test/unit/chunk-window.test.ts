@@ -124,13 +124,27 @@ describe('ChunkWindows', () => {
     assert.equal(await second, 2);
     assert.deepEqual(pushed.map((p) => p.key), ['{"id":2}', '{"id":4}', '{"id":5}']);
 
+    // Missed by the second read (960), or changed in its window (962): kept for the next read, which sees 962 only.
+    const inWindow = w.open(TABLE, 3);
+    w.watermark(mark(3, 'low'), 410n);
+    w.observe(TABLE, '{"id":8}', 962);
+    w.rowsRead(TABLE, 3, { columns, rows: [row(7)], snapshot: '940:1000:960,962' });
+    w.watermark(mark(3, 'high'), 420n);
+    assert.equal(await inWindow, 1);
+    const fourth = w.open(TABLE, 4);
+    w.watermark(mark(4, 'low'), 430n);
+    w.rowsRead(TABLE, 4, { columns, rows: [row(3), row(8), row(9)], snapshot: '940:1000:960' });
+    w.watermark(mark(4, 'high'), 440n);
+    assert.equal(await fourth, 2);
+    assert.deepEqual(pushed.slice(3).map((p) => p.key), ['{"id":7}', '{"id":8}', '{"id":9}']);
+
     w.untrack(TABLE);
     w.observe(TABLE, '{"id":6}', 970); // no longer tracked, no chunk registered: not kept
-    const third = w.open(TABLE, 3);
-    w.watermark(mark(3, 'low'), 500n);
-    w.rowsRead(TABLE, 3, { columns, rows: [row(6)], snapshot: '940:1000:970' });
-    w.watermark(mark(3, 'high'), 600n);
-    assert.equal(await third, 1);
+    const fifth = w.open(TABLE, 5);
+    w.watermark(mark(5, 'low'), 500n);
+    w.rowsRead(TABLE, 5, { columns, rows: [row(6)], snapshot: '940:1000:970' });
+    w.watermark(mark(5, 'high'), 600n);
+    assert.equal(await fifth, 1);
   });
 
   it('a high watermark without its low one or rows is a failure, not a silent loss', async () => {
