@@ -22,6 +22,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# Each entry picks its own servers: directories exported for one stack (a
+# sourced .stack/*/env sets PG_BIN and KAFKA_LIBS) would run every entry on
+# that stack's PostgreSQL and Kafka, whatever the entry says.
+unset PG_BIN KAFKA_LIBS
 
 ALL_ENTRIES=(pg13 pg14 pg16-kafka3.9 pg17)
 # entry → "PostgreSQL-major Kafka-version"
