@@ -28,10 +28,10 @@
  * streamed before `track` and still invisible at the first chunk's read.
  *
  * Contract: `track` before the first `open` of a table, `untrack` after its
- * last chunk; `open` before the low watermark is emitted; `rowsRead` before the
- * high watermark is emitted; `observe` for every streamed change in stream
- * order, with its transaction's xid; `watermark` when the stream meets one, synchronously, before the
- * next change. The promise of `open` resolves once the chunk's surviving rows
+ * last chunk; `open` before the low watermark is emitted; `rowsRead` before
+ * the high watermark is emitted; `observe` for every streamed change in
+ * stream order, with its transaction's xid; `watermark` when the stream
+ * meets one, synchronously, before the next change. The promise of `open` resolves once the chunk's surviving rows
  * are pushed (with their count); `abort` rejects every open chunk.
  */
 import type { Lsn } from '../core/lsn.js';

@@ -16,10 +16,10 @@
  * Visibility: the stream can hand over a committed transaction before other
  * sessions see it (visibility.ts), for long enough that Kafka acknowledged
  * its rows. An UPDATE in that moment finds nothing for an inserted row and
- * silently leaves it unmarked. So a marking first reads the current snapshot, again
- * until every transaction that wrote its rows (`writers`) is visible in it
- * (a moment, normally; as long as a synchronous standby takes to answer
- * with synchronous replication); the UPDATEs after it see them too.
+ * silently leaves it unmarked. So a marking first reads the current
+ * snapshot, again until every transaction that wrote its rows (`writers`) is
+ * visible in it (a moment, normally; with synchronous replication, as long
+ * as a standby takes to answer); the UPDATEs after it see them too.
  *
  * Grants a non-superuser role needs (the local stack's bootstrap gives them):
  * EXECUTE on MARKER_FUNCTIONS below, and UPDATE on the table's sent_to_kafka
