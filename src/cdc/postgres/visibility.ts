@@ -10,6 +10,8 @@
  * snapshot's window (chunk-window.ts) check for it.
  */
 
+import { backoffDelay } from '../../core/retry.js';
+
 /** Whether a snapshot sees a transaction's changes (committed before it was taken). */
 export type Visibility = (xid: number) => boolean;
 
@@ -30,7 +32,7 @@ export function visibilityIn(snapshot: string): Visibility {
   };
 }
 
-/** Pauses between snapshot reads while some transaction is not visible: from 1 ms, doubling up to this. */
+/** Pauses between snapshot reads while some transaction is not visible: from 1 ms, doubling (jittered) up to this. */
 const MAX_PAUSE_MS = 250;
 /** While some stay invisible, `onWait` this often (not the usual moment: a backend stuck in its commit). */
 const REPORT_EVERY_MS = 5_000;
@@ -44,14 +46,14 @@ export async function awaitVisible(readSnapshot: () => Promise<string>, xids: It
   let unseen = [...xids];
   const since = Date.now();
   let reported = since;
-  for (let pause = 1; ; pause = Math.min(pause * 2, MAX_PAUSE_MS)) {
+  for (let attempt = 0; ; attempt++) {
     unseen = invisibleIn(await readSnapshot(), unseen);
     if (unseen.length === 0) return;
     if (Date.now() - reported >= REPORT_EVERY_MS) {
       reported = Date.now();
       onWait(unseen, reported - since);
     }
-    await new Promise((resolve) => setTimeout(resolve, pause));
+    await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, 1, MAX_PAUSE_MS)));
   }
 }
 
