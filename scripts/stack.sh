@@ -499,11 +499,17 @@ EOF
 clickhouse_ready() {
   local dir; dir=$(ch_dir "$1")
   if ! alive "$dir/clickhouse.pid"; then
-    # Seen once from a fresh clone: the server gone before its first line of output, no log at all.
-    # One more start is cheap; a real fault (a port taken, a bad config) fails again, with its log.
-    if [ ! -s "$dir/log/stdout.log" ] && [ ! -e "$dir/restarted" ]; then
+    # Seen from fresh clones: the server gone before its first line of output, no log at all; or
+    # "Address already in use" on a port of prefixes 3-5, which lie in Linux's ephemeral range
+    # (32768-60999), so a client connection can hold one for a while. One more start, a moment
+    # later, is cheap; a real fault (a server on that port, a bad config) fails again, with its log.
+    local reason=""
+    if [ ! -s "$dir/log/stdout.log" ]; then reason="exited before writing any output"
+    elif grep -q "Address already in use" "$dir/log/clickhouse-server.err.log" 2>/dev/null; then reason="found a port in use"; fi
+    if [ -n "$reason" ] && [ ! -e "$dir/restarted" ]; then
       touch "$dir/restarted"
-      say "clickhouse replica $1 exited before writing any output; starting it once more"
+      say "clickhouse replica $1 $reason; starting it once more in 2 s"
+      sleep 2
       clickhouse_start_replica "$1"
       return 1
     fi
